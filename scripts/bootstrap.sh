@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Create or refresh .venv from the project's own files: the package with its stack, harness
+# and dev extras. Idempotent: a stamp of pyproject.toml and this script skips a second install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+# vllm-mlx pulls torchvision and through it torch. Pinning a CPU build first keeps ~3 GB of CUDA
+# packages out on Linux (see docs/install.md); override with TORCH_SPEC="" to let pip choose.
+TORCH_SPEC=${TORCH_SPEC-torch==2.13.0}
+
+stamp="$VENV/.mlxstack-installed"
+want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    exit 0
+fi
+
+[[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+pin=()
+if [[ "$(uname -s)" == "Linux" && -n "$TORCH_SPEC" ]]; then
+    "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
+    pin=("$TORCH_SPEC")
+fi
+"$VENV/bin/python" -m pip install --quiet -e ".[stack,harness,dev]" "${pin[@]}"
+echo "$want" > "$stamp"
+echo "bootstrap: $VENV ready"

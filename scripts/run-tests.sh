@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The README's test command: set up .venv from the project's files, then run the plugin's own
+# test suite. pytest's exit code 5 (nothing collected) is turned into a loud failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh || exit 1
+.venv/bin/python -m pytest "$@"
+rc=$?
+if [[ $rc -eq 5 ]]; then
+    echo "run-tests: pytest collected no tests; treating that as a failure" >&2
+    exit 1
+fi
+exit $rc
