@@ -1,0 +1,1 @@
+"""The compatibility matrix: result model, collection across workers, JSON, HTML, merge, diff."""
