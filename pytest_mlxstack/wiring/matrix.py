@@ -1,1 +1,378 @@
-"""Pytest wiring for the matrix area (options, fixtures, hooks). Kept thin: logic lives in the library."""
+"""Pytest wiring for the matrix: the ``mlx_matrix`` recorder, collection across xdist workers,
+writing at session end, the terminal summary. Kept thin: logic lives in ``pytest_mlxstack.matrix``.
+
+Cells travel as plain JSON on ``item.user_properties`` (``mlxstack.cell`` / ``mlxstack.row``),
+so under ``pytest -n N`` the controller receives every worker's cells with the test reports.
+Only the controller (or a run without xdist) writes, at ``pytest_sessionfinish``, and only when
+at least one cell was recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pytest_mlxstack.matrix.collect import (
+    CELL_PROPERTY,
+    ROW_PROPERTY,
+    MatrixCollector,
+    PayloadError,
+    cell_from_payload,
+    cell_payload,
+    row_payload,
+)
+from pytest_mlxstack.matrix.diff import MatrixDiff, diff_matrices
+from pytest_mlxstack.matrix.expectations import Expectations, ExpectationsError, load_expectations
+from pytest_mlxstack.matrix.html import render_html
+from pytest_mlxstack.matrix.metadata import collect_run_metadata
+from pytest_mlxstack.matrix.model import Cell, Expectation, Matrix, MatrixFormatError, load_matrix
+from pytest_mlxstack.matrix.outcome import decide
+from pytest_mlxstack.matrix.store import LATEST_JSON, MatrixWriteError, WrittenMatrix, write_matrix
+from pytest_mlxstack.matrix.verdicts import ProbeResult, Route
+from pytest_mlxstack.paths import default_matrix_dir
+
+BASELINE_NONE = "none"
+
+
+@dataclass
+class MatrixSession:
+    """Per-session state: what was collected, what was written, what to say at the end."""
+
+    expectations: Expectations
+    is_worker: bool
+    collector: MatrixCollector
+    started: float = field(default_factory=time.monotonic)
+    seen: set[tuple[str, int]] = field(default_factory=set)
+    written: WrittenMatrix | None = None
+    matrix: Matrix | None = None
+    diff: MatrixDiff | None = None
+    baseline_path: Path | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+MATRIX_SESSION = pytest.StashKey[MatrixSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mlxstack")
+    group.addoption(
+        "--mlx-expectations",
+        dest="mlx_expectations",
+        metavar="PATH",
+        default=None,
+        help="YAML file of known failures: expected failures xfail, unexpected passes are "
+        "flagged (ini: mlx_expectations).",
+    )
+    parser.addini("mlx_expectations", "YAML file of known matrix failures.", default="")
+    group.addoption(
+        "--mlx-baseline",
+        dest="mlx_baseline",
+        metavar="PATH",
+        default=None,
+        help="Matrix JSON to report regressions against; default: the matrix directory's "
+        "previous latest.json; 'none' disables (ini: mlx_baseline).",
+    )
+    parser.addini("mlx_baseline", "Matrix JSON to compare new matrices with.", default="")
+    group.addoption(
+        "--mlx-no-html",
+        dest="mlx_matrix_html",
+        action="store_const",
+        const=False,
+        default=None,
+        help="Write only the matrix JSON, not the HTML report (ini: mlx_matrix_html = false).",
+    )
+    parser.addini(
+        "mlx_matrix_html", "Write the HTML matrix next to the JSON.", type="bool", default=True
+    )
+    group.addoption(
+        "--mlx-machine-profile",
+        dest="mlx_machine_profile",
+        metavar="NAME",
+        default=None,
+        help="Label rows with this machine profile (merged matrices are keyed by it); default: "
+        "system, architecture, chip and memory (ini: mlx_machine_profile).",
+    )
+    parser.addini("mlx_machine_profile", "Machine profile label for matrix rows.", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = _path_setting(config, "mlx_expectations")
+    try:
+        expectations = load_expectations(path) if path is not None else Expectations()
+    except ExpectationsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    baseline = _path_setting(config, "mlx_baseline")
+    if baseline is not None and not baseline.is_file():
+        raise pytest.UsageError(
+            f"--mlx-baseline / mlx_baseline: {baseline} is not a matrix file; give a matrix JSON "
+            f"such as matrices/latest.json, or '{BASELINE_NONE}' to compare with nothing"
+        )
+    state = MatrixSession(
+        expectations=expectations,
+        is_worker=hasattr(config, "workerinput"),
+        collector=MatrixCollector(expectations),
+    )
+    config.stash[MATRIX_SESSION] = state
+    if not state.is_worker:
+        config.pluginmanager.register(MatrixWriter(config, state), "mlxstack-matrix-writer")
+
+
+class MatrixRecorder:
+    """Records capability results of one test as matrix cells (``mlx_matrix`` fixture).
+
+    ``record`` stores a cell; ``check`` then turns its verdict into the test's outcome.
+    """
+
+    def __init__(self, item: pytest.Item, expectations: Expectations) -> None:
+        self._item = item
+        self._expectations = expectations
+        self._recorded: list[tuple[ProbeResult, Cell, str]] = []
+
+    @property
+    def cells(self) -> list[Cell]:
+        """The cells this test recorded so far (redacted, with their expectation)."""
+        return [cell for _, cell, _ in self._recorded]
+
+    def record(
+        self,
+        result: ProbeResult,
+        *,
+        model: str,
+        quant: str,
+        route: Route | str,
+        repo: str | None = None,
+        revision: str | None = None,
+    ) -> Cell:
+        """Add one cell (``result.capability`` through ``route``) to the row (model, quant)."""
+        if not isinstance(result, ProbeResult):
+            raise TypeError(f"mlx_matrix.record() takes a ProbeResult, got {type(result).__name__}")
+        _require_text(model=model, quant=quant)
+        try:
+            route = Route(route)
+        except ValueError:
+            raise ValueError(
+                f"mlx_matrix.record(): route {route!r} is not one of "
+                f"{', '.join(r.value for r in Route)}"
+            ) from None
+        payload = cell_payload(
+            result,
+            model=model,
+            quant=quant,
+            route=route,
+            repo=repo,
+            revision=revision,
+            test_id=self._item.nodeid,
+        )
+        self._item.user_properties.append((CELL_PROPERTY, payload))
+        cell = cell_from_payload(payload)
+        expectation = self._expectations.judge(
+            model=model, quant=quant, capability=cell.capability, route=route, verdict=cell.verdict
+        )
+        cell = cell.model_copy(update={"expectation": expectation})
+        self._recorded.append((result, cell, f"({route.value}) for {model} [{quant}]"))
+        return cell
+
+    def record_row(
+        self,
+        *,
+        model: str,
+        quant: str,
+        repo: str | None = None,
+        revision: str | None = None,
+        startup_s: float | None = None,
+        memory_mb: float | None = None,
+        server_starts: int | None = None,
+    ) -> None:
+        """Facts about the row itself. ``server_starts`` counts this process's starts so far."""
+        _require_text(model=model, quant=quant)
+        payload = row_payload(
+            model=model,
+            quant=quant,
+            repo=repo,
+            revision=revision,
+            startup_s=startup_s,
+            memory_mb=memory_mb,
+            server_starts=server_starts,
+        )
+        self._item.user_properties.append((ROW_PROPERTY, payload))
+
+    def check(self, result: ProbeResult) -> None:
+        """Fail, skip or xfail the test according to ``result`` (recorded or not)."""
+        for recorded, cell, label in reversed(self._recorded):
+            if recorded is result:
+                assert_cell(result, cell.expectation, label=label)
+                return
+        assert_cell(result)
+
+
+def assert_cell(
+    result: ProbeResult, expectation: Expectation | None = None, *, label: str = ""
+) -> None:
+    """``fail`` fails the test with reason and attribution, ``skip``/``n/a`` skip it, and a
+    failure the expectations file knows about xfails; ``pass`` (expected or not) returns."""
+    outcome = decide(result, expectation, label=label)
+    if outcome.action == "fail":
+        pytest.fail(outcome.message, pytrace=False)
+    elif outcome.action == "skip":
+        pytest.skip(outcome.message)
+    elif outcome.action == "xfail":
+        pytest.xfail(outcome.message)
+
+
+@pytest.fixture
+def mlx_matrix(request: pytest.FixtureRequest) -> MatrixRecorder:
+    """Record capability results of this test into the session's compatibility matrix."""
+    item = request.node
+    if not isinstance(item, pytest.Item):  # pragma: no cover - function scope guarantees it
+        raise TypeError("mlx_matrix is a function-scoped fixture")
+    return MatrixRecorder(item, request.config.stash[MATRIX_SESSION].expectations)
+
+
+class MatrixWriter:
+    """Controller-side plugin: gathers cells from reports, writes the matrix, summarises it."""
+
+    def __init__(self, config: pytest.Config, state: MatrixSession) -> None:
+        self.config = config
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Take cells off every report; each phase repeats the list, positions dedupe it."""
+        for index, (name, value) in enumerate(report.user_properties):
+            key = (report.nodeid, index)
+            if name not in (CELL_PROPERTY, ROW_PROPERTY) or key in self.state.seen:
+                continue
+            self.state.seen.add(key)
+            try:
+                self.state.collector.add(name, value)
+            except PayloadError as exc:
+                self.state.problems.append(f"{report.nodeid}: {exc}")
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        state = self.state
+        if state.collector.cell_count == 0:
+            return
+        directory = _matrix_dir(self.config)
+        baseline = _load_baseline(self.config, directory, state)
+        run = collect_run_metadata(
+            profile=_text_setting(self.config, "mlx_machine_profile"),
+            duration_s=round(time.monotonic() - state.started, 3),
+        )
+        matrix = state.collector.build(run)
+        state.problems.extend(state.collector.warnings)
+        state.matrix = matrix
+        state.diff = diff_matrices(baseline, matrix) if baseline is not None else None
+        html = render_html(matrix, baseline=baseline) if _html_enabled(self.config) else None
+        try:
+            state.written = write_matrix(matrix, directory, html=html)
+        except MatrixWriteError as exc:
+            state.problems.append(str(exc))
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        state = self.state
+        if state.matrix is None and not state.problems:
+            return
+        write = terminalreporter.write_line
+        terminalreporter.write_sep("-", "mlxstack matrix")
+        if state.written is not None:
+            write(f"matrix JSON: {state.written.json_path} (also {state.written.latest_json})")
+            if state.written.html_path is not None:
+                write(f"matrix HTML: {state.written.html_path} (also {state.written.latest_html})")
+        if state.matrix is not None:
+            counts = state.matrix.verdict_counts()
+            write("cells: " + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()))
+            if state.diff is not None:
+                write(f"against baseline {state.baseline_path}: {state.diff.headline()}")
+                for change in state.diff.regressions:
+                    write(
+                        f"  REGRESSION {change.model} [{change.quant}] {change.capability} "
+                        f"({change.route}): pass -> fail ({change.attribution}: {change.reason})",
+                        red=True,
+                    )
+            for row, cell in state.matrix.unexpected_passes():
+                reason = cell.expectation.reason if cell.expectation else ""
+                write(
+                    f"  UNEXPECTED PASS {row.model} [{row.quant}] {cell.capability} "
+                    f"({cell.route.value}): expected to fail ({reason}); update the "
+                    f"expectations file",
+                    yellow=True,
+                )
+        for problem in state.problems:
+            write(f"  {problem}", yellow=True)
+
+
+def _load_baseline(config: pytest.Config, directory: Path, state: MatrixSession) -> Matrix | None:
+    explicit = _path_setting(config, "mlx_baseline")
+    raw = _text_setting(config, "mlx_baseline")
+    if raw is not None and raw.lower() == BASELINE_NONE:
+        return None
+    path = explicit if explicit is not None else directory / LATEST_JSON
+    if not path.is_file():
+        return None
+    try:
+        baseline = load_matrix(path)
+    except MatrixFormatError as exc:
+        state.problems.append(f"baseline not used: {exc}")
+        return None
+    state.baseline_path = path
+    return baseline
+
+
+def _matrix_dir(config: pytest.Config) -> Path:
+    """The core area's ``--mlx-matrix-dir`` / ``mlx_matrix_dir`` when registered, else the
+    default (``$MLXSTACK_MATRIX_DIR`` or ``./matrices``)."""
+    return _path_setting(config, "mlx_matrix_dir") or default_matrix_dir()
+
+
+def _html_enabled(config: pytest.Config) -> bool:
+    option = config.getoption("mlx_matrix_html")
+    return bool(config.getini("mlx_matrix_html")) if option is None else bool(option)
+
+
+def _text_setting(config: pytest.Config, name: str) -> str | None:
+    """The command-line value, else the ini value; ``None`` when neither is set or known."""
+    try:
+        value = config.getoption(name)
+    except ValueError:
+        value = None
+    if value in (None, ""):
+        try:
+            value = config.getini(name)
+        except ValueError:
+            value = None
+    return str(value).strip() or None if value not in (None, "") else None
+
+
+def _path_setting(config: pytest.Config, name: str) -> Path | None:
+    """A path option: relative to the invocation directory on the command line, to the ini
+    file's directory in the ini file. ``none`` means unset."""
+    try:
+        option = config.getoption(name)
+    except ValueError:
+        option = None
+    if option not in (None, ""):
+        text = str(option)
+        base = config.invocation_params.dir
+    else:
+        try:
+            ini = config.getini(name)
+        except ValueError:
+            return None
+        if ini in (None, ""):
+            return None
+        text = str(ini)
+        base = config.inipath.parent if config.inipath else config.rootpath
+    if text.strip().lower() == BASELINE_NONE:
+        return None
+    path = Path(text.strip()).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _require_text(**values: object) -> None:
+    for name, value in values.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"mlx_matrix: {name} must be a non-empty string, got {value!r}")

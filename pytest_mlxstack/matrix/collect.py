@@ -1,0 +1,235 @@
+"""Turn recorded cells and row facts (plain JSON payloads) into one ``Matrix``.
+
+Independent of pytest: the plugin feeds payloads taken from test reports (so that cells from
+every xdist worker reach the controller), and any other harness can feed them directly.
+Payloads are sanitized (secrets redacted) when they are created, before they travel anywhere.
+
+Aggregation is deterministic whatever order the workers report in:
+- a cell recorded twice keeps the worst verdict (fail > pass > skip > n/a), because a cell
+  must not say "pass" when any test saw the capability fail; ties go to the lower test id;
+- a row's ``server_starts`` is the sum over processes of each process's latest count (every
+  xdist worker has its own server pool); ``startup_s`` and ``memory_mb`` keep the maximum.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_mlxstack.matrix.expectations import Expectations
+from pytest_mlxstack.matrix.model import Cell, EvidenceRecord, Matrix, Row, RunMetadata
+from pytest_mlxstack.matrix.redact import sanitize
+from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Route, Verdict
+
+CELL_PROPERTY = "mlxstack.cell"
+ROW_PROPERTY = "mlxstack.row"
+
+# Higher wins when one cell is recorded more than once.
+_VERDICT_WEIGHT = {Verdict.FAIL: 3, Verdict.PASS: 2, Verdict.SKIP: 1, Verdict.NOT_APPLICABLE: 0}
+
+
+class PayloadError(ValueError):
+    """A payload that does not come from a compatible recorder."""
+
+
+def current_process() -> str:
+    """Which process recorded a payload: the xdist worker id, or ``main``."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def cell_payload(
+    result: ProbeResult,
+    *,
+    model: str,
+    quant: str,
+    route: Route | str,
+    repo: str | None = None,
+    revision: str | None = None,
+    test_id: str | None = None,
+) -> dict[str, Any]:
+    """The JSON-able, redacted form of one recorded cell."""
+    payload = {
+        "model": model,
+        "quant": quant,
+        "route": Route(route).value,
+        "repo": repo,
+        "revision": revision,
+        "test_id": test_id,
+        "result": result.to_json(),
+    }
+    return dict(sanitize(payload))
+
+
+def row_payload(
+    *,
+    model: str,
+    quant: str,
+    repo: str | None = None,
+    revision: str | None = None,
+    startup_s: float | None = None,
+    memory_mb: float | None = None,
+    server_starts: int | None = None,
+    process: str | None = None,
+) -> dict[str, Any]:
+    """The JSON-able form of facts about a row (not about one capability)."""
+    payload = {
+        "model": model,
+        "quant": quant,
+        "repo": repo,
+        "revision": revision,
+        "startup_s": startup_s,
+        "memory_mb": memory_mb,
+        "server_starts": server_starts,
+        "process": process or current_process(),
+    }
+    return dict(sanitize(payload))
+
+
+def cell_from_payload(payload: Any) -> Cell:
+    """The ``Cell`` a cell payload describes (without run id or expectation yet)."""
+    try:
+        result = payload["result"]
+        if not all(isinstance(payload.get(name), str) for name in ("model", "quant")):
+            raise ValueError("model and quant must be strings")
+        attribution = result.get("attribution")
+        return Cell(
+            capability=str(result["capability"]),
+            route=Route(payload["route"]),
+            verdict=Verdict(result["verdict"]),
+            reason=str(result.get("reason") or ""),
+            attribution=Attribution(attribution) if attribution else None,
+            evidence=EvidenceRecord.model_validate(sanitize(result.get("evidence") or {})),
+            test_id=payload.get("test_id"),
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise PayloadError(f"a recorded cell is malformed ({exc}): {payload!r:.200}") from None
+
+
+@dataclass
+class _RowFacts:
+    repos: set[str] = field(default_factory=set)
+    revisions: set[str] = field(default_factory=set)
+    startup_s: float | None = None
+    memory_mb: float | None = None
+    starts_by_process: dict[str, int] = field(default_factory=dict)
+
+
+class MatrixCollector:
+    """Accumulates payloads from any number of processes and builds the run's matrix."""
+
+    def __init__(self, expectations: Expectations | None = None) -> None:
+        self.expectations = expectations or Expectations()
+        self._cells: dict[tuple[str, str], dict[tuple[str, str], list[Cell]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        self._rows: dict[tuple[str, str], _RowFacts] = defaultdict(_RowFacts)
+        self.warnings: list[str] = []
+
+    @property
+    def cell_count(self) -> int:
+        return sum(len(cells) for row in self._cells.values() for cells in row.values())
+
+    def add(self, name: str, payload: Any) -> bool:
+        """Take a ``(name, payload)`` user property; returns False when it is not ours."""
+        if name == CELL_PROPERTY:
+            self.add_cell(payload)
+        elif name == ROW_PROPERTY:
+            self.add_row(payload)
+        else:
+            return False
+        return True
+
+    def add_cell(self, payload: Any) -> None:
+        cell = cell_from_payload(payload)
+        key = (str(payload["model"]), str(payload["quant"]))
+        self._cells[key][cell.key].append(cell)
+        facts = self._rows[key]
+        if payload.get("repo"):
+            facts.repos.add(str(payload["repo"]))
+        if payload.get("revision"):
+            facts.revisions.add(str(payload["revision"]))
+
+    def add_row(self, payload: Any) -> None:
+        try:
+            key = (str(payload["model"]), str(payload["quant"]))
+        except (KeyError, TypeError) as exc:
+            raise PayloadError(f"a recorded row is malformed ({exc!r}): {payload!r:.200}") from None
+        facts = self._rows[key]
+        if payload.get("repo"):
+            facts.repos.add(str(payload["repo"]))
+        if payload.get("revision"):
+            facts.revisions.add(str(payload["revision"]))
+        facts.startup_s = _max(facts.startup_s, payload.get("startup_s"))
+        facts.memory_mb = _max(facts.memory_mb, payload.get("memory_mb"))
+        starts = payload.get("server_starts")
+        if starts is not None:
+            process = str(payload.get("process") or "main")
+            previous = facts.starts_by_process.get(process, 0)
+            facts.starts_by_process[process] = max(previous, int(starts))
+
+    def build(self, run: RunMetadata) -> Matrix:
+        """One matrix for ``run``; rows appear for every model with a cell or row fact."""
+        self.warnings = []
+        rows = []
+        for key in sorted(set(self._cells) | set(self._rows)):
+            model, quant = key
+            facts = self._rows.get(key, _RowFacts())
+            cells = []
+            for cell_key, recorded in sorted(self._cells.get(key, {}).items()):
+                cell = self._pick(model, quant, cell_key, recorded)
+                expectation = self.expectations.judge(
+                    model=model,
+                    quant=quant,
+                    capability=cell.capability,
+                    route=cell.route,
+                    verdict=cell.verdict,
+                )
+                cells.append(
+                    cell.model_copy(update={"run_id": run.run_id, "expectation": expectation})
+                )
+            rows.append(
+                Row(
+                    model=model,
+                    quant=quant,
+                    profile=run.profile,
+                    repo=self._single(model, quant, "repo", facts.repos),
+                    revision=self._single(model, quant, "revision", facts.revisions),
+                    startup_s=facts.startup_s,
+                    memory_mb=facts.memory_mb,
+                    server_starts=sum(facts.starts_by_process.values())
+                    if facts.starts_by_process
+                    else None,
+                    cells=cells,
+                )
+            )
+        return Matrix(runs=[run], rows=rows).sorted()
+
+    def _pick(self, model: str, quant: str, key: tuple[str, str], recorded: list[Cell]) -> Cell:
+        ranked = sorted(recorded, key=lambda c: (-_VERDICT_WEIGHT[c.verdict], c.test_id or ""))
+        verdicts = sorted({c.verdict.value for c in recorded})
+        if len(verdicts) > 1:
+            self.warnings.append(
+                f"{model} [{quant}] {key[0]} ({key[1]}) was recorded {len(recorded)} times with "
+                f"verdicts {', '.join(verdicts)}; the matrix keeps {ranked[0].verdict.value} "
+                f"from {ranked[0].test_id}"
+            )
+        return ranked[0]
+
+    def _single(self, model: str, quant: str, name: str, values: set[str]) -> str | None:
+        if len(values) > 1:
+            chosen = sorted(values)[0]
+            self.warnings.append(
+                f"{model} [{quant}] was recorded with several {name}s "
+                f"({', '.join(sorted(values))}); the matrix shows {chosen}"
+            )
+            return chosen
+        return next(iter(values), None)
+
+
+def _max(current: float | None, new: Any) -> float | None:
+    if new is None:
+        return current
+    value = float(new)
+    return value if current is None else max(current, value)

@@ -1,0 +1,204 @@
+"""Compare two matrices cell by cell: what regressed (pass -> fail), what got fixed, what is new.
+
+Cells are matched on (model, quant, machine profile, capability, route). A regression is the
+only change that makes ``mlxstack matrix diff`` exit non-zero; other changes are reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pytest_mlxstack.matrix.model import Cell, Matrix, Row, capability_rank
+from pytest_mlxstack.matrix.verdicts import Verdict
+
+ChangeKind = Literal["regression", "fix", "new", "removed", "changed"]
+CHANGE_KINDS: tuple[ChangeKind, ...] = ("regression", "fix", "changed", "new", "removed")
+CellKey = tuple[str, str, str, str, str]
+
+
+@dataclass(frozen=True)
+class CellChange:
+    model: str
+    quant: str
+    profile: str
+    capability: str
+    route: str
+    kind: ChangeKind
+    before: str | None
+    after: str | None
+    attribution: str | None = None
+    reason: str = ""
+
+    @property
+    def key(self) -> CellKey:
+        return (self.model, self.quant, self.profile, self.capability, self.route)
+
+
+@dataclass
+class MatrixDiff:
+    changes: list[CellChange] = field(default_factory=list)
+    unchanged: int = 0
+
+    def of_kind(self, kind: ChangeKind) -> list[CellChange]:
+        return [change for change in self.changes if change.kind == kind]
+
+    @property
+    def regressions(self) -> list[CellChange]:
+        return self.of_kind("regression")
+
+    @property
+    def fixes(self) -> list[CellChange]:
+        return self.of_kind("fix")
+
+    @property
+    def has_regressions(self) -> bool:
+        return bool(self.regressions)
+
+    def by_key(self) -> dict[CellKey, CellChange]:
+        return {change.key: change for change in self.changes}
+
+    def counts(self) -> dict[str, int]:
+        return {kind: len(self.of_kind(kind)) for kind in CHANGE_KINDS}
+
+    def headline(self) -> str:
+        counts = self.counts()
+        parts = [f"{counts['regression']} regression{'s' * (counts['regression'] != 1)}"]
+        parts += [
+            f"{counts['fix']} fix{'es' * (counts['fix'] != 1)}",
+            f"{counts['changed']} changed",
+            f"{counts['new']} new",
+            f"{counts['removed']} removed",
+            f"{self.unchanged} unchanged",
+        ]
+        return ", ".join(parts)
+
+    def to_text(self) -> str:
+        lines = [self.headline()]
+        for change in self.changes:
+            lines.append(
+                f"  {change.kind:<10} {change.model} [{change.quant}] {change.capability} "
+                f"({change.route}) on {change.profile}: {change.before or '-'} -> "
+                f"{change.after or '-'}{_why(change)}"
+            )
+        return "\n".join(lines) + "\n"
+
+    def to_markdown(self, *, base: str = "base", new: str = "new") -> str:
+        """A job-summary section: headline, then one table per kind of change."""
+        marker = ":x:" if self.has_regressions else ":white_check_mark:"
+        lines = [
+            "## Compatibility matrix diff",
+            "",
+            f"{marker} **{self.headline()}** (`{_md(base)}` → `{_md(new)}`)",
+        ]
+        titles = {
+            "regression": "Regressions (pass → fail)",
+            "fix": "Fixes (fail → pass)",
+            "changed": "Other changes",
+            "new": "New cells",
+            "removed": "Removed cells",
+        }
+        for kind in CHANGE_KINDS:
+            changes = self.of_kind(kind)
+            if not changes:
+                continue
+            lines += [
+                "",
+                f"### {titles[kind]}",
+                "",
+                "| Model | Quant | Profile | Capability | Route | Before | After | Why |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for change in changes:
+                why = (
+                    f"{change.attribution}: {change.reason}"
+                    if change.attribution
+                    else change.reason
+                )
+                cells = (
+                    change.model,
+                    change.quant,
+                    change.profile,
+                    change.capability,
+                    change.route,
+                    change.before or "-",
+                    change.after or "-",
+                    why,
+                )
+                lines.append("| " + " | ".join(_md(text) for text in cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def diff_matrices(base: Matrix, new: Matrix) -> MatrixDiff:
+    before = dict(_cells(base))
+    after = dict(_cells(new))
+    result = MatrixDiff()
+    for key in sorted(before.keys() | after.keys(), key=_order):
+        old, now = before.get(key), after.get(key)
+        kind = _classify(old, now)
+        if kind is None:
+            result.unchanged += 1
+            continue
+        shown = now or old
+        assert shown is not None
+        result.changes.append(
+            CellChange(
+                *key,
+                kind=kind,
+                before=old.verdict.value if old else None,
+                after=now.verdict.value if now else None,
+                attribution=shown.attribution.value if shown.attribution else None,
+                reason=shown.reason,
+            )
+        )
+    return result
+
+
+def _classify(old: Cell | None, now: Cell | None) -> ChangeKind | None:
+    if old is None:
+        return "new"
+    if now is None:
+        return "removed"
+    if old.verdict is now.verdict:
+        return None
+    if old.verdict is Verdict.PASS and now.verdict is Verdict.FAIL:
+        return "regression"
+    if old.verdict is Verdict.FAIL and now.verdict is Verdict.PASS:
+        return "fix"
+    return "changed"
+
+
+def _cells(matrix: Matrix) -> Iterable[tuple[CellKey, Cell]]:
+    for row in matrix.rows:
+        for cell in row.cells:
+            yield _key(row, cell), cell
+
+
+def _key(row: Row, cell: Cell) -> CellKey:
+    return (row.model, row.quant, row.profile, cell.capability, cell.route.value)
+
+
+def _order(key: CellKey) -> tuple[object, ...]:
+    model, quant, profile, capability, route = key
+    return (model, quant, profile, *capability_rank(capability), route)
+
+
+def _why(change: CellChange) -> str:
+    if not change.reason and not change.attribution:
+        return ""
+    blame = f"{change.attribution}: " if change.attribution else ""
+    return f" ({blame}{_one_line(change.reason)})"
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _md(text: str) -> str:
+    """Untrusted text made inert in a Markdown table: no markup, no pipes, one line."""
+    flat = _one_line(text)
+    for raw, safe in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "'")):
+        flat = flat.replace(raw, safe)
+    return flat

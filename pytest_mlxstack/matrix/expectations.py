@@ -1,0 +1,229 @@
+"""Known failures: a YAML file saying which cells are expected to fail, why, and where to read more.
+
+A known failure then shows as xfail rather than breaking the build, and a cell expected to fail
+that passes is flagged (in the matrix and the terminal summary) so that the entry gets removed.
+
+Format::
+
+    expectations:
+      - model: tiny-chat-no-tools      # a catalog id or served name; shell-style * allowed
+        capability: tool_calling
+        route: proxied                 # optional: direct | proxied (default: both)
+        quant: 4bit                    # optional (default: every quantization)
+        verdict: fail                  # pass | fail | skip | n/a
+        reason: the model was never trained on tool calls
+        link: https://github.com/org/repo/issues/12   # optional
+
+A bare list of entries (without the ``expectations:`` key) is accepted too.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from pytest_mlxstack.matrix.model import Expectation, ExpectationStatus
+from pytest_mlxstack.matrix.verdicts import Route, Verdict
+
+_KNOWN_FIELDS = ("model", "capability", "route", "quant", "verdict", "reason", "link")
+_VERDICTS = ", ".join(v.value for v in Verdict)
+_ROUTES = ", ".join(r.value for r in Route)
+
+
+class ExpectationsError(ValueError):
+    """The expectations file is unusable; the message names file, entry, field and fix."""
+
+
+@dataclass(frozen=True)
+class ExpectationRule:
+    model: str
+    capability: str
+    verdict: Verdict
+    reason: str
+    route: Route | None = None
+    quant: str | None = None
+    link: str | None = None
+    where: str = ""
+
+    def matches(self, *, model: str, quant: str, capability: str, route: Route) -> bool:
+        return (
+            fnmatch.fnmatchcase(model, self.model)
+            and fnmatch.fnmatchcase(capability, self.capability)
+            and (self.route is None or self.route == route)
+            and (self.quant is None or fnmatch.fnmatchcase(quant, self.quant))
+        )
+
+    def specificity(self) -> tuple[int, int, int, int]:
+        """Exact names beat patterns, a given route or quant beats none."""
+        return (
+            int(not _is_pattern(self.model)),
+            int(not _is_pattern(self.capability)),
+            int(self.route is not None),
+            int(self.quant is not None),
+        )
+
+
+class Expectations:
+    """The rules of one file; ``find`` returns the most specific rule for a cell."""
+
+    def __init__(self, rules: Iterable[ExpectationRule] = (), *, source: str | None = None):
+        self.rules = list(rules)
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def find(
+        self, *, model: str, quant: str, capability: str, route: Route | str
+    ) -> ExpectationRule | None:
+        route = Route(route)
+        best: ExpectationRule | None = None
+        for rule in self.rules:
+            if not rule.matches(model=model, quant=quant, capability=capability, route=route):
+                continue
+            if best is None or rule.specificity() > best.specificity():
+                best = rule  # the first of equally specific rules wins: file order decides
+        return best
+
+    def judge(
+        self, *, model: str, quant: str, capability: str, route: Route | str, verdict: Verdict
+    ) -> Expectation | None:
+        """How the actual ``verdict`` compares with what the file expects, if it says anything."""
+        rule = self.find(model=model, quant=quant, capability=capability, route=route)
+        if rule is None:
+            return None
+        return Expectation(
+            verdict=rule.verdict,
+            reason=rule.reason,
+            link=rule.link,
+            status=compare(rule.verdict, verdict),
+        )
+
+
+def compare(expected: Verdict, actual: Verdict) -> ExpectationStatus:
+    if expected is Verdict.FAIL and actual is Verdict.FAIL:
+        return "known_failure"
+    if expected is Verdict.FAIL and actual is Verdict.PASS:
+        return "unexpected_pass"
+    return "as_expected" if expected is actual else "mismatch"
+
+
+def load_expectations(path: str | Path) -> Expectations:
+    """Read and validate an expectations file; every problem is one ``ExpectationsError``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ExpectationsError(
+            f"expectations file {path} does not exist; create it or fix the path given to "
+            f"--mlx-expectations / mlx_expectations"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExpectationsError(f"expectations file {path} cannot be read ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ExpectationsError(
+            f"{path}: not valid YAML{where}; fix the syntax (see docs/matrix.md for the format)"
+        ) from None
+    return parse_expectations(data, source=str(path))
+
+
+def parse_expectations(data: Any, *, source: str = "expectations") -> Expectations:
+    if data is None:
+        return Expectations(source=source)
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - {"expectations"})
+        if unknown:
+            raise ExpectationsError(
+                f"{source}: unknown top-level key {unknown[0]!r}; the file holds one key, "
+                f"'expectations', with a list of entries"
+            )
+        data = data.get("expectations") or []
+    if not isinstance(data, list):
+        raise ExpectationsError(
+            f"{source}: 'expectations' must be a list of entries with model, capability and verdict"
+        )
+    return Expectations(
+        (_parse_entry(entry, f"{source}: entry {index + 1}") for index, entry in enumerate(data)),
+        source=source,
+    )
+
+
+def _parse_entry(entry: Any, where: str) -> ExpectationRule:
+    if not isinstance(entry, dict):
+        raise ExpectationsError(
+            f"{where}: must be a mapping with model, capability and verdict, "
+            f"not {type(entry).__name__}"
+        )
+    unknown = sorted(str(key) for key in entry if key not in _KNOWN_FIELDS)
+    if unknown:
+        raise ExpectationsError(
+            f"{where}: unknown field {unknown[0]!r}; allowed fields are {', '.join(_KNOWN_FIELDS)}"
+        )
+    model = _required_text(entry, "model", where)
+    capability = _required_text(entry, "capability", where)
+    verdict_text = _required_text(entry, "verdict", where)
+    try:
+        verdict = Verdict(verdict_text)
+    except ValueError:
+        raise ExpectationsError(
+            f"{where}: verdict {verdict_text!r} is not one of {_VERDICTS}"
+        ) from None
+    route: Route | None = None
+    if entry.get("route") is not None:
+        try:
+            route = Route(str(entry["route"]))
+        except ValueError:
+            raise ExpectationsError(
+                f"{where}: route {entry['route']!r} is not one of {_ROUTES}; leave it out to "
+                f"match both"
+            ) from None
+    reason = entry.get("reason")
+    if verdict is not Verdict.PASS and not (isinstance(reason, str) and reason.strip()):
+        raise ExpectationsError(
+            f"{where}: field 'reason' is missing; say why {model} is expected to "
+            f"{verdict.value} {capability}"
+        )
+    link = entry.get("link")
+    if link is not None and not _is_web_link(str(link)):
+        raise ExpectationsError(
+            f"{where}: link {link!r} is not an http(s) URL; give the issue's web address"
+        )
+    quant = entry.get("quant")
+    return ExpectationRule(
+        model=model,
+        capability=capability,
+        verdict=verdict,
+        reason=str(reason or "").strip(),
+        route=route,
+        quant=str(quant) if quant is not None else None,
+        link=str(link) if link is not None else None,
+        where=where,
+    )
+
+
+def _required_text(entry: dict[str, Any], name: str, where: str) -> str:
+    value = entry.get(name)
+    if value is None or not str(value).strip():
+        raise ExpectationsError(f"{where}: field {name!r} is missing; add it")
+    if not isinstance(value, str):
+        raise ExpectationsError(f"{where}: field {name!r} must be a string, got {value!r}")
+    return value.strip()
+
+
+def _is_pattern(text: str) -> bool:
+    return any(char in text for char in "*?[")
+
+
+def _is_web_link(link: str) -> bool:
+    parsed = urlparse(link)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)

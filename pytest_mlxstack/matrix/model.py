@@ -1,0 +1,272 @@
+"""The matrix file's data model: run metadata, one row per model and quantization, one cell per
+capability and route.
+
+Pydantic models so that reading a matrix validates it (a hand-edited or truncated file ends in
+one sentence naming the field), and so that the published JSON Schema is generated from the
+same definitions that write the files (``matrix.schema``). Bump ``SCHEMA_VERSION`` whenever the
+shape changes; readers refuse versions they do not know instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Route, Verdict
+
+SCHEMA_VERSION: Literal[1] = 1
+
+# Cells are ordered in this sequence (other capabilities follow alphabetically), so that the
+# grid reads the same way in every matrix.
+CAPABILITY_ORDER = (
+    "inference",
+    "system_prompt",
+    "multi_turn",
+    "streaming",
+    "tool_calling",
+    "tool_calling_streaming",
+    "thinking",
+    "errors",
+)
+
+ExpectationStatus = Literal["known_failure", "unexpected_pass", "as_expected", "mismatch"]
+
+
+class MatrixFormatError(ValueError):
+    """A matrix file that cannot be read; the message is one sentence naming file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+class RunMetadata(_Strict):
+    """Where and with what a run happened: the provenance a reader needs to trust a row."""
+
+    run_id: str = Field(description="Unique id of the run, e.g. 20250101T120000Z-1a2b3c.")
+    created_at: str = Field(description="UTC time the run finished, ISO 8601 with a Z suffix.")
+    profile: str = Field(description="Machine profile rows are keyed by when matrices merge.")
+    platform: str
+    system: str
+    machine: str = Field(description="CPU architecture, e.g. arm64 or x86_64.")
+    chip: str
+    memory_bytes: int | None = None
+    python: str
+    versions: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Installed versions of vllm-mlx, mlx, mlx-lm, litellm, openai, the plugin.",
+    )
+    duration_s: float | None = None
+
+
+class Expectation(_Strict):
+    """What the expectations file said about a cell, and how the run compared."""
+
+    verdict: Verdict
+    reason: str = ""
+    link: str | None = None
+    status: ExpectationStatus
+
+
+class EvidenceRecord(BaseModel):
+    """The probe's evidence, redacted; extra keys are kept so that probes can add detail."""
+
+    model_config = ConfigDict(extra="allow")
+
+    request: dict[str, Any] = Field(default_factory=dict)
+    response: dict[str, Any] = Field(default_factory=dict)
+    duration_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class Cell(_Strict):
+    """One capability through one route for one row."""
+
+    capability: str
+    route: Route
+    verdict: Verdict
+    reason: str = ""
+    attribution: Attribution | None = None
+    evidence: EvidenceRecord = Field(default_factory=EvidenceRecord)
+    test_id: str | None = Field(default=None, description="The pytest node id that recorded it.")
+    run_id: str | None = Field(default=None, description="The run (see runs) that produced it.")
+    expectation: Expectation | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.capability, self.route.value)
+
+    def to_probe_result(self) -> ProbeResult:
+        return ProbeResult.from_json(
+            {
+                "capability": self.capability,
+                "verdict": self.verdict.value,
+                "reason": self.reason,
+                "attribution": self.attribution.value if self.attribution else None,
+                "evidence": {
+                    name: getattr(self.evidence, name)
+                    for name in (
+                        "request",
+                        "response",
+                        "duration_s",
+                        "prompt_tokens",
+                        "completion_tokens",
+                        "notes",
+                    )
+                },
+            }
+        )
+
+
+class Row(_Strict):
+    """One model at one quantization on one machine profile."""
+
+    model: str
+    quant: str
+    profile: str
+    repo: str | None = None
+    revision: str | None = None
+    startup_s: float | None = Field(default=None, description="Seconds until the server served.")
+    memory_mb: float | None = Field(default=None, description="Server resident memory in MB.")
+    server_starts: int | None = Field(
+        default=None, description="Server starts this row needed (one per model and flags)."
+    )
+    cells: list[Cell] = Field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.model, self.quant, self.profile)
+
+    def cell(self, capability: str, route: Route | str) -> Cell | None:
+        wanted = (capability, Route(route).value)
+        return next((c for c in self.cells if c.key == wanted), None)
+
+
+class MergeConflict(_Strict):
+    """Two inputs disagreed about the same cell or row field; ``kept`` won, ``dropped`` lost."""
+
+    row: tuple[str, str, str]
+    field: str
+    kept: str | None
+    dropped: str | None
+    kept_run: str | None = None
+    dropped_run: str | None = None
+
+
+class Matrix(_Strict):
+    """A whole matrix file: one or more runs (several after a merge) and their rows."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    runs: list[RunMetadata] = Field(min_length=1)
+    rows: list[Row] = Field(default_factory=list)
+    conflicts: list[MergeConflict] = Field(
+        default_factory=list, description="What a merge resolved, for the reader to see."
+    )
+
+    def sorted(self) -> Matrix:
+        """A copy with rows and cells in canonical order, so equal matrices serialize equally."""
+        rows = [
+            row.model_copy(update={"cells": sorted(row.cells, key=cell_sort_key)})
+            for row in sorted(self.rows, key=lambda r: r.key)
+        ]
+        return self.model_copy(update={"rows": rows})
+
+    def iter_cells(self) -> list[tuple[Row, Cell]]:
+        return [(row, cell) for row in self.rows for cell in row.cells]
+
+    def verdict_counts(self) -> dict[str, int]:
+        counts = Counter(cell.verdict.value for _, cell in self.iter_cells())
+        return {verdict.value: counts.get(verdict.value, 0) for verdict in Verdict}
+
+    def unexpected_passes(self) -> list[tuple[Row, Cell]]:
+        return [
+            (row, cell)
+            for row, cell in self.iter_cells()
+            if cell.expectation is not None and cell.expectation.status == "unexpected_pass"
+        ]
+
+    def capabilities(self) -> list[tuple[str, str]]:
+        """Every (capability, route) column present, in display order."""
+        keys = {cell.key for _, cell in self.iter_cells()}
+        return sorted(keys, key=lambda key: (*capability_rank(key[0]), key[1]))
+
+    def to_json(self) -> dict[str, Any]:
+        return self.sorted().model_dump(mode="json")
+
+    def dumps(self) -> str:
+        """The file's text. NaN or infinity anywhere is refused: it is not JSON."""
+        return json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_json(cls, data: Any, *, source: str = "matrix") -> Matrix:
+        if not isinstance(data, dict):
+            raise MatrixFormatError(
+                f"{source}: the file must hold a JSON object with 'schema_version', 'runs' and "
+                f"'rows'; regenerate it with pytest or 'mlxstack matrix merge'"
+            )
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            hint = (
+                "upgrade pytest-mlxstack to read it"
+                if isinstance(version, int) and version > SCHEMA_VERSION
+                else "regenerate it with this version of pytest-mlxstack"
+            )
+            raise MatrixFormatError(
+                f"{source}: schema_version is {version!r} but this pytest-mlxstack reads "
+                f"version {SCHEMA_VERSION}; {hint}"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+            raise MatrixFormatError(
+                f"{source}: field {where}: {first['msg']}; fix the file or regenerate it"
+            ) from None
+
+
+def cell_sort_key(cell: Cell) -> tuple[int, str, str]:
+    return (*capability_rank(cell.capability), cell.route.value)
+
+
+def capability_rank(capability: str) -> tuple[int, str]:
+    if capability in CAPABILITY_ORDER:
+        return (CAPABILITY_ORDER.index(capability), capability)
+    return (len(CAPABILITY_ORDER), capability)
+
+
+def load_matrix(path: str | Path) -> Matrix:
+    """Read and validate a matrix file; every problem is a ``MatrixFormatError`` sentence."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MatrixFormatError(f"{path}: no such matrix file; check the path") from None
+    except IsADirectoryError:
+        raise MatrixFormatError(
+            f"{path}: is a directory; pass a matrix JSON file such as {path}/latest.json"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MatrixFormatError(f"{path}: cannot be read ({exc}); check the file") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MatrixFormatError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            f"the file may be truncated, regenerate it"
+        ) from None
+    return Matrix.from_json(data, source=str(path))
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """Timing figures that went wrong (NaN, inf) are unknown, not invalid JSON."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,151 @@
+"""Write matrices so that a reader never sees half a file.
+
+Every file goes to a temporary file in the target directory, is flushed and fsynced, then
+``os.replace``d over the final name. A failure at any point (disk full, an unencodable value)
+removes the temporary file and leaves the previous ``latest.json`` exactly as it was.
+
+Layout of a matrix directory::
+
+    latest.json, latest.html        the newest run (what a project publishes)
+    runs/<run_id>.json, .html       every run, named by its UTC timestamp
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from pytest_mlxstack.matrix.model import Matrix
+
+LATEST_JSON = "latest.json"
+LATEST_HTML = "latest.html"
+RUNS_DIR = "runs"
+
+
+class MatrixWriteError(OSError):
+    """Writing failed; the message is one sentence and nothing half-written was left behind."""
+
+
+@dataclass(frozen=True)
+class WrittenMatrix:
+    json_path: Path
+    latest_json: Path
+    html_path: Path | None = None
+    latest_html: Path | None = None
+
+
+def atomic_write(path: Path, write: Callable[[IO[str]], None]) -> None:
+    """Create or replace ``path`` with what ``write`` puts into the file, all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _temporary_beside(path) as (handle, temp_path):
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+        os.replace(temp_path, path)
+    _fsync_directory(path.parent)
+
+
+def atomic_copy(source: Path, path: Path) -> None:
+    """Copy ``source`` to ``path`` atomically (the copy is written beside ``path`` first)."""
+
+    def copy(handle: IO[str]) -> None:
+        with source.open(encoding="utf-8") as src:
+            shutil.copyfileobj(src, handle)
+
+    atomic_write(path, copy)
+
+
+def write_matrix_file(matrix: Matrix, path: Path) -> None:
+    """Stream ``matrix`` as JSON to ``path`` atomically. NaN or infinity makes it fail cleanly."""
+
+    def dump(handle: IO[str]) -> None:
+        json.dump(matrix.to_json(), handle, indent=2, allow_nan=False)
+        handle.write("\n")
+
+    atomic_write(path, dump)
+
+
+def write_text_file(text: str, path: Path) -> None:
+    def put(handle: IO[str]) -> None:
+        handle.write(text)
+
+    atomic_write(path, put)
+
+
+def write_matrix(matrix: Matrix, directory: Path, *, html: str | None = None) -> WrittenMatrix:
+    """Write the run's timestamped files, then replace ``latest.html`` and ``latest.json``.
+
+    ``latest.json`` is replaced last, only after every other file was written completely.
+    """
+    run_id = matrix.runs[-1].run_id
+    runs = directory / RUNS_DIR
+    json_path = _unused_path(runs, run_id, ".json")
+    latest_json = directory / LATEST_JSON
+    html_path = latest_html = None
+    try:
+        write_matrix_file(matrix, json_path)
+        if html is not None:
+            html_path = json_path.with_suffix(".html")
+            latest_html = directory / LATEST_HTML
+            write_text_file(html, html_path)
+        if html_path is not None and latest_html is not None:
+            atomic_copy(html_path, latest_html)
+        atomic_copy(json_path, latest_json)  # last: latest.json is what baselines read
+    except (OSError, ValueError, TypeError) as exc:
+        # Leave the directory as it was: no run file without the latest.json that names it.
+        for written in (json_path, html_path):
+            if written is not None:
+                with contextlib.suppress(OSError):
+                    written.unlink()
+        raise MatrixWriteError(
+            f"could not write the matrix to {directory} ({exc}); check that the directory is "
+            f"writable and has free space"
+        ) from exc
+    return WrittenMatrix(json_path, latest_json, html_path, latest_html)
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: Path) -> Iterator[tuple[IO[str], Path]]:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temp_path = Path(name)
+    handle = os.fdopen(fd, "w", encoding="utf-8")
+    try:
+        yield handle, temp_path
+    except BaseException:
+        handle.close()
+        with contextlib.suppress(OSError):
+            temp_path.unlink()
+        raise
+    finally:
+        handle.close()
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable; not every platform allows opening a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unused_path(directory: Path, stem: str, suffix: str) -> Path:
+    candidate = directory / f"{stem}{suffix}"
+    number = 2
+    while candidate.exists():
+        candidate = directory / f"{stem}-{number}{suffix}"
+        number += 1
+    return candidate
