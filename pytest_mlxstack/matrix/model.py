@@ -42,7 +42,8 @@ class MatrixFormatError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+    # Written files always hold every field, so the published schema requires them all.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
 
 class RunMetadata(_Strict):
@@ -76,7 +77,7 @@ class Expectation(_Strict):
 class EvidenceRecord(BaseModel):
     """The probe's evidence, redacted; extra keys are kept so that probes can add detail."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_serialization_defaults_required=True)
 
     request: dict[str, Any] = Field(default_factory=dict)
     response: dict[str, Any] = Field(default_factory=dict)

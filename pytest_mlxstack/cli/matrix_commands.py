@@ -1,0 +1,129 @@
+"""``mlxstack matrix render | merge | diff | schema``: work with matrix files outside pytest.
+
+Exit codes: 0 success; 1 ``diff`` found a regression; 2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pytest_mlxstack.cli import CliError
+from pytest_mlxstack.matrix.diff import diff_matrices
+from pytest_mlxstack.matrix.html import render_html
+from pytest_mlxstack.matrix.merge import merge_matrices
+from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
+from pytest_mlxstack.matrix.schema import schema_text
+from pytest_mlxstack.matrix.store import write_matrix_file, write_text_file
+
+EXIT_REGRESSION = 1
+
+
+def register(subparsers: Any) -> None:
+    matrix = subparsers.add_parser(
+        "matrix", help="render, merge and diff compatibility matrices", description=__doc__
+    )
+    commands = matrix.add_subparsers(dest="matrix_command", metavar="SUBCOMMAND", required=True)
+
+    render = commands.add_parser("render", help="write the HTML page of a matrix JSON")
+    render.add_argument("matrix", type=Path, metavar="JSON")
+    render.add_argument(
+        "-o", "--output", type=Path, metavar="HTML", help="default: the JSON path with .html"
+    )
+    render.add_argument(
+        "--baseline", type=Path, metavar="JSON", help="show changes against this matrix"
+    )
+    render.set_defaults(handler=_render)
+
+    merge = commands.add_parser("merge", help="merge matrices of several machines or runs into one")
+    merge.add_argument("inputs", type=Path, nargs="+", metavar="JSON")
+    merge.add_argument("-o", "--output", type=Path, metavar="OUT.json", required=True)
+    merge.set_defaults(handler=_merge)
+
+    diff = commands.add_parser(
+        "diff", help="regressions and fixes from BASE to NEW; exit 1 on a regression"
+    )
+    diff.add_argument("base", type=Path, metavar="BASE")
+    diff.add_argument("new", type=Path, metavar="NEW")
+    diff.add_argument(
+        "--markdown",
+        metavar="FILE",
+        help="also write a Markdown report (e.g. for a CI job summary); '-' prints it instead "
+        "of the plain-text report",
+    )
+    diff.set_defaults(handler=_diff)
+
+    schema = commands.add_parser("schema", help="print or write the matrix JSON Schema")
+    schema.add_argument("-o", "--output", type=Path, metavar="FILE")
+    schema.set_defaults(handler=_schema)
+
+
+def _render(args: argparse.Namespace) -> int:
+    matrix = _load(args.matrix)
+    baseline = _load(args.baseline) if args.baseline is not None else None
+    output: Path = args.output or args.matrix.with_suffix(".html")
+    if output.resolve() == args.matrix.resolve():
+        raise CliError(f"{output}: the HTML would overwrite the matrix JSON; pass -o PAGE.html")
+    _write(output, lambda: write_text_file(render_html(matrix, baseline=baseline), output))
+    print(f"wrote {output}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    matrices = [_load(path) for path in args.inputs]
+    result = merge_matrices(matrices)
+    _write(args.output, lambda: write_matrix_file(result.matrix, args.output))
+    rows, cells = len(result.matrix.rows), len(result.matrix.iter_cells())
+    print(
+        f"merged {len(matrices)} matrices ({len(result.matrix.runs)} runs) into {args.output}: "
+        f"{rows} rows, {cells} cells, {len(result.conflicts)} conflicts"
+    )
+    for conflict in result.conflicts:
+        model, quant, profile = conflict.row
+        print(
+            f"  conflict {model} [{quant}] on {profile}, {conflict.field}: kept {conflict.kept} "
+            f"(run {conflict.kept_run}), dropped {conflict.dropped} (run {conflict.dropped_run})"
+        )
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    base, new = _load(args.base), _load(args.new)
+    result = diff_matrices(base, new)
+    markdown = result.to_markdown(base=str(args.base), new=str(args.new))
+    if args.markdown == "-":
+        sys.stdout.write(markdown)
+    else:
+        sys.stdout.write(result.to_text())
+        if args.markdown:
+            path = Path(args.markdown)
+            _write(path, lambda: write_text_file(markdown, path))
+    return EXIT_REGRESSION if result.has_regressions else 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    text = schema_text()
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        _write(args.output, lambda: write_text_file(text, args.output))
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _load(path: Path) -> Matrix:
+    try:
+        return load_matrix(path)
+    except MatrixFormatError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _write(path: Path, write: Callable[[], None]) -> None:
+    try:
+        write()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CliError(f"cannot write {path} ({reason}); check the directory") from None
