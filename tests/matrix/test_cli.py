@@ -1,0 +1,127 @@
+"""``mlxstack matrix`` as a user runs it: a real subprocess, real files, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from pytest_mlxstack.matrix.model import load_matrix
+from pytest_mlxstack.matrix.store import write_matrix_file
+
+NEW = ("20250102T000000Z-bbbbbb", "2025-01-02T00:00:00Z")
+
+
+def mlxstack(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_mlxstack", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def base_and_new(build_matrix, tmp_path):
+    base = build_matrix(
+        [
+            ("qwen", "4bit", "inference", "direct", "pass"),
+            ("qwen", "4bit", "tool_calling", "direct", "fail"),
+        ]
+    )
+    new = build_matrix(
+        [
+            ("qwen", "4bit", "inference", "direct", "fail"),
+            ("qwen", "4bit", "tool_calling", "direct", "pass"),
+        ],
+        run_id=NEW[0],
+        created_at=NEW[1],
+    )
+    write_matrix_file(base, tmp_path / "base.json")
+    write_matrix_file(new, tmp_path / "new.json")
+    return tmp_path / "base.json", tmp_path / "new.json"
+
+
+def test_diff_exits_1_on_a_regression_and_writes_markdown(base_and_new, tmp_path):
+    base, new = base_and_new
+    result = mlxstack("matrix", "diff", base, new, "--markdown", "summary.md", cwd=tmp_path)
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "1 regression, 1 fix, 0 changed, 0 new, 0 removed, 0 unchanged"
+    )
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "### Regressions (pass → fail)" in markdown
+    assert "| qwen | 4bit | m2-max-64 | inference | direct | pass | fail |" in markdown
+    assert "### Fixes (fail → pass)" in markdown
+
+    fixes_only = mlxstack("matrix", "diff", new, new, "--markdown", "-", cwd=tmp_path)
+    assert fixes_only.returncode == 0
+    assert fixes_only.stdout.startswith("## Compatibility matrix diff")
+
+
+def test_merge_writes_one_matrix_and_reports_conflicts(build_matrix, tmp_path):
+    m2 = build_matrix([("qwen", "4bit", "inference", "direct", "pass")])
+    m2_again = build_matrix(
+        [("qwen", "4bit", "inference", "direct", "fail")], run_id=NEW[0], created_at=NEW[1]
+    )
+    m4 = build_matrix([("qwen", "4bit", "inference", "direct", "pass")], profile="m4-pro-48")
+    for name, matrix in (("a.json", m2), ("b.json", m2_again), ("c.json", m4)):
+        write_matrix_file(matrix, tmp_path / name)
+
+    result = mlxstack(
+        "matrix", "merge", "a.json", "b.json", "c.json", "-o", "all.json", cwd=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "merged 3 matrices (2 runs) into all.json: 2 rows, 2 cells, 1 conflicts" in result.stdout
+    assert "conflict qwen [4bit] on m2-max-64, inference (direct): kept fail" in result.stdout
+    merged = load_matrix(tmp_path / "all.json")
+    assert [row.profile for row in merged.rows] == ["m2-max-64", "m4-pro-48"]
+
+
+def test_render_writes_a_page_next_to_the_json(base_and_new, tmp_path):
+    base, new = base_and_new
+    result = mlxstack("matrix", "render", new, "--baseline", base, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "new.html").read_text()
+    parser = HTMLParser()
+    parser.feed(page)  # well-formed enough to parse
+    assert "badge regression" in page
+    assert "<style>" in page
+
+    out = mlxstack("matrix", "render", new, "-o", tmp_path / "pages" / "m.html", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "pages" / "m.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["matrix", "render", "absent.json"], "mlxstack: absent.json: no such matrix file"),
+        (["matrix", "diff", "truncated.json", "truncated.json"], "not valid JSON"),
+        (["matrix", "merge", "truncated.json", "-o", "x.json"], "truncated"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    (tmp_path / "truncated.json").write_text('{"schema_version": 1, "runs": [{"run_')
+    result = mlxstack(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_schema_command_prints_the_published_schema(tmp_path):
+    result = mlxstack("matrix", "schema", cwd=tmp_path)
+    repo = Path(__file__).resolve().parents[2]
+    assert json.loads(result.stdout) == json.loads(
+        (repo / "matrices" / "matrix.schema.json").read_text()
+    )

@@ -1,0 +1,82 @@
+"""Aggregation of recorded cells, independent of pytest; secrets never reach a cell."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_mlxstack.matrix.collect import (
+    MatrixCollector,
+    PayloadError,
+    cell_payload,
+    row_payload,
+)
+from pytest_mlxstack.matrix.redact import redact_text, sanitize
+from pytest_mlxstack.matrix.verdicts import Evidence, ProbeResult, Verdict
+
+KEY = "sk-proj-4f9aZ81kQ0xVb7"
+
+
+def result(verdict, **evidence):
+    return ProbeResult("tool_calling", Verdict(verdict), reason="r", evidence=Evidence(**evidence))
+
+
+def test_a_cell_recorded_twice_keeps_the_failure_in_any_order(make_run):
+    payloads = [
+        cell_payload(result("pass"), model="m", quant="q", route="direct", test_id="t1"),
+        cell_payload(result("fail"), model="m", quant="q", route="direct", test_id="t2"),
+        cell_payload(result("skip"), model="m", quant="q", route="direct", test_id="t3"),
+    ]
+    built = []
+    for order in (payloads, payloads[::-1]):
+        collector = MatrixCollector()
+        for payload in order:
+            collector.add_cell(payload)
+        built.append(collector.build(make_run("r", "2025-01-01T00:00:00Z")))
+        assert "recorded 3 times with verdicts fail, pass, skip" in collector.warnings[0]
+    assert built[0] == built[1]
+    (cell,) = built[0].rows[0].cells
+    assert (cell.verdict.value, cell.test_id) == ("fail", "t2")
+
+
+def test_server_starts_add_up_across_worker_processes(make_run):
+    collector = MatrixCollector()
+    for process, starts in (("gw0", 1), ("gw0", 1), ("gw1", 1), ("gw1", 2)):
+        collector.add_row(row_payload(model="m", quant="q", server_starts=starts, process=process))
+    collector.add_row(row_payload(model="m", quant="q", startup_s=3.5, memory_mb=900.0))
+    collector.add_row(row_payload(model="m", quant="q", startup_s=4.5, process="gw1"))
+    row = collector.build(make_run("r", "2025-01-01T00:00:00Z")).rows[0]
+    assert (row.server_starts, row.startup_s, row.memory_mb) == (3, 4.5, 900.0)
+
+
+def test_secrets_are_redacted_before_a_cell_leaves_the_process():
+    payload = cell_payload(
+        result(
+            "fail",
+            request={
+                "headers": {"Authorization": f"Bearer {KEY}", "X-Api-Key": "plain-secret"},
+                "url": f"http://127.0.0.1:4000/v1?api_key={KEY}",
+            },
+            response={"content": f"the key is {KEY}; token hf_abcdefghijklmnopqrstu"},
+            notes=[f"curl -H 'Authorization: Bearer {KEY}'"],
+        ),
+        model="m",
+        quant="q",
+        route="proxied",
+    )
+    text = json.dumps(payload)
+    assert KEY not in text
+    assert "plain-secret" not in text
+    assert "hf_abcdefghijklmnopqrstu" not in text
+    assert payload["result"]["evidence"]["response"]["content"].startswith("the key is sk-[REDA")
+
+
+def test_redaction_keeps_ordinary_text():
+    assert redact_text("tokens: 12, the answer is 42") == "tokens: 12, the answer is 42"
+    assert sanitize({"n": float("inf"), "t": (1, 2)}) == {"n": None, "t": [1, 2]}
+
+
+def test_a_malformed_payload_is_reported_not_swallowed():
+    with pytest.raises(PayloadError, match="malformed"):
+        MatrixCollector().add_cell({"model": "m"})

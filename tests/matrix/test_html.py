@@ -1,0 +1,179 @@
+"""The HTML page: self-contained, coloured by verdict, evidence on demand, model output inert."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+from pytest_mlxstack.matrix.collect import MatrixCollector, cell_payload
+from pytest_mlxstack.matrix.expectations import parse_expectations
+from pytest_mlxstack.matrix.html import render_html
+from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Verdict
+
+HOSTILE = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
+
+
+class PageParser(HTMLParser):
+    """Collects elements, attributes and the text inside each kind of element."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.stack: list[str] = []
+        self.text_in: dict[str, list[str]] = {}
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag not in ("br", "meta", "img", "link", "input"):
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self.stack:
+            while self.stack and self.stack.pop() != tag:
+                pass
+
+    def handle_data(self, data):
+        for tag in set(self.stack):
+            self.text_in.setdefault(tag, []).append(data)
+
+    def text(self, tag: str) -> str:
+        return "".join(self.text_in.get(tag, []))
+
+    def cells(self) -> list[dict[str, str | None]]:
+        return [
+            attrs
+            for tag, attrs in self.tags
+            if tag == "td" and "cell" in (attrs.get("class") or "")
+        ]
+
+
+def parse(page: str) -> PageParser:
+    parser = PageParser()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+def hostile_matrix(make_run):
+    collector = MatrixCollector(
+        parse_expectations(
+            [
+                {
+                    "model": "tiny-chat",
+                    "capability": "thinking",
+                    "verdict": "fail",
+                    "reason": "known <b>bad</b>",
+                    "link": "https://github.com/org/repo/issues/7",
+                }
+            ]
+        )
+    )
+    hostile = ProbeResult(
+        capability="tool_calling",
+        verdict=Verdict.FAIL,
+        reason=f"tool call markup left in content: {HOSTILE}",
+        attribution=Attribution.PARSER,
+        evidence=Evidence(
+            request={"messages": [{"role": "user", "content": "What is the weather?"}]},
+            response={"content": HOSTILE},
+        ),
+    )
+    collector.add_cell(cell_payload(hostile, model="tiny-chat", quant="bf16", route="direct"))
+    passing = ProbeResult(capability="thinking", verdict=Verdict.PASS, reason="reasoning present")
+    collector.add_cell(cell_payload(passing, model="tiny-chat", quant="bf16", route="direct"))
+    return collector.build(make_run("20250101T000000Z-aaaaaa", "2025-01-01T00:00:00Z"))
+
+
+def with_link(matrix, link):
+    """The same matrix as a hand-edited file could carry it: another expectation link."""
+    for _, cell in matrix.iter_cells():
+        if cell.expectation is not None:
+            cell.expectation.link = link
+    return matrix
+
+
+def test_script_in_a_model_response_is_shown_as_text_never_run(make_run):
+    page = parse(render_html(hostile_matrix(make_run)))
+
+    assert not [tag for tag, _ in page.tags if tag in ("script", "img", "iframe", "object")]
+    assert not [attrs for _, attrs in page.tags if any(name.startswith("on") for name in attrs)]
+    assert json.dumps(HOSTILE) in page.text("pre")  # the evidence JSON, as text
+    assert HOSTILE in page.text("details")  # the reason too
+
+
+def test_page_is_self_contained(make_run):
+    page = parse(render_html(hostile_matrix(make_run)))
+    fetched = [
+        (tag, attrs)
+        for tag, attrs in page.tags
+        if tag in ("link", "script", "img", "iframe") or "src" in attrs
+    ]
+    assert fetched == []
+    assert "@import" not in page.text("style")
+    assert "url(" not in page.text("style")
+    links = [attrs["href"] for tag, attrs in page.tags if "href" in attrs]
+    assert links == ["https://github.com/org/repo/issues/7"]  # the known failure's issue
+    assert "known <b>bad</b>" in page.text("details")
+
+
+def test_a_javascript_link_in_a_matrix_file_is_not_clickable(make_run):
+    page = parse(render_html(with_link(hostile_matrix(make_run), "javascript:alert(1)")))
+    assert [attrs for _, attrs in page.tags if "href" in attrs] == []
+
+
+def test_cells_are_coloured_by_verdict_with_evidence_on_demand(build_matrix):
+    matrix = build_matrix(
+        [
+            ("tiny-chat", "bf16", "inference", "direct", "pass"),
+            ("tiny-chat", "bf16", "tool_calling", "direct", "fail"),
+            ("tiny-chat", "bf16", "streaming", "direct", "skip"),
+            ("tiny-chat-no-think", "bf16", "inference", "direct", "n/a"),
+        ]
+    )
+    page = parse(render_html(matrix))
+
+    classes = [attrs["class"] for attrs in page.cells()]
+    # Rows in model order, columns inference, streaming, tool_calling; a gap is marked empty.
+    assert classes == [
+        "cell pass",
+        "cell skip",
+        "cell fail",
+        "cell na",
+        "cell empty",
+        "cell empty",
+    ]
+    assert [tag for tag, _ in page.tags].count("details") == 4
+    assert "parser" in page.text("td")  # the failing cell says whose fault it is
+    assert "Apple M2 Max" in page.text("table")  # provenance
+    assert "vllm-mlx 0.6.0" in page.text("table")
+
+
+def test_changes_against_a_baseline_are_marked(build_matrix):
+    base = build_matrix(
+        [
+            ("tiny-chat", "bf16", "inference", "direct", "pass"),
+            ("tiny-chat", "bf16", "tool_calling", "direct", "fail"),
+            ("tiny-chat", "bf16", "thinking", "direct", "pass"),
+        ],
+        run_id="base-run",
+    )
+    new = build_matrix(
+        [
+            ("tiny-chat", "bf16", "inference", "direct", "fail"),
+            ("tiny-chat", "bf16", "tool_calling", "direct", "pass"),
+            ("tiny-chat", "bf16", "streaming", "direct", "pass"),
+        ],
+        run_id="new-run",
+    )
+    page = parse(render_html(new, baseline=base))
+    badges = [
+        attrs["class"]
+        for tag, attrs in page.tags
+        if tag == "span" and "badge" in (attrs.get("class") or "")
+    ]
+    assert "badge regression" in badges
+    assert "badge fixed" in badges
+    assert "badge new" in badges
+    text = page.text("body")
+    assert "1 regression, 1 fix, 0 changed, 1 new, 1 removed" in text
+    assert "base-run" in text

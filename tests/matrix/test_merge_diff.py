@@ -1,0 +1,126 @@
+"""Merging matrices of several machines and runs; diffing two matrices."""
+
+from __future__ import annotations
+
+from pytest_mlxstack.matrix.diff import diff_matrices
+from pytest_mlxstack.matrix.merge import merge_matrices
+
+OLD = ("20250101T000000Z-aaaaaa", "2025-01-01T00:00:00Z")
+NEW = ("20250102T000000Z-bbbbbb", "2025-01-02T00:00:00Z")
+
+
+def test_rows_from_two_machines_stay_apart(build_matrix):
+    m2 = build_matrix([("qwen", "4bit", "inference", "direct", "pass")], profile="m2-max-64")
+    m4 = build_matrix(
+        [("qwen", "4bit", "inference", "direct", "fail")],
+        run_id=NEW[0],
+        created_at=NEW[1],
+        profile="m4-pro-48",
+    )
+    result = merge_matrices([m2, m4])
+
+    assert [row.key for row in result.matrix.rows] == [
+        ("qwen", "4bit", "m2-max-64"),
+        ("qwen", "4bit", "m4-pro-48"),
+    ]
+    assert [run.run_id for run in result.matrix.runs] == [OLD[0], NEW[0]]
+    assert result.conflicts == []
+
+
+def test_the_newer_run_wins_a_conflict_whatever_the_input_order(build_matrix):
+    older = build_matrix(
+        [
+            ("qwen", "4bit", "inference", "direct", "pass"),
+            ("qwen", "4bit", "tool_calling", "direct", "pass"),
+            ("qwen", "4bit", "thinking", "direct", "pass"),
+        ],
+        rows=[{"model": "qwen", "quant": "4bit", "repo": "org/qwen", "startup_s": 4.0}],
+    )
+    newer = build_matrix(
+        [
+            ("qwen", "4bit", "tool_calling", "direct", "fail"),
+            ("qwen", "4bit", "thinking", "direct", "pass"),
+        ],
+        run_id=NEW[0],
+        created_at=NEW[1],
+        rows=[{"model": "qwen", "quant": "4bit", "repo": "org/qwen-v2"}],
+    )
+
+    forward = merge_matrices([older, newer])
+    backward = merge_matrices([newer, older])
+
+    assert forward.matrix == backward.matrix
+    row = forward.matrix.rows[0]
+    assert row.cell("tool_calling", "direct").verdict.value == "fail"
+    assert row.cell("tool_calling", "direct").run_id == NEW[0]
+    assert row.cell("inference", "direct").run_id == OLD[0]  # only the older run had it
+    assert row.repo == "org/qwen-v2"
+    assert row.startup_s == 4.0  # the newer run did not measure it
+    assert [(c.field, c.kept, c.dropped, c.kept_run) for c in forward.conflicts] == [
+        ("repo", "org/qwen-v2", "org/qwen", NEW[0]),
+        ("tool_calling (direct)", "fail", "pass", NEW[0]),
+    ]
+    assert forward.duplicates == 1  # thinking: pass in both, not a conflict
+    assert forward.matrix.conflicts == forward.conflicts  # kept for readers of the file
+
+
+def test_merging_a_merged_matrix_again_changes_nothing(build_matrix):
+    a = build_matrix([("qwen", "4bit", "inference", "direct", "pass")])
+    b = build_matrix(
+        [("qwen", "4bit", "inference", "direct", "fail")], run_id=NEW[0], created_at=NEW[1]
+    )
+    once = merge_matrices([a, b]).matrix
+    assert merge_matrices([once, b]).matrix == once
+
+
+def test_diff_classifies_every_change(build_matrix):
+    base = build_matrix(
+        [
+            ("qwen", "4bit", "inference", "direct", "pass"),
+            ("qwen", "4bit", "tool_calling", "direct", "fail"),
+            ("qwen", "4bit", "thinking", "direct", "pass"),
+            ("qwen", "4bit", "streaming", "direct", "pass"),
+            ("qwen", "4bit", "multi_turn", "direct", "pass"),
+        ]
+    )
+    new = build_matrix(
+        [
+            ("qwen", "4bit", "inference", "direct", "fail"),
+            ("qwen", "4bit", "tool_calling", "direct", "pass"),
+            ("qwen", "4bit", "streaming", "direct", "skip"),
+            ("qwen", "4bit", "multi_turn", "direct", "pass"),
+            ("qwen", "4bit", "inference", "proxied", "pass"),
+        ],
+        run_id=NEW[0],
+        created_at=NEW[1],
+    )
+    diff = diff_matrices(base, new)
+
+    assert {(c.capability, c.route): c.kind for c in diff.changes} == {
+        ("inference", "direct"): "regression",
+        ("tool_calling", "direct"): "fix",
+        ("streaming", "direct"): "changed",
+        ("thinking", "direct"): "removed",
+        ("inference", "proxied"): "new",
+    }
+    assert diff.unchanged == 1
+    assert diff.has_regressions
+    assert diff.regressions[0].attribution == "parser"
+    assert not diff_matrices(base, base).has_regressions
+
+
+def test_markdown_is_a_table_with_untrusted_text_made_inert(build_matrix):
+    base = build_matrix([("qwen", "4bit", "inference", "direct", "pass")])
+    new = build_matrix(
+        [("qwen", "4bit", "inference", "direct", "fail")], run_id=NEW[0], created_at=NEW[1]
+    )
+    new.rows[0].cells[0].reason = "content was <script>x</script> | and\nmore"
+    markdown = diff_matrices(base, new).to_markdown(base="base.json", new="new.json")
+
+    assert "### Regressions (pass → fail)" in markdown
+    table = [line for line in markdown.splitlines() if line.startswith("| qwen")]
+    assert table == [
+        "| qwen | 4bit | m2-max-64 | inference | direct | pass | fail | "
+        "parser: content was &lt;script&gt;x&lt;/script&gt; \\| and more |"
+    ]
+    assert "<script>" not in markdown

@@ -1,0 +1,201 @@
+"""The plugin end to end in inner pytest runs: recording, xdist, expectations, baseline, summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from pytest_mlxstack.matrix.model import load_matrix
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "sk-live-Zq81mXw0aB44"
+
+RECORDING_TESTS = f"""
+import os
+import pytest
+from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Route, Verdict
+
+def test_inference(mlx_matrix):
+    result = ProbeResult("inference", Verdict.PASS, reason="answered",
+                         evidence=Evidence(response={{"content": "<script>alert(1)</script>"}}))
+    mlx_matrix.record(result, model="tiny-chat", quant="bf16", route=Route.DIRECT,
+                      repo="org/tiny-chat", revision="abc123")
+    mlx_matrix.check(result)
+
+def test_tools(mlx_matrix):
+    result = ProbeResult(
+        "tool_calling", Verdict(os.environ.get("TOOLS_VERDICT", "fail")),
+        reason="<tool_call> markup left in content", attribution=Attribution.PARSER,
+        evidence=Evidence(request={{"headers": {{"Authorization": "Bearer {SECRET}"}}}}),
+    )
+    mlx_matrix.record(result, model="tiny-chat", quant="bf16", route="proxied")
+    mlx_matrix.check(result)
+
+def test_thinking(mlx_matrix):
+    result = ProbeResult("thinking", Verdict.NOT_APPLICABLE, reason="catalog entry has no thinking")
+    mlx_matrix.record(result, model="tiny-chat-no-think", quant="bf16", route="direct")
+    mlx_matrix.record_row(model="tiny-chat-no-think", quant="bf16", startup_s=4.2, server_starts=1)
+    mlx_matrix.check(result)
+"""
+
+
+@pytest.fixture
+def matrix_dir(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = pytester.path / "matrices"
+    monkeypatch.setenv("MLXSTACK_MATRIX_DIR", str(directory))
+    return directory
+
+
+def test_recorded_cells_become_a_matrix_and_decide_outcomes(pytester, matrix_dir):
+    pytester.makepyfile(test_cells=RECORDING_TESTS)
+    result = pytester.runpytest("--junitxml=report.xml")
+
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*tool_calling (proxied) for tiny-chat [[]bf16[]] failed (parser): <tool_call> markup*",
+            "*- mlxstack matrix -*",
+            f"matrix JSON: {matrix_dir}/runs/*.json (also {matrix_dir}/latest.json)",
+            f"matrix HTML: {matrix_dir}/runs/*.html (also {matrix_dir}/latest.html)",
+            "cells: 1 pass, 1 fail, 0 skip, 1 n/a",
+        ]
+    )
+    matrix = load_matrix(matrix_dir / "latest.json")
+    schema = json.loads((REPO / "matrices" / "matrix.schema.json").read_text())
+    jsonschema.validate(json.loads((matrix_dir / "latest.json").read_text()), schema)
+    tiny, no_think = matrix.rows
+    assert (tiny.model, tiny.repo, tiny.revision) == ("tiny-chat", "org/tiny-chat", "abc123")
+    assert tiny.cell("tool_calling", "proxied").attribution.value == "parser"
+    assert tiny.cell("tool_calling", "proxied").test_id == "test_cells.py::test_tools"
+    assert (no_think.startup_s, no_think.server_starts) == (4.2, 1)
+    assert matrix.runs[0].versions["pytest-mlxstack"] is not None
+    for written in ("latest.json", "latest.html"):
+        assert SECRET not in (matrix_dir / written).read_text()
+    assert SECRET not in (pytester.path / "report.xml").read_text()  # user_properties land here
+
+
+def test_a_session_without_cells_writes_nothing(pytester, matrix_dir):
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert not matrix_dir.exists()
+    assert "mlxstack matrix" not in result.stdout.str()
+
+
+def test_cells_of_both_xdist_workers_land_in_one_matrix(pytester, matrix_dir):
+    pytester.makepyfile(
+        """
+        import os
+        import pytest
+        from pytest_mlxstack.matrix.verdicts import Evidence, ProbeResult, Verdict
+
+        @pytest.mark.parametrize("capability", [f"probe_{n}" for n in range(8)])
+        def test_probe(mlx_matrix, capability):
+            worker = os.environ["PYTEST_XDIST_WORKER"]
+            result = ProbeResult(capability, Verdict.PASS, evidence=Evidence(notes=[worker]))
+            mlx_matrix.record(result, model="tiny-chat", quant="bf16", route="direct")
+            mlx_matrix.record_row(model="tiny-chat", quant="bf16", server_starts=1)
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["cells: 8 pass, 0 fail, 0 skip, 0 n/a"])
+    assert len(list((matrix_dir / "runs").glob("*.json"))) == 1  # workers wrote nothing
+    (row,) = load_matrix(matrix_dir / "latest.json").rows
+    assert sorted(cell.capability for cell in row.cells) == [f"probe_{n}" for n in range(8)]
+    assert {cell.evidence.notes[0] for cell in row.cells} == {"gw0", "gw1"}
+    assert row.server_starts == 2  # one start in each worker's own pool
+
+
+def test_expectations_turn_known_failures_into_xfail_and_flag_unexpected_passes(
+    pytester, matrix_dir
+):
+    pytester.makepyfile(test_cells=RECORDING_TESTS)
+    pytester.path.joinpath("known.yaml").write_text(
+        "expectations:\n"
+        "  - model: tiny-chat\n"
+        "    capability: tool_calling\n"
+        "    verdict: fail\n"
+        "    reason: hermes markup through LiteLLM\n"
+        "    link: https://github.com/org/repo/issues/9\n"
+    )
+    known = pytester.runpytest("--mlx-expectations=known.yaml", "-rx")
+    known.assert_outcomes(passed=1, xfailed=1, skipped=1)
+    known.stdout.fnmatch_lines(["*known failure: hermes markup through LiteLLM*issues/9*"])
+    cell = load_matrix(matrix_dir / "latest.json").rows[0].cell("tool_calling", "proxied")
+    assert (cell.verdict.value, cell.expectation.status) == ("fail", "known_failure")
+
+    pytester.makeini("[pytest]\nmlx_expectations = known.yaml\n")
+    unexpected = _run_with_env(pytester, {"TOOLS_VERDICT": "pass"})
+    unexpected.assert_outcomes(passed=2, skipped=1)
+    unexpected.stdout.fnmatch_lines(
+        [
+            "*UNEXPECTED PASS tiny-chat [[]bf16[]] tool_calling (proxied): expected to fail "
+            "(hermes markup through LiteLLM); update the expectations file*"
+        ]
+    )
+    cell = load_matrix(matrix_dir / "latest.json").rows[0].cell("tool_calling", "proxied")
+    assert cell.expectation.status == "unexpected_pass"
+    assert "unexpected pass" in (matrix_dir / "latest.html").read_text()
+
+
+def test_a_regression_against_the_previous_run_is_reported(pytester, matrix_dir):
+    pytester.makepyfile(test_cells=RECORDING_TESTS)
+    _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}).assert_outcomes(passed=2, skipped=1)
+
+    second = _run_with_env(pytester, {"TOOLS_VERDICT": "fail"})
+    second.stdout.fnmatch_lines(
+        [
+            f"against baseline {matrix_dir}/latest.json: 1 regression, 0 fixes*",
+            "*REGRESSION tiny-chat [[]bf16[]] tool_calling (proxied): pass -> fail (parser: *",
+        ]
+    )
+    assert len(list((matrix_dir / "runs").glob("*.json"))) == 2
+    assert "badge regression" in (matrix_dir / "latest.html").read_text()
+
+    third = _run_with_env(
+        pytester, {"TOOLS_VERDICT": "fail"}, "--mlx-baseline=none", "--mlx-no-html"
+    )
+    assert "against baseline" not in third.stdout.str()
+    assert len(list((matrix_dir / "runs").glob("*.html"))) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mlx-expectations=absent.yaml"], "*expectations file *absent.yaml does not exist*"),
+        (["--mlx-expectations=bad.yaml"], "*bad.yaml: entry 1: verdict 'flaky' is not one of*"),
+        (["--mlx-baseline=old.json"], "*--mlx-baseline / mlx_baseline: *old.json is not a matrix*"),
+    ],
+)
+def test_bad_options_are_one_sentence_not_a_traceback(pytester, matrix_dir, args, message):
+    pytester.path.joinpath("bad.yaml").write_text(
+        "- {model: m, capability: c, verdict: flaky, reason: r}\n"
+    )
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_an_unwritable_matrix_directory_fails_the_session_loudly(pytester, monkeypatch):
+    blocker = pytester.path / "not-a-directory"
+    blocker.write_text("a file where the matrix directory should be")
+    monkeypatch.setenv("MLXSTACK_MATRIX_DIR", str(blocker))
+    pytester.makepyfile(test_cells=RECORDING_TESTS)
+    result = _run_with_env(pytester, {"TOOLS_VERDICT": "pass"})
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines([f"*could not write the matrix to {blocker} (*"])
+    assert blocker.read_text() == "a file where the matrix directory should be"
+
+
+def _run_with_env(pytester: pytest.Pytester, env: dict[str, str], *args: str):
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        return pytester.runpytest(*args)
