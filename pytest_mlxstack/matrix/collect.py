@@ -57,6 +57,7 @@ def cell_payload(
         "repo": repo,
         "revision": revision,
         "test_id": test_id,
+        "process": current_process(),
         "result": result.to_json(),
     }
     return dict(sanitize(payload))

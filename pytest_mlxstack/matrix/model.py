@@ -10,14 +10,13 @@ shape changes; readers refuse versions they do not know instead of guessing.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Route, Verdict
+from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -103,27 +102,6 @@ class Cell(_Strict):
     @property
     def key(self) -> tuple[str, str]:
         return (self.capability, self.route.value)
-
-    def to_probe_result(self) -> ProbeResult:
-        return ProbeResult.from_json(
-            {
-                "capability": self.capability,
-                "verdict": self.verdict.value,
-                "reason": self.reason,
-                "attribution": self.attribution.value if self.attribution else None,
-                "evidence": {
-                    name: getattr(self.evidence, name)
-                    for name in (
-                        "request",
-                        "response",
-                        "duration_s",
-                        "prompt_tokens",
-                        "completion_tokens",
-                        "notes",
-                    )
-                },
-            }
-        )
 
 
 class Row(_Strict):
@@ -264,10 +242,3 @@ def load_matrix(path: str | Path) -> Matrix:
             f"the file may be truncated, regenerate it"
         ) from None
     return Matrix.from_json(data, source=str(path))
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """Timing figures that went wrong (NaN, inf) are unknown, not invalid JSON."""
-    if value is None or not math.isfinite(value):
-        return None
-    return value

@@ -45,10 +45,11 @@ class MatrixSession:
     is_worker: bool
     collector: MatrixCollector
     started: float = field(default_factory=time.monotonic)
-    seen: set[tuple[str, int]] = field(default_factory=set)
+    seen: set[tuple[str, int, str]] = field(default_factory=set)
     written: WrittenMatrix | None = None
     matrix: Matrix | None = None
     diff: MatrixDiff | None = None
+    baseline: tuple[Path, Matrix] | None = None  # given explicitly, read at configure time
     baseline_path: Path | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -104,16 +105,13 @@ def pytest_configure(config: pytest.Config) -> None:
         expectations = load_expectations(path) if path is not None else Expectations()
     except ExpectationsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    baseline = _path_setting(config, "mlx_baseline")
-    if baseline is not None and not baseline.is_file():
-        raise pytest.UsageError(
-            f"--mlx-baseline / mlx_baseline: {baseline} is not a matrix file; give a matrix JSON "
-            f"such as matrices/latest.json, or '{BASELINE_NONE}' to compare with nothing"
-        )
+    is_worker = hasattr(config, "workerinput")
+    baseline = None if is_worker else _explicit_baseline(config)
     state = MatrixSession(
         expectations=expectations,
-        is_worker=hasattr(config, "workerinput"),
+        is_worker=is_worker,
         collector=MatrixCollector(expectations),
+        baseline=baseline,
     )
     config.stash[MATRIX_SESSION] = state
     if not state.is_worker:
@@ -241,7 +239,8 @@ class MatrixWriter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Take cells off every report; each phase repeats the list, positions dedupe it."""
         for index, (name, value) in enumerate(report.user_properties):
-            key = (report.nodeid, index)
+            process = value.get("process") if isinstance(value, dict) else None
+            key = (report.nodeid, index, str(process))  # --dist each runs a test per worker
             if name not in (CELL_PROPERTY, ROW_PROPERTY) or key in self.state.seen:
                 continue
             self.state.seen.add(key)
@@ -305,12 +304,31 @@ class MatrixWriter:
             write(f"  {problem}", yellow=True)
 
 
-def _load_baseline(config: pytest.Config, directory: Path, state: MatrixSession) -> Matrix | None:
-    explicit = _path_setting(config, "mlx_baseline")
-    raw = _text_setting(config, "mlx_baseline")
-    if raw is not None and raw.lower() == BASELINE_NONE:
+def _explicit_baseline(config: pytest.Config) -> tuple[Path, Matrix] | None:
+    """``--mlx-baseline`` / ``mlx_baseline`` read up front: a bad file stops the run at once."""
+    path = _path_setting(config, "mlx_baseline")
+    if path is None:
         return None
-    path = explicit if explicit is not None else directory / LATEST_JSON
+    if not path.is_file():
+        raise pytest.UsageError(
+            f"--mlx-baseline / mlx_baseline: {path} is not a matrix file; give a matrix JSON "
+            f"such as matrices/latest.json, or '{BASELINE_NONE}' to compare with nothing"
+        )
+    try:
+        return path, load_matrix(path)
+    except MatrixFormatError as exc:
+        raise pytest.UsageError(f"--mlx-baseline / mlx_baseline: {exc}") from None
+
+
+def _load_baseline(config: pytest.Config, directory: Path, state: MatrixSession) -> Matrix | None:
+    """The explicit baseline, else the matrix directory's previous ``latest.json``."""
+    setting = _text_setting(config, "mlx_baseline")
+    if setting is not None and setting.lower() == BASELINE_NONE:
+        return None
+    if state.baseline is not None:
+        state.baseline_path, baseline = state.baseline
+        return baseline
+    path = directory / LATEST_JSON
     if not path.is_file():
         return None
     try:
@@ -335,16 +353,14 @@ def _html_enabled(config: pytest.Config) -> bool:
 
 def _text_setting(config: pytest.Config, name: str) -> str | None:
     """The command-line value, else the ini value; ``None`` when neither is set or known."""
-    try:
-        value = config.getoption(name)
-    except ValueError:
-        value = None
-    if value in (None, ""):
+    for getter in (config.getoption, config.getini):
         try:
-            value = config.getini(name)
+            value = getter(name)
         except ValueError:
-            value = None
-    return str(value).strip() or None if value not in (None, "") else None
+            continue
+        if value not in (None, "") and str(value).strip():
+            return str(value).strip()
+    return None
 
 
 def _path_setting(config: pytest.Config, name: str) -> Path | None:

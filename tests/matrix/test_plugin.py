@@ -146,6 +146,7 @@ def test_expectations_turn_known_failures_into_xfail_and_flag_unexpected_passes(
 def test_a_regression_against_the_previous_run_is_reported(pytester, matrix_dir):
     pytester.makepyfile(test_cells=RECORDING_TESTS)
     _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}).assert_outcomes(passed=2, skipped=1)
+    (first,) = (matrix_dir / "runs").glob("*.json")
 
     second = _run_with_env(pytester, {"TOOLS_VERDICT": "fail"})
     second.stdout.fnmatch_lines(
@@ -158,10 +159,20 @@ def test_a_regression_against_the_previous_run_is_reported(pytester, matrix_dir)
     assert "badge regression" in (matrix_dir / "latest.html").read_text()
 
     third = _run_with_env(
-        pytester, {"TOOLS_VERDICT": "fail"}, "--mlx-baseline=none", "--mlx-no-html"
+        pytester,
+        {"TOOLS_VERDICT": "fail"},
+        "--mlx-baseline=none",
+        "--mlx-no-html",
+        "--mlx-machine-profile=ci-m4-pro",
     )
     assert "against baseline" not in third.stdout.str()
     assert len(list((matrix_dir / "runs").glob("*.html"))) == 2
+    latest = load_matrix(matrix_dir / "latest.json")
+    assert {row.profile for row in latest.rows} == {"ci-m4-pro"}
+
+    # An explicit baseline: the first run, where tool calling passed.
+    fourth = _run_with_env(pytester, {"TOOLS_VERDICT": "fail"}, f"--mlx-baseline={first}")
+    fourth.stdout.fnmatch_lines([f"against baseline {first}: 1 regression*"])
 
 
 @pytest.mark.parametrize(
@@ -170,6 +181,7 @@ def test_a_regression_against_the_previous_run_is_reported(pytester, matrix_dir)
         (["--mlx-expectations=absent.yaml"], "*expectations file *absent.yaml does not exist*"),
         (["--mlx-expectations=bad.yaml"], "*bad.yaml: entry 1: verdict 'flaky' is not one of*"),
         (["--mlx-baseline=old.json"], "*--mlx-baseline / mlx_baseline: *old.json is not a matrix*"),
+        (["--mlx-baseline=bad.yaml"], "*--mlx-baseline / mlx_baseline: *bad.yaml: not valid JSON*"),
     ],
 )
 def test_bad_options_are_one_sentence_not_a_traceback(pytester, matrix_dir, args, message):
