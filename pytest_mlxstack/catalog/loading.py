@@ -1,0 +1,269 @@
+"""Reading a catalog (a folder of YAML files, or one file) into validated entries.
+
+Every way a catalog can be broken ends in one ``CatalogError`` sentence naming the file, the
+entry, the field and the fix; pydantic's ``ValidationError`` never escapes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from pytest_mlxstack.catalog.errors import CatalogError
+from pytest_mlxstack.catalog.schema import CatalogEntry
+
+YAML_SUFFIXES = (".yaml", ".yml")
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+# What to write for a missing field, used in the fix of a "missing" error.
+FIELD_HINTS: dict[str, str] = {
+    "id": "a slug such as qwen3-8b",
+    "name": "a display name such as Qwen3 8B",
+    "family": "the model family such as Qwen3",
+    "params_b": "the parameter count in billions, e.g. 8.2",
+    "architecture": "the config.json model_type, e.g. qwen3",
+    "min_mlx_lm_version": 'the oldest mlx-lm that loads it, quoted, e.g. "0.25.2"',
+    "sources": "a mapping such as int4: {hf_repo: org/name, disk_size_gb: 4.6}",
+    "prompt_tps": "prompt tokens per second, e.g. 350",
+    "gen_tps": "generated tokens per second, e.g. 45",
+    "memory_gb": "peak memory in GB, e.g. 5.1",
+    "confidence": "high, medium or low",
+}
+
+_TYPE_WORDS = {
+    "float": "a number",
+    "int": "a whole number",
+    "bool": "true or false",
+    "string": "a text",
+    "dict": "a mapping (key: value lines)",
+    "list": "a list",
+    "model": "a mapping (key: value lines)",
+    "path": "a folder path",
+}
+
+
+def default_catalog_path() -> Path:
+    """The shipped catalog: ``catalog_data`` in a wheel, else the checkout's ``catalog/``."""
+    for candidate in (_PACKAGE_DIR / "catalog_data", _PACKAGE_DIR.parent / "catalog"):
+        if candidate.is_dir():
+            return candidate
+    raise CatalogError(
+        "the shipped catalog is not installed",
+        "reinstall pytest-mlxstack or pass a catalog path explicitly",
+        file=_PACKAGE_DIR / "catalog_data",
+    )
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The validated entries of a catalog, in file order, with unique ids."""
+
+    path: Path
+    entries: tuple[CatalogEntry, ...]
+    _by_id: dict[str, CatalogEntry] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {e.id: e for e in self.entries})
+
+    def get(self, entry_id: str) -> CatalogEntry:
+        """The entry with this id; ``KeyError`` naming the known ids otherwise."""
+        try:
+            return self._by_id[entry_id]
+        except KeyError:
+            raise KeyError(
+                f"no catalog entry '{entry_id}' in {self.path} (known: {', '.join(self._by_id)})"
+            ) from None
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._by_id)
+
+    def __iter__(self) -> Iterator[CatalogEntry]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def load_catalog(path: Path | str | None = None) -> Catalog:
+    """Load and validate a catalog folder (every ``*.yaml``/``*.yml`` in it) or one YAML file."""
+    root = default_catalog_path() if path is None else Path(path).expanduser()
+    if not root.exists():
+        raise CatalogError(
+            "the path does not exist",
+            "pass an existing catalog folder or YAML file",
+            file=root,
+        )
+    if root.is_dir():
+        files = sorted(
+            p for p in root.iterdir() if p.suffix in YAML_SUFFIXES and not p.name.startswith(".")
+        )
+    else:
+        files = [root]
+    entries: list[CatalogEntry] = []
+    seen: dict[str, Path] = {}
+    for file in files:
+        for entry in _load_file(file):
+            if entry.id in seen:
+                raise CatalogError(
+                    f"is a duplicate of the entry in {seen[entry.id]}",
+                    "give each entry its own id or remove one of them",
+                    file=file,
+                    entry_id=entry.id,
+                    field="id",
+                )
+            seen[entry.id] = file
+            entries.append(entry)
+    if not entries:
+        raise CatalogError(
+            "the catalog is empty (no YAML file with an entry)"
+            if root.is_dir()
+            else "the file holds no entry",
+            "add one YAML file per model with at least id, name, family, params_b, "
+            "architecture, min_mlx_lm_version and sources",
+            file=root,
+        )
+    return Catalog(root, tuple(entries))
+
+
+def _load_file(file: Path) -> list[CatalogEntry]:
+    """The entries of one YAML file: a mapping (one entry) or a list of mappings."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(
+            f"cannot be read ({exc.__class__.__name__}: {exc})",
+            "make it a readable UTF-8 YAML file",
+            file=file,
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CatalogError(_yaml_problem(exc), "fix the YAML syntax there", file=file) from None
+    if data is None:
+        return []
+    items = data if isinstance(data, list) else [data]
+    entries = []
+    for index, raw in enumerate(items):
+        if not isinstance(raw, dict):
+            raise CatalogError(
+                f"item {index + 1} is {_describe(raw)}, not a mapping",
+                "write each entry as key: value lines (one mapping per model)",
+                file=file,
+            )
+        entries.append(_validate(raw, file))
+    return entries
+
+
+def _validate(raw: dict[str, Any], file: Path) -> CatalogEntry:
+    raw_id = raw.get("id")
+    entry_id = raw_id if isinstance(raw_id, str) else None
+    try:
+        entry = CatalogEntry.model_validate(raw, context={"base_dir": file.parent.resolve()})
+    except ValidationError as exc:
+        errors = exc.errors()
+        problem, fix, where = _explain(errors[0], raw)
+        more = len(errors) - 1
+        if more:
+            fix += f" (and {more} more problem{'s' if more > 1 else ''} in this entry)"
+        raise CatalogError(
+            problem, fix, file=file, entry_id=entry_id or "<no id>", field=where
+        ) from None
+    entry.bind_file(file)
+    return entry
+
+
+def _explain(error: ErrorDetails, raw: dict[str, Any]) -> tuple[str, str, str]:
+    """(problem, fix, dotted field) for one pydantic error."""
+    loc = [str(part) for part in error["loc"]]
+    ctx = error.get("ctx") or {}
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "catalog_rule":
+        if ctx.get("field"):
+            loc.append(str(ctx["field"]))
+        return str(ctx["problem"]), str(ctx["fix"]), ".".join(loc)
+    where = ".".join(loc)
+    name = loc[-1] if loc else ""
+    if kind == "missing":
+        hint = FIELD_HINTS.get(name, "a value")
+        return "is missing", f"add {name}: {hint}", where
+    if kind == "extra_forbidden":
+        known = _known_fields(loc[:-1])
+        close = difflib.get_close_matches(name, known, n=1)
+        fix = f"rename it to '{close[0]}'" if close else "remove it"
+        return "is not a known field", f"{fix} (known fields: {', '.join(known)})", where
+    if kind in {"greater_than", "greater_than_equal", "less_than_equal", "less_than"}:
+        bound = {
+            "greater_than": f"greater than {_number(ctx.get('gt'))}",
+            "greater_than_equal": f"at least {_number(ctx.get('ge'))}",
+            "less_than_equal": f"at most {_number(ctx.get('le'))}",
+            "less_than": f"less than {_number(ctx.get('lt'))}",
+        }[kind]
+        extra = " (scores run from 0 to 100)" if loc and loc[0] == "quality" else ""
+        return f"is {value!r} but must be {bound}{extra}", f"write a number {bound}", where
+    if kind == "string_too_short":
+        return "is empty", "write a non-empty text", where
+    if kind == "literal_error":
+        return f"is {value!r}", f"use one of {ctx.get('expected')}", where
+    for suffix, word in _TYPE_WORDS.items():
+        if kind.startswith(suffix) or kind == f"{suffix}_type" or kind.endswith(f"{suffix}_type"):
+            example = FIELD_HINTS.get(name)
+            fix = f"write {example}" if example else f"write {word}"
+            return f"should be {word} but is {_describe(value)}", fix, where
+    return str(error["msg"]), "correct the value", where
+
+
+def _known_fields(loc: list[str]) -> list[str]:
+    """Field names of the model found at ``loc`` (for spelling suggestions)."""
+    model: type[BaseModel] = CatalogEntry
+    for part in loc:
+        info = model.model_fields.get(part)
+        if info is None:
+            # a dict key such as a quantization or a hardware profile: descend into the value type
+            continue
+        annotation = info.annotation
+        nested = _model_in(annotation)
+        if nested is not None:
+            model = nested
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "empty"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
+    if mark is not None:
+        return f"is not valid YAML at line {mark.line + 1}, column {mark.column + 1} ({problem})"
+    return f"is not valid YAML ({problem})"
