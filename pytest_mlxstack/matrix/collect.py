@@ -143,32 +143,38 @@ class MatrixCollector:
         return True
 
     def add_cell(self, payload: Any) -> None:
+        """One cell payload (see ``cell_payload``); ``PayloadError`` if it is malformed."""
         cell = cell_from_payload(payload)
-        key = (str(payload["model"]), str(payload["quant"]))
+        key = (payload["model"], payload["quant"])
         self._cells[key][cell.key].append(cell)
-        facts = self._rows[key]
-        if payload.get("repo"):
-            facts.repos.add(str(payload["repo"]))
-        if payload.get("revision"):
-            facts.revisions.add(str(payload["revision"]))
+        self._add_source(self._rows[key], payload)
 
     def add_row(self, payload: Any) -> None:
+        """One row payload (see ``row_payload``); ``PayloadError`` if it is malformed."""
         try:
-            key = (str(payload["model"]), str(payload["quant"]))
-        except (KeyError, TypeError) as exc:
-            raise PayloadError(f"a recorded row is malformed ({exc!r}): {payload!r:.200}") from None
-        facts = self._rows[key]
-        if payload.get("repo"):
-            facts.repos.add(str(payload["repo"]))
-        if payload.get("revision"):
-            facts.revisions.add(str(payload["revision"]))
-        facts.startup_s = _max(facts.startup_s, payload.get("startup_s"))
-        facts.memory_mb = _max(facts.memory_mb, payload.get("memory_mb"))
-        starts = payload.get("server_starts")
+            if not all(isinstance(payload.get(name), str) for name in ("model", "quant")):
+                raise ValueError("model and quant must be strings")
+            startup_s = _optional_float(payload.get("startup_s"))
+            memory_mb = _optional_float(payload.get("memory_mb"))
+            starts = payload.get("server_starts")
+            starts = None if starts is None else int(starts)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise PayloadError(f"a recorded row is malformed ({exc}): {payload!r:.200}") from None
+        facts = self._rows[(payload["model"], payload["quant"])]
+        self._add_source(facts, payload)
+        facts.startup_s = _max(facts.startup_s, startup_s)
+        facts.memory_mb = _max(facts.memory_mb, memory_mb)
         if starts is not None:
             process = str(payload.get("process") or "main")
             previous = facts.starts_by_process.get(process, 0)
-            facts.starts_by_process[process] = max(previous, int(starts))
+            facts.starts_by_process[process] = max(previous, starts)
+
+    @staticmethod
+    def _add_source(facts: _RowFacts, payload: dict[str, Any]) -> None:
+        if payload.get("repo"):
+            facts.repos.add(str(payload["repo"]))
+        if payload.get("revision"):
+            facts.revisions.add(str(payload["revision"]))
 
     def build(self, run: RunMetadata) -> Matrix:
         """One matrix for ``run``; rows appear for every model with a cell or row fact."""
@@ -229,8 +235,11 @@ class MatrixCollector:
         return next(iter(values), None)
 
 
-def _max(current: float | None, new: Any) -> float | None:
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _max(current: float | None, new: float | None) -> float | None:
     if new is None:
         return current
-    value = float(new)
-    return value if current is None else max(current, value)
+    return new if current is None else max(current, new)

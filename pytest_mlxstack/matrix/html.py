@@ -64,7 +64,8 @@ class RowView:
 
 def render_html(matrix: Matrix, *, baseline: Matrix | None = None, title: str | None = None) -> str:
     """The whole page; with ``baseline``, cells carry their change and a changes table follows."""
-    matrix = matrix.sorted()
+    matrix = matrix.redacted()
+    baseline = baseline.redacted() if baseline is not None else None
     diff = diff_matrices(baseline, matrix) if baseline is not None else None
     changes = diff.by_key() if diff is not None else {}
     columns = matrix.capabilities()

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_mlxstack.matrix.redact import sanitize
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -179,9 +180,10 @@ class Matrix(_Strict):
     def to_json(self) -> dict[str, Any]:
         return self.sorted().model_dump(mode="json")
 
-    def dumps(self) -> str:
-        """The file's text. NaN or infinity anywhere is refused: it is not JSON."""
-        return json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n"
+    def redacted(self) -> Matrix:
+        """A copy with every secret-shaped string redacted and non-finite numbers as null:
+        what gets written and rendered, whatever file the matrix came from."""
+        return Matrix.model_validate(sanitize(self.to_json()))
 
     @classmethod
     def from_json(cls, data: Any, *, source: str = "matrix") -> Matrix:
@@ -202,13 +204,35 @@ class Matrix(_Strict):
                 f"version {SCHEMA_VERSION}; {hint}"
             )
         try:
-            return cls.model_validate(data)
+            matrix = cls.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "(top level)"
             raise MatrixFormatError(
                 f"{source}: field {where}: {first['msg']}; fix the file or regenerate it"
             ) from None
+        _check_unique(matrix, source)
+        return matrix
+
+
+def _check_unique(matrix: Matrix, source: str) -> None:
+    """One row per (model, quant, profile), one cell per (capability, route): else ambiguous."""
+    rows: set[tuple[str, str, str]] = set()
+    for index, row in enumerate(matrix.rows):
+        if row.key in rows:
+            raise MatrixFormatError(
+                f"{source}: rows.{index} repeats the row {' / '.join(row.key)}; "
+                f"fix the file or combine the rows with 'mlxstack matrix merge'"
+            )
+        rows.add(row.key)
+        cells: set[tuple[str, str]] = set()
+        for number, cell in enumerate(row.cells):
+            if cell.key in cells:
+                raise MatrixFormatError(
+                    f"{source}: rows.{index}.cells.{number} repeats {cell.capability} "
+                    f"({cell.route.value}) of {row.model}; remove one of them"
+                )
+            cells.add(cell.key)
 
 
 def cell_sort_key(cell: Cell) -> tuple[int, str, str]:

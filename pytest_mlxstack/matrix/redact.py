@@ -16,10 +16,18 @@ from typing import Any
 REDACTED = "[REDACTED]"
 
 _SECRET_PATTERNS = (
-    # Authorization headers and anything shaped like one inside a longer string.
-    (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + REDACTED),
+    # A header written out in a string: "Authorization: Bearer abc", "x-api-key=abc".
+    (
+        re.compile(
+            r"(?i)\b(authorization|proxy-authorization|x-api-key)(\W{0,3}[:=]\W{0,3})"
+            r"(?:(?:bearer|basic|token)\s+)?[^\s\"',;}]+"
+        ),
+        r"\1\2" + REDACTED,
+    ),
+    # A bearer token anywhere else.
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{6,}"), "Bearer " + REDACTED),
     # OpenAI/LiteLLM style keys (sk-..., sk-proj-...), Hugging Face tokens.
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{4,}"), "sk-" + REDACTED),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"), "sk-" + REDACTED),
     (re.compile(r"\bhf_[A-Za-z0-9]{10,}"), "hf_" + REDACTED),
     # key=value pairs in URLs or log lines.
     (

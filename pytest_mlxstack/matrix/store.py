@@ -64,10 +64,11 @@ def atomic_copy(source: Path, path: Path) -> None:
 
 
 def write_matrix_file(matrix: Matrix, path: Path) -> None:
-    """Stream ``matrix`` as JSON to ``path`` atomically. NaN or infinity makes it fail cleanly."""
+    """Stream ``matrix``, redacted, as JSON to ``path`` atomically."""
+    data = matrix.redacted().to_json()
 
     def dump(handle: IO[str]) -> None:
-        json.dump(matrix.to_json(), handle, indent=2, allow_nan=False)
+        json.dump(data, handle, indent=2, allow_nan=False)
         handle.write("\n")
 
     atomic_write(path, dump)

@@ -186,6 +186,17 @@ class MatrixRecorder:
     ) -> None:
         """Facts about the row itself. ``server_starts`` counts this process's starts so far."""
         _require_text(model=model, quant=quant)
+        for name, value in (("startup_s", startup_s), ("memory_mb", memory_mb)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise TypeError(f"mlx_matrix.record_row(): {name} must be a number, got {value!r}")
+        if server_starts is not None and (
+            isinstance(server_starts, bool) or not isinstance(server_starts, int)
+        ):
+            raise TypeError(
+                f"mlx_matrix.record_row(): server_starts must be an int, got {server_starts!r}"
+            )
         payload = row_payload(
             model=model,
             quant=quant,

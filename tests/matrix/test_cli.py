@@ -86,6 +86,19 @@ def test_merge_writes_one_matrix_and_reports_conflicts(build_matrix, tmp_path):
     assert [row.profile for row in merged.rows] == ["m2-max-64", "m4-pro-48"]
 
 
+def test_secrets_in_a_hand_made_input_file_are_redacted_on_output(build_matrix, tmp_path):
+    matrix = build_matrix([("qwen", "4bit", "inference", "direct", "fail")])
+    matrix.rows[0].cells[0].reason = "proxy said: Authorization: Bearer sk-abcdef123456 refused"
+    (tmp_path / "raw.json").write_text(json.dumps(matrix.to_json()))  # not through the writer
+
+    assert mlxstack("matrix", "merge", "raw.json", "-o", "out.json", cwd=tmp_path).returncode == 0
+    assert mlxstack("matrix", "render", "raw.json", cwd=tmp_path).returncode == 0
+    for output in ("out.json", "raw.html"):
+        text = (tmp_path / output).read_text()
+        assert "abcdef123456" not in text
+        assert "[REDACTED]" in text
+
+
 def test_render_writes_a_page_next_to_the_json(base_and_new, tmp_path):
     base, new = base_and_new
     result = mlxstack("matrix", "render", new, "--baseline", base, cwd=tmp_path)

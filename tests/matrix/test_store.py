@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -10,7 +12,7 @@ import pytest
 
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.schema import matrix_json_schema, schema_text
-from pytest_mlxstack.matrix.store import MatrixWriteError, write_matrix
+from pytest_mlxstack.matrix.store import write_matrix, write_matrix_file
 
 REPO = Path(__file__).resolve().parents[2]
 CELLS = [
@@ -61,23 +63,72 @@ def test_two_runs_in_the_same_second_keep_both_files(build_matrix, tmp_path):
     assert len(load_matrix(tmp_path / "latest.json").iter_cells()) == 1
 
 
-def test_a_failed_write_leaves_the_previous_latest_intact(build_matrix, tmp_path):
-    good = write_matrix(build_matrix(CELLS), tmp_path)
+# Writes the matrix in argv[1] into the directory argv[2] while the process may not write files
+# larger than argv[3] bytes: the OS refuses the write part-way (EFBIG), as on a full disk.
+# argv[4] says how: the whole run ("run") or straight over latest.json ("latest").
+WRITE_UNDER_SIZE_LIMIT = """
+import resource, signal, sys
+from pathlib import Path
+from pytest_mlxstack.matrix.model import load_matrix
+from pytest_mlxstack.matrix.store import write_matrix, write_matrix_file
+
+matrix = load_matrix(sys.argv[1])
+directory = Path(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+try:
+    if sys.argv[4] == "run":
+        write_matrix(matrix, directory, html="<html>new</html>")
+    else:
+        write_matrix_file(matrix, directory / "latest.json")
+except OSError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_FSIZE")
+@pytest.mark.parametrize("how", ["run", "latest"])
+def test_a_write_failing_part_way_leaves_the_previous_latest_intact(build_matrix, tmp_path, how):
+    directory = tmp_path / "matrices"
+    good = write_matrix(build_matrix(CELLS), directory)
     before = good.latest_json.read_bytes()
-    broken = build_matrix(CELLS, run_id="20250102T000000Z-bbbbbb")
-    # NaN is not JSON: the streaming writer fails after part of the file is out.
-    broken.rows[-1].cells[-1].evidence.duration_s = float("nan")
+    big = build_matrix(CELLS, run_id="20250102T000000Z-bbbbbb")
+    big.rows[0].cells[0].evidence.response = {"content": "long answer " * 4000}
+    source = tmp_path / "big.json"
+    write_matrix_file(big, source)
+    limit = len(before) + 4096  # the previous matrix fits, the new one does not
+    assert source.stat().st_size > limit
 
-    with pytest.raises(MatrixWriteError, match=str(tmp_path)):
-        write_matrix(broken, tmp_path, html="<html>new</html>")
+    result = subprocess.run(
+        [sys.executable, "-c", WRITE_UNDER_SIZE_LIMIT, source, directory, str(limit), how],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
+    assert result.returncode == 3, result.stderr
+    assert "File too large" in result.stdout
+    if how == "run":
+        assert result.stdout.startswith(f"could not write the matrix to {directory} (")
     assert good.latest_json.read_bytes() == before
-    assert good.latest_html is None
-    assert not (tmp_path / "latest.html").exists()
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
-        good.json_path.name,
+    assert sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*")) == [
         "latest.json",
+        "runs",
+        f"runs/{good.json_path.name}",
     ]
+
+
+def test_non_finite_numbers_and_secrets_never_reach_the_file(build_matrix, tmp_path):
+    matrix = build_matrix(CELLS)
+    matrix.rows[0].cells[0].evidence.duration_s = float("nan")
+    matrix.rows[0].cells[0].reason = "sent Authorization: Bearer abcdef123456"
+    written = write_matrix(matrix, tmp_path)
+    text = written.latest_json.read_text()
+    assert "abcdef123456" not in text
+    assert load_matrix(written.latest_json).rows[0].cells[0].evidence.duration_s is None
 
 
 @pytest.mark.parametrize(
@@ -96,6 +147,15 @@ def test_broken_files_give_one_sentence_naming_the_file(tmp_path, content, messa
         load_matrix(path)
     assert str(path) in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_repeated_row_is_refused(build_matrix, tmp_path):
+    data = build_matrix(CELLS).to_json()
+    data["rows"].append(data["rows"][0])
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(MatrixFormatError, match=r"rows\.2 repeats the row tiny-chat / bf16"):
+        load_matrix(path)
 
 
 def test_a_cell_with_an_unknown_verdict_names_the_field(build_matrix, tmp_path):
