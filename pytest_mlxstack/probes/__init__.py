@@ -1,0 +1,48 @@
+"""Capability probes: one function per capability, each taking an ``openai.OpenAI`` client
+and a served model name and returning a ``ProbeResult`` (verdict, reason, evidence and, on
+failure, whose fault it is). No pytest here: any harness can call them.
+
+Needs the ``harness`` extra (the ``openai`` package).
+"""
+
+from __future__ import annotations
+
+from pytest_mlxstack.probes.capabilities import (
+    UNKNOWN_MODEL,
+    probe_errors,
+    probe_inference,
+    probe_multi_turn,
+    probe_streaming,
+    probe_system_prompt,
+    probe_thinking,
+    probe_tool_calling,
+    probe_tool_calling_streaming,
+)
+from pytest_mlxstack.probes.proxy import attribute_proxy
+from pytest_mlxstack.probes.registry import (
+    CAPABILITIES,
+    PROBES,
+    DeclaredCapabilities,
+    Probe,
+    not_applicable,
+    run_probe,
+)
+
+__all__ = [
+    "CAPABILITIES",
+    "PROBES",
+    "UNKNOWN_MODEL",
+    "DeclaredCapabilities",
+    "Probe",
+    "attribute_proxy",
+    "not_applicable",
+    "probe_errors",
+    "probe_inference",
+    "probe_multi_turn",
+    "probe_streaming",
+    "probe_system_prompt",
+    "probe_thinking",
+    "probe_tool_calling",
+    "probe_tool_calling_streaming",
+    "run_probe",
+]

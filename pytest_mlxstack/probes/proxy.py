@@ -1,0 +1,33 @@
+"""Blame the proxy when the same probe passes straight to vllm-mlx and fails through LiteLLM."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Verdict
+
+
+def attribute_proxy(direct: ProbeResult, proxied: ProbeResult) -> ProbeResult:
+    """``proxied``, re-attributed to ``proxy`` when it failed and ``direct`` passed.
+
+    Whatever the proxied failure looked like (a 500 from LiteLLM, a missing field, a timeout),
+    the model server did the job on its own, so the layer in between is at fault. Otherwise
+    ``proxied`` is returned unchanged.
+    """
+    if direct.capability != proxied.capability:
+        raise ValueError(
+            f"attribute_proxy() compares one capability, got {direct.capability!r} direct and "
+            f"{proxied.capability!r} proxied"
+        )
+    if proxied.verdict is not Verdict.FAIL or direct.verdict is not Verdict.PASS:
+        return proxied
+    if proxied.attribution is Attribution.PROXY:
+        return proxied
+    was = proxied.attribution.value if proxied.attribution else "unattributed"
+    notes = [*proxied.evidence.notes, f"attributed to {was} before comparing with the direct route"]
+    return dataclasses.replace(
+        proxied,
+        attribution=Attribution.PROXY,
+        reason=f"works direct, fails through the proxy: {proxied.reason}",
+        evidence=dataclasses.replace(proxied.evidence, notes=notes),
+    )

@@ -1,0 +1,267 @@
+"""A small OpenAI-compatible HTTP server that answers with crafted responses.
+
+It stands in for failure modes a real vllm-mlx will not produce on demand (a 500, a hang, a
+dropped connection, markup left in content, malformed tool arguments). The probes reach it
+through the real ``openai`` client over a real socket; the request's ``model`` picks the
+scenario, so one server serves every test.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+CITY = "Paris"
+GOOD_ARGS = json.dumps({"location": CITY})
+
+
+@dataclass
+class Reply:
+    """What the server does for one request."""
+
+    status: int = 200
+    body: Any = None  # JSON-able, or bytes sent verbatim
+    chunks: list[dict[str, Any]] | None = None  # SSE events for a streamed reply
+    raw_events: list[str] = field(default_factory=list)  # extra SSE lines, sent verbatim
+    hang_s: float = 0.0  # wait this long (or until the server stops) before answering
+    close_without_reply: bool = False
+    cut_stream_after: int | None = None  # close mid-body after this many events
+
+
+def completion(
+    content: str | None = None,
+    *,
+    reasoning: str | None = None,
+    reasoning_key: str = "reasoning_content",
+    tool_calls: list[tuple[str, str]] | None = None,
+    finish: str | None = None,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if reasoning is not None:
+        message[reasoning_key] = reasoning
+    if tool_calls:
+        message["tool_calls"] = [
+            {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": a}}
+            for i, (n, a) in enumerate(tool_calls)
+        ]
+    return {
+        "id": "chatcmpl-crafted",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "crafted",
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": finish or ("tool_calls" if tool_calls else "stop"),
+            }
+        ],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+    }
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-crafted",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "crafted",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def usage_chunk() -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-crafted",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "crafted",
+        "choices": [],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+    }
+
+
+def text_chunks(pieces: list[str], finish: str | None = "stop") -> list[dict[str, Any]]:
+    events = [chunk({"role": "assistant"})]
+    events += [chunk({"content": piece}) for piece in pieces]
+    events.append(chunk({}, finish))
+    return [*events, usage_chunk()]
+
+
+def tool_chunks(arguments_pieces: list[str], finish: str = "tool_calls") -> list[dict[str, Any]]:
+    first = {"index": 0, "id": "call_0", "type": "function", "function": {"name": "get_weather"}}
+    events = [chunk({"role": "assistant", "tool_calls": [first]})]
+    events += [
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+        for piece in arguments_pieces
+    ]
+    return [*events, chunk({}, finish), usage_chunk()]
+
+
+def _text(content: str, pieces: list[str] | None = None) -> Callable[[bool], Reply]:
+    def reply(stream: bool) -> Reply:
+        if stream:
+            return Reply(chunks=text_chunks(pieces or [content]))
+        return Reply(body=completion(content))
+
+    return reply
+
+
+def _tool(arguments: str, *, finish: str | None = None, streamed: str | None = None) -> Any:
+    def reply(stream: bool) -> Reply:
+        if stream:
+            text = streamed if streamed is not None else arguments
+            half = len(text) // 2
+            return Reply(chunks=tool_chunks([text[:half], text[half:]], finish or "tool_calls"))
+        return Reply(body=completion(tool_calls=[("get_weather", arguments)], finish=finish))
+
+    return reply
+
+
+SCENARIOS: dict[str, Callable[[bool], Reply]] = {
+    # plain answers
+    "prose": _text(f"I cannot check live weather, but I hope it is pleasant in {CITY}."),
+    "hello": _text(
+        "Hello! How can I help you today?", ["Hello", "! How can", " I help you today?"]
+    ),
+    "pirate": _text("Ahoy, matey! What be ye needing?"),
+    "empty": _text(""),
+    "count": _text("1, 2, 3, 4, 5", ["1", ", 2", ", 3", ", 4", ", 5"]),
+    "count-one-chunk": _text("1, 2, 3, 4, 5", ["1, 2, 3, 4, 5"]),
+    "count-differs": _text("1, 2, 3, 4, 5", ["1", ", 2", ", 3", ", 4", ", 6"]),
+    "length-empty": lambda stream: Reply(
+        body=completion("", reasoning="hmm " * 50, finish="length")
+    ),
+    # tool calls
+    "good-tool": _tool(GOOD_ARGS),
+    "tool-markup": _text(f'<tool_call>{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'),
+    "mistral-markup": _text(f'[TOOL_CALLS] [{{"name": "get_weather", "arguments": {GOOD_ARGS}}}]'),
+    "json-markup": _text(f'{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'),
+    "bad-args": _tool('{"location": "Paris"'),
+    "missing-key": _tool('{"city": "Paris"}'),
+    "bad-enum": _tool('{"location": "Paris", "unit": "kelvin"}'),
+    "wrong-city": _tool('{"location": "Tokyo"}'),
+    "wrong-finish": _tool(GOOD_ARGS, finish="stop"),
+    "wrong-tool": lambda stream: Reply(body=completion(tool_calls=[("get_time", "{}")])),
+    "stream-args-differ": _tool(GOOD_ARGS, streamed='{"location": "Paris, France"}'),
+    # thinking
+    "thinks": lambda stream: Reply(
+        body=completion("The answer is 1081.", reasoning="23 * 47 = 1081.")
+    ),
+    "thinks-reasoning-key": lambda stream: Reply(
+        body=completion(
+            "The answer is 1081.", reasoning="23 * 47 = 1081.", reasoning_key="reasoning"
+        )
+    ),
+    "think-markup": _text("<think>23 * 47 = 1081.</think>The answer is 1081."),
+    "no-think": _text("The answer is 1081."),
+    "thinks-no-answer": lambda stream: Reply(
+        body=completion(None, reasoning="23 * 47 = ...", finish="length")
+    ),
+    # transport and HTTP failures
+    "server-error": lambda stream: Reply(
+        status=500, body={"error": {"message": "CUDA out of memory", "type": "server_error"}}
+    ),
+    "hang": lambda stream: Reply(hang_s=30.0, body=completion("too late")),
+    "close": lambda stream: Reply(close_without_reply=True),
+    "not-json": lambda stream: Reply(body=b"{this is not json"),
+    "stream-error-event": lambda stream: Reply(
+        chunks=text_chunks(["1", ", 2"])[:2],
+        raw_events=['data: {"error": {"message": "generation crashed"}}'],
+    ),
+    "stream-cut": lambda stream: (
+        Reply(chunks=text_chunks(["1", ", 2", ", 3"]), cut_stream_after=2)
+        if stream
+        else Reply(body=completion("1, 2, 3"))
+    ),
+    # unknown-model answers, for the errors probe
+    "openai-400": lambda stream: Reply(
+        status=400,
+        body={"error": {"message": "Invalid model name", "type": "invalid_request_error"}},
+    ),
+    "detail-404": lambda stream: Reply(status=404, body={"detail": "Model 'x' not found"}),
+    "answers-anything": _text("Hello from whatever model you asked for."),
+}
+
+
+class CraftedServer:
+    """Serves ``SCENARIOS`` on 127.0.0.1; records the requests it received."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.stopping = threading.Event()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                request = json.loads(self.rfile.read(length) or b"{}")
+                owner.requests.append(request)
+                scenario = SCENARIOS.get(str(request.get("model")))
+                if scenario is None:
+                    self._send(404, {"detail": f"no scenario {request.get('model')!r}"})
+                    return
+                owner.serve(self, scenario(bool(request.get("stream"))))
+
+            def _send(self, status: int, body: Any) -> None:
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.handler = Handler
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def serve(self, handler: Any, reply: Reply) -> None:
+        if reply.hang_s:
+            self.stopping.wait(reply.hang_s)
+        if reply.close_without_reply:
+            handler.close_connection = True
+            return
+        if reply.chunks is None:
+            handler._send(reply.status, reply.body)
+            return
+        events = [f"data: {json.dumps(event)}" for event in reply.chunks] + reply.raw_events
+        if reply.cut_stream_after is None:
+            events.append("data: [DONE]")
+        payload = [(event + "\n\n").encode() for event in events]
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        # A length promising the whole body: cutting the stream short is then a protocol error.
+        handler.send_header("Content-Length", str(sum(len(p) for p in payload)))
+        handler.end_headers()
+        for index, data in enumerate(payload):
+            if reply.cut_stream_after is not None and index >= reply.cut_stream_after:
+                handler.close_connection = True
+                return
+            handler.wfile.write(data)
+            handler.wfile.flush()
+            time.sleep(0.005)
+
+    def __enter__(self) -> CraftedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
