@@ -88,9 +88,13 @@ class HubRepo:
     branches: tuple[str, ...] = ("main",)
     tags: tuple[str, ...] = ()
     allowed_tokens: frozenset[str] = frozenset()
+    commit: str | None = None
 
     @property
     def sha(self) -> str:
+        """The commit sha: the one given, else derived from the contents."""
+        if self.commit is not None:
+            return self.commit
         h = hashlib.sha1(self.repo_id.encode(), usedforsecurity=False)
         for name in sorted(self.files):
             h.update(name.encode() + b"\0" + self.files[name].digest.encode())
@@ -195,15 +199,24 @@ class LocalHub:
         branches: Iterable[str] = ("main",),
         tags: Iterable[str] = (),
         allowed_tokens: Iterable[str] = (),
+        commit: str | None = None,
     ) -> HubRepo:
         """Publish a repository. File values: bytes/str contents, or an int declaring a size.
 
         ``allowed_tokens`` may read a private repository or a gated one's files; they are
-        registered as valid tokens.
+        registered as valid tokens. ``commit`` fixes the 40-hex commit sha (to match a pinned
+        revision); by default it is derived from the contents.
         """
         built = {name: _as_file(value) for name, value in files.items()}
         repo = HubRepo(
-            repo_id, built, gated, private, tuple(branches), tuple(tags), frozenset(allowed_tokens)
+            repo_id,
+            built,
+            gated,
+            private,
+            tuple(branches),
+            tuple(tags),
+            frozenset(allowed_tokens),
+            commit,
         )
         with self._state.lock:
             self._state.repos[repo_id] = repo
