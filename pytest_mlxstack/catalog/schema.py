@@ -57,11 +57,19 @@ class _Strict(BaseModel):
 class Source(_Strict):
     """Where the weights of one quantization come from: a Hub repository or a local folder."""
 
-    hf_repo: str | None = Field(default=None, description="Hub repository id, org/name.")
+    hf_repo: str | None = Field(
+        default=None,
+        description="Hub repository id, org/name.",
+        json_schema_extra={"pattern": HF_REPO_PATTERN.pattern},
+    )
     local_path: Path | None = Field(
         None, description="A model folder; relative paths are resolved against the YAML file."
     )
-    revision: str | None = Field(default=None, description="Pinned branch, tag or commit sha.")
+    revision: str | None = Field(
+        default=None,
+        description="Pinned branch, tag or commit sha.",
+        json_schema_extra={"pattern": REVISION_PATTERN.pattern},
+    )
     disk_size_gb: PositiveFloat | None = Field(
         None, description="Size of the weights on disk in GB (1e9 bytes)."
     )
@@ -196,7 +204,10 @@ class Evidence(_Strict):
 class CatalogEntry(_Strict):
     """One model: identity, sources per quantization, capabilities, scores and benchmarks."""
 
-    id: str = Field(description="Stable slug, e.g. qwen3-8b; used in test ids.")
+    id: str = Field(
+        description="Stable slug, e.g. qwen3-8b; used in test ids.",
+        json_schema_extra={"pattern": ID_PATTERN.pattern},
+    )
     name: str = Field(min_length=1)
     family: str = Field(min_length=1)
     params_b: PositiveFloat = Field(description="Total parameters in billions.")
@@ -204,7 +215,10 @@ class CatalogEntry(_Strict):
         default=None, description="Active parameters (MoE)."
     )
     architecture: str = Field(min_length=1, description="config.json model_type, e.g. qwen3.")
-    min_mlx_lm_version: str = Field(description="Oldest mlx-lm that loads it, e.g. 0.25.2.")
+    min_mlx_lm_version: str = Field(
+        description="Oldest mlx-lm that loads it, e.g. 0.25.2.",
+        json_schema_extra={"pattern": VERSION_PATTERN.pattern},
+    )
     sources: dict[str, Source] = Field(description="Weights per quantization (int4, int8, bf16).")
     capabilities: Capabilities = Field(default_factory=Capabilities)
     quality: dict[str, Score] = Field(default_factory=dict, description="Scores from 0 to 100.")
@@ -288,4 +302,5 @@ def catalog_entry_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "pytest-mlxstack catalog entry"
     schema["properties"]["sources"]["propertyNames"] = {"enum": sorted(QUANTIZATIONS)}
+    schema["properties"]["benchmarks"]["propertyNames"] = {"pattern": ID_PATTERN.pattern}
     return schema

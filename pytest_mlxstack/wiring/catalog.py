@@ -1,1 +1,127 @@
-"""Pytest wiring for the catalog area (options, fixtures, hooks). Kept thin: logic lives in the library."""
+"""Pytest wiring for the catalog: ``--mlx-catalog [PATH]``, the ``local_hub`` fixture.
+
+With ``--mlx-catalog`` (or the ``mlx_catalog`` ini key) the catalog is loaded at configure time,
+so a broken one stops the run with a one-sentence ``UsageError`` before anything is collected,
+and the built-in tier-1 suite (``pytest_mlxstack/suites/catalog_suite.py``) is added to the
+collection arguments. Without explicit paths only the suite runs, so it works in a repository
+with no test files; under xdist every worker adds it the same way from the same options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pytest_mlxstack.catalog import Catalog, CatalogError, default_catalog_path, load_catalog
+from pytest_mlxstack.hubserver import LocalHub
+
+MARKER = "catalog_validation"
+SUITE_PATH = Path(__file__).resolve().parent.parent / "suites" / "catalog_suite.py"
+_BARE = "\0default"  # what a bare ``--mlx-catalog`` stores
+
+
+@dataclass(frozen=True)
+class CatalogRun:
+    """The catalog under validation and how to ask the Hub about it."""
+
+    catalog: Catalog
+    hub_workers: int
+
+
+CATALOG_RUN = pytest.StashKey[CatalogRun]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mlxstack")
+    group.addoption(
+        "--mlx-catalog",
+        dest="mlx_catalog",
+        nargs="?",
+        const=_BARE,
+        default=None,
+        metavar="PATH",
+        help="Validate a model catalog (a folder of YAML files or one file) with the built-in "
+        "tier-1 suite; without PATH: the mlx_catalog ini value, else the shipped catalog. "
+        "Write --mlx-catalog=PATH when test paths follow (ini: mlx_catalog).",
+    )
+    parser.addini(
+        "mlx_catalog",
+        "Catalog to validate on every run (relative to the ini file's folder).",
+        default="",
+    )
+    group.addoption(
+        "--mlx-hub-workers",
+        dest="mlx_hub_workers",
+        metavar="N",
+        default=None,
+        help="Concurrent Hub requests for the catalog checks, default 32 (ini: mlx_hub_workers).",
+    )
+    parser.addini("mlx_hub_workers", "Concurrent Hub requests for catalog checks.", default="32")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}: the built-in tier-1 catalog checks that --mlx-catalog runs (offline "
+        "structural checks and Hub checks, no model download).",
+    )
+    path = _catalog_path(config)
+    if path is None:
+        return
+    try:
+        catalog = load_catalog(path)
+    except CatalogError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[CATALOG_RUN] = CatalogRun(catalog, _hub_workers(config))
+    suite = str(SUITE_PATH)
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [suite]  # no paths given: run only the suite (testpaths ignored)
+    elif suite not in config.args:
+        config.args.append(suite)
+
+
+def _catalog_path(config: pytest.Config) -> Path | None:
+    """Which catalog to validate, or None when catalog validation is off."""
+    option = config.getoption("mlx_catalog")
+    ini = str(config.getini("mlx_catalog")).strip()
+    ini_path = (_ini_dir(config) / ini) if ini else None
+    if option is None:
+        return ini_path
+    if option == _BARE or not option.strip():
+        return ini_path or default_catalog_path()
+    return config.invocation_params.dir / Path(option).expanduser()
+
+
+def _ini_dir(config: pytest.Config) -> Path:
+    return config.inipath.parent if config.inipath is not None else config.rootpath
+
+
+def _hub_workers(config: pytest.Config) -> int:
+    raw = config.getoption("mlx_hub_workers") or config.getini("mlx_hub_workers") or "32"
+    try:
+        workers = int(str(raw))
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= 256:
+        raise pytest.UsageError(
+            f"--mlx-hub-workers/mlx_hub_workers is {raw!r}; give a whole number from 1 to 256."
+        )
+    return workers
+
+
+@pytest.fixture
+def local_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
+    """A running local Hugging Face Hub on 127.0.0.1, empty until ``add_repo`` is called.
+
+    ``HF_ENDPOINT`` points at it for the test, and ``HF_TOKEN``/``HF_HUB_OFFLINE`` are cleared
+    so requests are anonymous and online unless the test sets them. ``huggingface_hub`` reads
+    ``HF_ENDPOINT`` once at import: pass ``endpoint=local_hub.url`` to its functions.
+    """
+    with LocalHub() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        yield hub

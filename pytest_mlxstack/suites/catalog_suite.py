@@ -1,0 +1,111 @@
+"""The built-in tier-1 catalog suite that ``pytest --mlx-catalog [PATH]`` runs.
+
+One test per entry and check (``test_benchmarks[qwen3-8b]``) or per source and check
+(``test_hub[qwen3-8b-int4]``). Structural checks run offline; the Hub checks of every selected
+source are asked concurrently once per session (per xdist worker) and each ``test_hub`` item
+then reports its own source. No model is downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_mlxstack.catalog import CatalogEntry
+from pytest_mlxstack.checks import ENTRY_CHECKS, source_checks
+from pytest_mlxstack.hub import HubClient, HubSettings, RepoReport, Verdict, hub_problems
+from pytest_mlxstack.wiring.catalog import CATALOG_RUN, MARKER, CatalogRun
+
+pytestmark = pytest.mark.catalog_validation
+assert MARKER == "catalog_validation"
+
+_NOT_CONFIGURED = "run with --mlx-catalog [PATH] to validate a catalog"
+_SOURCE_TESTS = {"test_disk_size": "disk_size", "test_local_files": "local_files"}
+_ENTRY_TESTS = {"test_int4_source": "int4_source", "test_benchmarks": "benchmarks"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize each check over the catalog's entries or sources, with readable ids."""
+    run = metafunc.config.stash.get(CATALOG_RUN, None)
+    name = metafunc.function.__name__
+    if run is None:
+        params = [pytest.param(None, marks=pytest.mark.skip(reason=_NOT_CONFIGURED), id="none")]
+        metafunc.parametrize("case", params)
+        return
+    if name in _ENTRY_TESTS:
+        cases = [pytest.param((entry, None), id=entry.id) for entry in run.catalog]
+    else:
+        check = _SOURCE_TESTS.get(name)
+        cases = [
+            pytest.param((entry, quant), id=f"{entry.id}-{quant}")
+            for entry in run.catalog
+            for quant in entry.sources
+            if check is None or check in source_checks(entry, quant)
+        ]
+    metafunc.parametrize("case", cases)
+
+
+def _fail(entry: CatalogEntry, problems: list[str]) -> None:
+    if problems:
+        where = f" ({entry.file})" if entry.file else ""
+        lines = "\n".join(f"  - {p}" for p in problems)
+        pytest.fail(f"catalog entry '{entry.id}'{where}:\n{lines}", pytrace=False)
+
+
+Case = tuple[CatalogEntry, str]
+
+
+def test_int4_source(case: tuple[CatalogEntry, None]) -> None:
+    entry, _ = case
+    _fail(entry, ENTRY_CHECKS["int4_source"](entry))
+
+
+def test_benchmarks(case: tuple[CatalogEntry, None]) -> None:
+    entry, _ = case
+    _fail(entry, ENTRY_CHECKS["benchmarks"](entry))
+
+
+def test_disk_size(case: Case) -> None:
+    entry, quant = case
+    _fail(entry, source_checks(entry, quant)["disk_size"](entry, quant))
+
+
+def test_local_files(case: Case) -> None:
+    entry, quant = case
+    _fail(entry, source_checks(entry, quant)["local_files"](entry, quant))
+
+
+@pytest.fixture(scope="session")
+def hub_reports(request: pytest.FixtureRequest) -> dict[tuple[str, str | None], RepoReport]:
+    """Hub reports for the Hub sources of every selected ``test_hub`` item, asked concurrently."""
+    settings = HubSettings.from_env()
+    if settings.offline:
+        return {}
+    run: CatalogRun = request.config.stash[CATALOG_RUN]
+    targets = []
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if item.path != Path(__file__) or item.name.split("[")[0] != "test_hub" or not callspec:
+            continue
+        entry, quant = callspec.params["case"]
+        source = entry.sources[quant]
+        if source.hf_repo is not None:
+            targets.append((source.hf_repo, source.revision))
+    return HubClient(settings, workers=run.hub_workers).inspect_many(targets)
+
+
+def test_hub(case: Case, request: pytest.FixtureRequest) -> None:
+    entry, quant = case
+    source = entry.sources[quant]
+    if source.hf_repo is None:
+        pytest.skip("local source: the Hub checks do not apply (test_local_files checks it)")
+    if HubSettings.from_env().offline:
+        pytest.skip("HF_HUB_OFFLINE is set: Hub checks skipped (the structural checks still run)")
+    reports: dict[tuple[str, str | None], RepoReport] = request.getfixturevalue("hub_reports")
+    report = reports.get((source.hf_repo, source.revision))
+    if report is None:  # not prefetched (e.g. collected after the session fixture ran)
+        report = HubClient().inspect(source.hf_repo, source.revision)
+    if report.verdict is Verdict.SKIPPED:
+        pytest.skip(f"Hub checks skipped: {report.detail}")
+    _fail(entry, hub_problems(entry, quant, report))
