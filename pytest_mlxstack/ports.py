@@ -1,0 +1,146 @@
+"""Loopback TCP ports that no two holders get at the same time, across processes.
+
+Binding to port 0 tells us a port that is free *now*; it does not reserve it. Two xdist workers
+(or two pytest runs, or pytest and ``mlxstack up``) asking at once could be told the same port.
+So every allocation also takes an exclusive ``flock`` on ``<state_dir>/<port>.lock``: a held
+lock marks the port as taken for everyone sharing ``state_dir``, and the kernel drops it when
+the holder exits, so a crashed process can never leave a port reserved forever.
+
+What this cannot prevent is an unrelated program binding the port between ``allocate()`` and
+the service's own bind; ``services.ServiceManager`` detects that and retries on a new port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import threading
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+
+class PortAllocationError(RuntimeError):
+    """No free port could be reserved (the state directory is unusable or ports ran out)."""
+
+
+class PortAllocator:
+    """Hands out loopback ports, unique among all processes that share ``state_dir``.
+
+    Within one allocator a released port is not handed out again while other ports are
+    available, so a service restarted in the same session never meets its predecessor's
+    lingering connections.
+    """
+
+    def __init__(self, state_dir: Path | str, *, attempts: int = 200) -> None:
+        self.state_dir = Path(state_dir)
+        self._attempts = attempts
+        self._held: dict[int, int] = {}  # port -> fd of its lock file
+        self._handed_out: set[int] = set()
+        self._lock = threading.Lock()
+
+    def allocate(self) -> int:
+        """Reserve a free loopback port and return it; ``release`` gives it back."""
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PortAllocationError(
+                f"cannot create the port state directory {self.state_dir}: {exc.strerror}; "
+                "point --mlx-home (or MLXSTACK_HOME) at a writable directory"
+            ) from None
+        with self._lock:
+            for _ in range(self._attempts):
+                port = _free_port()
+                if port in self._held or port in self._handed_out:
+                    continue
+                fd = self._try_lock(port)
+                if fd is None:
+                    continue
+                self._held[port] = fd
+                self._handed_out.add(port)
+                return port
+        raise PortAllocationError(
+            f"no free loopback port after {self._attempts} attempts "
+            f"(state directory {self.state_dir})"
+        )
+
+    def release(self, port: int) -> None:
+        """Give ``port`` back. Releasing a port this allocator does not hold does nothing."""
+        with self._lock:
+            fd = self._held.pop(port, None)
+        if fd is None:
+            return
+        # Unlink while still holding the lock; anyone who opened the old file notices the
+        # inode change in ``_try_lock`` and retries, so no two holders can co-exist.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._lock_path(port))
+        os.close(fd)
+
+    def release_all(self) -> None:
+        """Give back every port this allocator holds."""
+        for port in list(self.held):
+            self.release(port)
+
+    @property
+    def held(self) -> frozenset[int]:
+        """Ports this allocator currently holds."""
+        with self._lock:
+            return frozenset(self._held)
+
+    def is_taken(self, port: int) -> bool:
+        """Whether any process sharing ``state_dir`` holds ``port`` right now."""
+        if port in self.held:
+            return True
+        fd = self._try_lock(port)
+        if fd is None:
+            return True
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._lock_path(port))
+        os.close(fd)
+        return False
+
+    def _lock_path(self, port: int) -> Path:
+        return self.state_dir / f"{port}.lock"
+
+    def _try_lock(self, port: int) -> int | None:
+        """An fd holding the exclusive lock of ``port``, or ``None`` when someone else has it."""
+        path = self._lock_path(port)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    return None
+                raise
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            if current is not None and current.st_ino == os.fstat(fd).st_ino:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())  # for humans inspecting the dir
+                return fd
+            os.close(fd)  # the holder released and unlinked it meanwhile: lock the new file
+
+
+def _free_port() -> int:
+    """A port the kernel considers free on the loopback interface at this moment."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could bind ``port`` on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True

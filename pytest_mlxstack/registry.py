@@ -1,0 +1,194 @@
+"""The pid registry: one JSON file per running service under ``<home>/run/``.
+
+It lets a later session clean up after an earlier one that was SIGKILLed or crashed (its
+services would otherwise run forever, holding ports and memory), and lets ``mlxstack
+status/down`` see stacks started with ``mlxstack up --detach``. Every record carries the
+service's start time and command line, so a pid the kernel has reused is never signalled, and
+its owner, so a session only reaps services whose owning process is gone. Detached stacks have
+no owning session and are stopped only by ``mlxstack down``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import psutil
+
+from pytest_mlxstack.proctree import (
+    CREATE_TIME_TOLERANCE_S,
+    ProcessIdentity,
+    TreeStopResult,
+    collect_tree,
+    terminate_tree,
+)
+
+OwnerKind = Literal["pytest", "process", "detached"]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who is responsible for stopping a service: a live process, or nobody (detached)."""
+
+    kind: OwnerKind
+    pid: int | None = None
+    create_time: float | None = None
+
+    @classmethod
+    def current(cls, kind: OwnerKind = "process") -> Owner:
+        """This process (``kind="pytest"`` for a test session)."""
+        proc = psutil.Process()
+        return cls(kind=kind, pid=proc.pid, create_time=proc.create_time())
+
+    @classmethod
+    def detached(cls) -> Owner:
+        """No owner: left running on purpose (``mlxstack up --detach``)."""
+        return cls(kind="detached")
+
+    def is_alive(self) -> bool:
+        """Whether the owning process still runs; detached stacks always count as owned."""
+        if self.kind == "detached":
+            return True
+        if self.pid is None or self.create_time is None:
+            return False
+        try:
+            proc = psutil.Process(self.pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return False
+            return abs(proc.create_time() - self.create_time) <= CREATE_TIME_TOLERANCE_S
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            return False
+        except psutil.AccessDenied:
+            return True  # someone else's process with that pid: not provably dead, leave it
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """One started service, as written to ``<home>/run/<name>-<pid>.json``."""
+
+    name: str
+    pid: int
+    create_time: float
+    cmdline: tuple[str, ...]
+    port: int
+    url: str
+    log_path: str
+    owner: Owner
+    marker: str = ""
+    started_at: float = 0.0
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> ProcessIdentity:
+        return ProcessIdentity(self.pid, self.create_time, self.cmdline)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cmdline"] = list(self.cmdline)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ServiceRecord:
+        owner = data["owner"]
+        return cls(
+            name=str(data["name"]),
+            pid=int(data["pid"]),
+            create_time=float(data["create_time"]),
+            cmdline=tuple(str(part) for part in data["cmdline"]),
+            port=int(data["port"]),
+            url=str(data["url"]),
+            log_path=str(data["log_path"]),
+            owner=Owner(
+                kind=owner["kind"],
+                pid=None if owner.get("pid") is None else int(owner["pid"]),
+                create_time=(
+                    None if owner.get("create_time") is None else float(owner["create_time"])
+                ),
+            ),
+            marker=str(data.get("marker", "")),
+            started_at=float(data.get("started_at", 0.0)),
+            labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()},
+        )
+
+
+class PidRegistry:
+    """Records of started services under ``<home>/run/``; safe to share between processes."""
+
+    def __init__(self, home: Path | str) -> None:
+        self.home = Path(home)
+        self.run_dir = self.home / "run"
+
+    def add(self, record: ServiceRecord) -> Path:
+        """Write ``record`` atomically (a reader never sees half a file)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self._path(record)
+        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(record.to_json(), handle, indent=2)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return path
+
+    def remove(self, record: ServiceRecord) -> None:
+        """Forget ``record`` (nothing happens if it is already gone)."""
+        with contextlib.suppress(FileNotFoundError):
+            self._path(record).unlink()
+
+    def records(self) -> list[ServiceRecord]:
+        """Every readable record, oldest first. Unreadable files are skipped, not fatal."""
+        if not self.run_dir.is_dir():
+            return []
+        found: list[ServiceRecord] = []
+        for path in sorted(self.run_dir.glob("*.json")):
+            if path.name.startswith(".tmp-"):
+                continue
+            try:
+                found.append(ServiceRecord.from_json(json.loads(path.read_text("utf-8"))))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return sorted(found, key=lambda r: (r.started_at, r.name))
+
+    def is_alive(self, record: ServiceRecord) -> bool:
+        """Whether the recorded process still runs (same pid, start time and command line)."""
+        return record.identity.find() is not None
+
+    def stop(self, record: ServiceRecord, grace_period: float = 10.0) -> TreeStopResult:
+        """Stop the recorded service's whole tree (if it is still the process we started)
+        and forget the record. A reused pid is left alone; only the record is dropped."""
+        root = record.identity.find()
+        procs = collect_tree(root, marker=record.marker or None, not_before=record.create_time)
+        result = terminate_tree(procs, grace_period)
+        self.remove(record)
+        return result
+
+    def orphans(self) -> list[ServiceRecord]:
+        """Records whose owning session is gone (detached stacks are never orphans)."""
+        return [r for r in self.records() if not r.owner.is_alive()]
+
+    def reap_orphans(self, grace_period: float = 10.0) -> list[ServiceRecord]:
+        """Stop the services of dead sessions that still run; drop their records either way.
+
+        Returns the records whose processes were still running and had to be stopped.
+        """
+        reaped: list[ServiceRecord] = []
+        for record in self.orphans():
+            result = self.stop(record, grace_period)
+            if result.signalled:
+                reaped.append(record)
+        return reaped
+
+    def _path(self, record: ServiceRecord) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", record.name) or "service"
+        return self.run_dir / f"{safe}-{record.pid}.json"

@@ -1,0 +1,527 @@
+"""Starting, watching and stopping local HTTP services (vllm-mlx, LiteLLM, anything else).
+
+``ServiceManager`` starts each service in its own session with its own log file, records it in
+the pid registry, and waits for its health path to answer, polling every 20 ms and checking
+whether the process died meanwhile. Stopping sends SIGTERM to the whole process tree, waits at
+most a grace period, SIGKILLs what is left, and returns as soon as everything has exited.
+Only processes the manager started (identified by pid *and* start time) are ever signalled.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import psutil
+
+from pytest_mlxstack.paths import default_home
+from pytest_mlxstack.ports import LOOPBACK, PortAllocator
+from pytest_mlxstack.proctree import (
+    MARKER_ENV,
+    ProcessIdentity,
+    TreeStopResult,
+    collect_tree,
+    listening_ports,
+    terminate_tree,
+)
+from pytest_mlxstack.registry import Owner, PidRegistry, ServiceRecord
+
+DEFAULT_GRACE_PERIOD_S = 10.0
+DEFAULT_TIMEOUT_S = 120.0
+VLLM_TIMEOUT_S = 600.0
+POLL_INTERVAL_S = 0.02
+LOG_TAIL_LINES = 40
+BIND_ATTEMPTS = 4
+REDACTED = "[REDACTED]"
+STACK_EXTRA_HINT = "pip install 'pytest-mlxstack[stack]'"
+
+_ADDRESS_IN_USE = re.compile(
+    r"address already in use|EADDRINUSE|errno 98\b|errno 48\b|only one usage of each socket",
+    re.IGNORECASE,
+)
+
+
+class ServiceStartError(RuntimeError):
+    """A service did not become ready: it exited, timed out, or could not be launched."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str,
+        exit_code: int | None = None,
+        log_tail: str = "",
+        log_path: Path | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.name = name
+        self.exit_code = exit_code
+        self.log_tail = log_tail
+        self.log_path = log_path
+
+
+class _PortStolen(Exception):
+    """Another program took the port between allocation and the service's bind."""
+
+
+@dataclass(frozen=True)
+class ManagedService:
+    """A running service as the caller sees it."""
+
+    name: str
+    port: int
+    pid: int
+    url: str
+    log_path: Path
+    argv: tuple[str, ...]
+
+
+@dataclass
+class _Running:
+    service: ManagedService
+    popen: subprocess.Popen[bytes]
+    process: psutil.Process | None
+    record: ServiceRecord
+    allocated: bool  # whether the port came from our allocator (and goes back to it)
+    log_file: object = field(repr=False, default=None)
+
+
+class ServiceManager:
+    """Starts services and guarantees they are stopped: on ``stop``, on leaving the ``with``
+    block (even by an exception), and at interpreter exit.
+
+    ``home`` holds the pid registry (``run/``), the logs (``logs/``) and, unless a
+    ``port_allocator`` is given, the port locks (``ports/``). Creating a manager first reaps
+    services left running by sessions that died (``reap=False`` skips that).
+    """
+
+    def __init__(
+        self,
+        home: Path | str | None = None,
+        *,
+        grace_period: float = DEFAULT_GRACE_PERIOD_S,
+        port_allocator: PortAllocator | None = None,
+        owner: Owner | None = None,
+        redact: Iterable[str] = (),
+        reap: bool = True,
+    ) -> None:
+        if grace_period < 0:
+            raise ValueError(f"grace_period must be >= 0 seconds, got {grace_period}")
+        self.home = Path(home) if home is not None else default_home()
+        self.grace_period = float(grace_period)
+        self.ports = port_allocator or PortAllocator(self.home / "ports")
+        self.owner = owner or Owner.current()
+        self.registry = PidRegistry(self.home)
+        self.log_dir = self.home / "logs"
+        self._secrets: set[str] = {s for s in redact if s}
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.RLock()
+        self.reaped: list[ServiceRecord] = []
+        if reap:
+            self.reaped = self.registry.reap_orphans(self.grace_period)
+        _LIVE_MANAGERS.add(self)
+
+    # -- context manager -------------------------------------------------------------------
+
+    def __enter__(self) -> ServiceManager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_all()
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @property
+    def services(self) -> dict[str, ManagedService]:
+        """The running services by name, in start order."""
+        with self._lock:
+            return {name: run.service for name, run in self._running.items()}
+
+    def get(self, name: str) -> ManagedService:
+        """The running service ``name``; ``KeyError`` if there is none."""
+        with self._lock:
+            try:
+                return self._running[name].service
+            except KeyError:
+                raise KeyError(f"no running service named {name!r}") from None
+
+    def log_tail(self, name: str, lines: int = LOG_TAIL_LINES) -> str:
+        """The last ``lines`` lines of the service's log, secrets redacted."""
+        return self._tail(self.get(name).log_path, lines)
+
+    def add_secret(self, secret: str) -> None:
+        """Redact ``secret`` from every log tail this manager hands out."""
+        if secret:
+            self._secrets.add(secret)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every known secret replaced by ``[REDACTED]``."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
+
+    # -- starting --------------------------------------------------------------------------
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        port: int | None = None,
+        *,
+        health_path: str = "/health",
+        env: Mapping[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        cwd: Path | str | None = None,
+    ) -> ManagedService:
+        """Launch ``argv`` and return once ``http://127.0.0.1:<port><health_path>`` answers 2xx.
+
+        ``{port}`` in ``argv`` is replaced by the port. With ``port=None`` one is allocated,
+        and if another program takes it before the service binds, the service is stopped and
+        started again on a fresh port. Raises ``ServiceStartError`` if the process exits
+        during start-up (with its exit code and log tail) or does not answer in ``timeout``.
+        """
+        if not argv:
+            raise ValueError(f"service {name!r}: argv is empty; give the command to run")
+        if not health_path.startswith("/"):
+            raise ValueError(f"service {name!r}: health_path must start with '/'")
+        with self._lock:
+            if name in self._running:
+                raise ValueError(f"a service named {name!r} is already running; stop it first")
+        attempts = 1 if port is not None else BIND_ATTEMPTS
+        stolen: list[int] = []
+        for _ in range(attempts):
+            chosen = port if port is not None else self.ports.allocate()
+            try:
+                return self._start_once(
+                    name,
+                    argv,
+                    chosen,
+                    allocated=port is None,
+                    health_path=health_path,
+                    env=env,
+                    timeout=timeout,
+                    cwd=cwd,
+                )
+            except _PortStolen:
+                stolen.append(chosen)
+                if port is not None:
+                    raise ServiceStartError(
+                        f"service {name!r} could not use port {port}: another process holds it; "
+                        "pass port=None to let the manager pick a free port",
+                        name=name,
+                    ) from None
+        raise ServiceStartError(
+            f"service {name!r}: ports {', '.join(map(str, stolen))} were each taken by another "
+            f"process before the service could bind them; giving up after {attempts} tries",
+            name=name,
+        )
+
+    def _start_once(
+        self,
+        name: str,
+        argv: Sequence[str],
+        port: int,
+        *,
+        allocated: bool,
+        health_path: str,
+        env: Mapping[str, str] | None,
+        timeout: float,
+        cwd: Path | str | None,
+    ) -> ManagedService:
+        final_argv = tuple(str(part).replace("{port}", str(port)) for part in argv)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{_safe(name)}-{port}.log"
+        marker = uuid.uuid4().hex
+        child_env = dict(os.environ)
+        child_env.update(env or {})
+        child_env[MARKER_ENV] = marker
+        child_env.setdefault("PYTHONUNBUFFERED", "1")
+        log_file = open(log_path, "wb")  # noqa: SIM115 - lives as long as the service
+        started_at = time.time()
+        try:
+            popen = subprocess.Popen(
+                final_argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=child_env,
+                cwd=cwd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            log_file.close()
+            if allocated:
+                self.ports.release(port)
+            raise ServiceStartError(
+                f"service {name!r} could not be launched: {final_argv[0]}: {exc.strerror}; "
+                "check that the program is installed and executable",
+                name=name,
+                log_path=log_path,
+            ) from None
+        process, identity = _identify(popen.pid)
+        url = f"http://{LOOPBACK}:{port}"
+        record = ServiceRecord(
+            name=name,
+            pid=popen.pid,
+            create_time=identity.create_time if identity else started_at,
+            cmdline=identity.cmdline if identity else final_argv,
+            port=port,
+            url=url,
+            log_path=str(log_path),
+            owner=self.owner,
+            marker=marker,
+            started_at=started_at,
+        )
+        self.registry.add(record)
+        service = ManagedService(name, port, popen.pid, url, log_path, final_argv)
+        running = _Running(service, popen, process, record, allocated, log_file)
+        with self._lock:
+            self._running[name] = running
+        try:
+            self._wait_ready(running, health_path, timeout)
+        except BaseException:
+            self._stop_running(name)
+            raise
+        return service
+
+    def _wait_ready(self, running: _Running, health_path: str, timeout: float) -> None:
+        service = running.service
+        deadline = time.monotonic() + timeout
+        while True:
+            code = running.popen.poll()
+            if code is not None:
+                self._raise_exited(running, code)
+            status = _probe(service.port, health_path, min(1.0, max(0.05, timeout)))
+            if status is not None and 200 <= status < 300:
+                if self._owns_listener(running):
+                    return
+                code = running.popen.poll()
+                if code is not None:
+                    self._raise_exited(running, code)
+                raise _PortStolen()
+            if time.monotonic() >= deadline:
+                tail = self._tail(service.log_path, LOG_TAIL_LINES)
+                raise ServiceStartError(
+                    f"service {service.name!r} did not answer {service.url}{health_path} within "
+                    f"{timeout:g} s (pid {service.pid}, log {service.log_path}); "
+                    f"last lines of its log:\n{tail}",
+                    name=service.name,
+                    log_tail=tail,
+                    log_path=service.log_path,
+                )
+            time.sleep(POLL_INTERVAL_S)
+
+    def _raise_exited(self, running: _Running, code: int) -> None:
+        service = running.service
+        tail = self._tail(service.log_path, LOG_TAIL_LINES)
+        if running.allocated and _ADDRESS_IN_USE.search(tail):
+            raise _PortStolen()
+        raise ServiceStartError(
+            f"service {service.name!r} exited with code {code} during start-up "
+            f"(log {service.log_path}); last lines of its log:\n{tail}",
+            name=service.name,
+            exit_code=code,
+            log_tail=tail,
+            log_path=service.log_path,
+        )
+
+    def _owns_listener(self, running: _Running) -> bool:
+        """Whether the socket answering on the port belongs to the service's own tree."""
+        service = running.service
+        tree = collect_tree(running.process)
+        if service.port in listening_ports(tree):
+            return True
+        # A daemonising child may have left the tree; look for it by its marker.
+        tree = collect_tree(
+            running.process, marker=running.record.marker, not_before=running.record.create_time
+        )
+        return service.port in listening_ports(tree)
+
+    def start_vllm(
+        self,
+        name: str,
+        model: str | Path,
+        port: int | None = None,
+        *,
+        served_model_name: str | None = None,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        timeout: float = VLLM_TIMEOUT_S,
+    ) -> ManagedService:
+        """``vllm-mlx serve <model>`` on loopback, ready once ``/health`` answers."""
+        argv = [_find_script("vllm-mlx"), "serve", str(model), "--host", LOOPBACK]
+        argv += ["--port", "{port}"]
+        if served_model_name:
+            argv += ["--served-model-name", served_model_name]
+        argv += [str(arg) for arg in extra_args]
+        return self.start(name, argv, port, health_path="/health", env=env, timeout=timeout)
+
+    def start_litellm(
+        self,
+        name: str,
+        config_path: str | Path,
+        port: int | None = None,
+        *,
+        master_key: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> ManagedService:
+        """The LiteLLM proxy with ``config_path``, ready once ``/health/liveliness`` answers.
+
+        The master key travels only in the environment (never argv, so ``ps`` cannot show
+        it) and is redacted from every log tail.
+        """
+        if not master_key or master_key == "sk-1234":
+            raise ValueError(
+                "start_litellm needs a master key other than '' and 'sk-1234' (LiteLLM refuses "
+                "those); generate one such as 'sk-' + secrets.token_hex(16)"
+            )
+        config = Path(config_path)
+        if not config.is_file():
+            raise ServiceStartError(
+                f"LiteLLM config {config} does not exist; write the proxy config first",
+                name=name,
+            )
+        self.add_secret(master_key)
+        child_env = dict(env or {})
+        child_env["LITELLM_MASTER_KEY"] = master_key
+        child_env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        argv = [_find_script("litellm"), "--config", str(config), "--host", LOOPBACK]
+        argv += ["--port", "{port}"]
+        return self.start(
+            name, argv, port, health_path="/health/liveliness", env=child_env, timeout=timeout
+        )
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def stop(self, name: str, *, grace_period: float | None = None) -> TreeStopResult:
+        """Stop ``name`` and its whole process tree; ``KeyError`` if no such service runs."""
+        with self._lock:
+            if name not in self._running:
+                raise KeyError(f"no running service named {name!r}")
+        return self._stop_running(name, grace_period)
+
+    def stop_all(self) -> None:
+        """Stop every service, newest first. Never raises for a service that already died."""
+        with self._lock:
+            names = list(reversed(self._running))
+        for name in names:
+            with contextlib.suppress(KeyError):
+                self._stop_running(name)
+
+    def _stop_running(self, name: str, grace_period: float | None = None) -> TreeStopResult:
+        with self._lock:
+            running = self._running.pop(name)
+        grace = self.grace_period if grace_period is None else grace_period
+        try:
+            tree = collect_tree(
+                running.process,
+                marker=running.record.marker,
+                not_before=running.record.create_time,
+            )
+            result = terminate_tree(tree, grace)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                running.popen.wait(timeout=5.0)  # reap our direct child's zombie
+        finally:
+            self.registry.remove(running.record)
+            log_file = running.log_file
+            if log_file is not None and hasattr(log_file, "close"):
+                log_file.close()
+            if running.allocated:
+                self.ports.release(running.service.port)
+        return result
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _tail(self, path: Path, lines: int) -> str:
+        return self.redact(read_tail(path, lines))
+
+
+def read_tail(path: Path | str, lines: int = LOG_TAIL_LINES, max_bytes: int = 64 * 1024) -> str:
+    """The last ``lines`` lines of a text file (reading at most its last ``max_bytes``)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _probe(port: int, path: str, timeout: float) -> int | None:
+    """The HTTP status ``GET path`` gets, or ``None`` when nothing answers yet."""
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        return int(response.status)
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def _identify(pid: int) -> tuple[psutil.Process | None, ProcessIdentity | None]:
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            identity = ProcessIdentity(pid, proc.create_time(), tuple(proc.cmdline()))
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return None, None
+    return proc, identity
+
+
+def _find_script(name: str) -> str:
+    """A console script next to the running interpreter (its venv), else on ``PATH``."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise ServiceStartError(
+        f"{name} is not installed (looked next to {sys.executable} and on PATH); "
+        f"install it with {STACK_EXTRA_HINT}",
+        name=name,
+    )
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "service"
+
+
+_LIVE_MANAGERS: weakref.WeakSet[ServiceManager] = weakref.WeakSet()
+
+
+def stop_all_managers() -> None:
+    """Stop the services of every live manager in this process (atexit, signal handlers)."""
+    for manager in list(_LIVE_MANAGERS):
+        with contextlib.suppress(Exception):
+            manager.stop_all()
+
+
+atexit.register(stop_all_managers)

@@ -1,0 +1,1 @@
+"""Small real HTTP servers the lifecycle tests start as separate processes."""
