@@ -168,7 +168,8 @@ def _validate(raw: dict[str, Any], file: Path) -> CatalogEntry:
     try:
         entry = CatalogEntry.model_validate(raw, context={"base_dir": file.parent.resolve()})
     except ValidationError as exc:
-        errors = exc.errors()
+        # An unknown key first: a misspelt field is the cause of the "missing" error it brings.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         problem, fix, where = _explain(errors[0], raw)
         more = len(errors) - 1
         if more:
