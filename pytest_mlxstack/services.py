@@ -129,6 +129,7 @@ class ServiceManager:
         self.log_dir = self.home / "logs"
         self._secrets: set[str] = {s for s in redact if s}
         self._running: dict[str, _Running] = {}
+        self.history: list[ManagedService] = []  # every launch, stopped or not, for reports
         self._lock = threading.RLock()
         self.reaped: list[ServiceRecord] = []
         if reap:
@@ -297,6 +298,7 @@ class ServiceManager:
         running = _Running(service, popen, process, record, allocated, log_file)
         with self._lock:
             self._running[name] = running
+            self.history.append(service)
         try:
             self._wait_ready(running, health_path, timeout)
         except BaseException:

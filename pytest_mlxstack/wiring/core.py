@@ -1,1 +1,370 @@
-"""Pytest wiring for the core area (options, fixtures, hooks). Kept thin: logic lives in the library."""
+"""Pytest wiring for the core area: options, markers, fixtures, log sections, clean shutdown.
+
+Kept thin: the logic lives in ``ports``, ``registry``, ``services`` and ``cache``. Other wiring
+modules read the resolved settings through ``settings(config)`` and make session-long service
+managers with ``new_service_manager(config)``, so that their services are reaped, shown in
+failure reports and stopped on SIGTERM like the ones of the ``service_manager`` fixture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import threading
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from pytest_mlxstack.cache import ModelCache
+from pytest_mlxstack.paths import (
+    CACHE_ENV,
+    HOME_ENV,
+    MATRIX_ENV,
+    default_cache_dir,
+    default_home,
+    default_matrix_dir,
+)
+from pytest_mlxstack.ports import PortAllocator
+from pytest_mlxstack.registry import Owner, PidRegistry
+from pytest_mlxstack.services import (
+    DEFAULT_GRACE_PERIOD_S,
+    LOG_TAIL_LINES,
+    ServiceManager,
+    read_tail,
+    stop_all_managers,
+)
+
+GRACE_ENV = "MLXSTACK_GRACE_PERIOD"
+MARKERS = {
+    "catalog_validation": "validates a model catalog (structure and Hub metadata) without "
+    "starting any model.",
+    "smoke": "quick end-to-end check of one tier through the real vllm-mlx and LiteLLM stack.",
+    "integration": "full capability checks of every configured tier through the real stack.",
+    "harness": "coding-agent harness tests driving the stack through the OpenAI client.",
+}
+# Values of these environment variables never appear in a log section.
+SECRET_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "LITELLM_MASTER_KEY", "OPENAI_API_KEY")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The core settings of a run, resolved as option > ini > environment > default."""
+
+    home: Path
+    cache_dir: Path
+    matrix_dir: Path
+    grace_period: float
+
+
+@dataclass
+class _CoreState:
+    settings: Settings
+    port_allocator: PortAllocator | None = None
+    managers: weakref.WeakSet[ServiceManager] | None = None
+    previous_sigterm: Any = None
+    sigterm_installed: bool = False
+    reaped: int = 0
+
+
+_STATE = pytest.StashKey[_CoreState]()
+_FUNCTION_MANAGER = pytest.StashKey[ServiceManager]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mlxstack", "pytest-mlxstack: local LLM stacks")
+    group.addoption(
+        "--mlx-home",
+        dest="mlx_home",
+        metavar="DIR",
+        default=None,
+        help=f"State directory: pid registry, service logs, port locks (ini: mlx_home; env: "
+        f"{HOME_ENV}; default ~/.mlxstack).",
+    )
+    parser.addini("mlx_home", "State directory of pytest-mlxstack (pid registry, logs).")
+    group.addoption(
+        "--mlx-cache-dir",
+        dest="mlx_cache_dir",
+        metavar="DIR",
+        default=None,
+        help=f"Persistent model cache (ini: mlx_cache_dir; env: {CACHE_ENV}; default "
+        "~/.cache/mlxstack/models).",
+    )
+    parser.addini("mlx_cache_dir", "Persistent model cache directory.")
+    group.addoption(
+        "--mlx-matrix-dir",
+        dest="mlx_matrix_dir",
+        metavar="DIR",
+        default=None,
+        help=f"Where matrix JSON and HTML are written (ini: mlx_matrix_dir; env: {MATRIX_ENV}; "
+        "default ./matrices).",
+    )
+    parser.addini("mlx_matrix_dir", "Matrix output directory.")
+    group.addoption(
+        "--mlx-grace-period",
+        dest="mlx_grace_period",
+        metavar="SECONDS",
+        default=None,
+        help=f"How long a stopping service may take after SIGTERM before SIGKILL (ini: "
+        f"mlx_grace_period; env: {GRACE_ENV}; default {DEFAULT_GRACE_PERIOD_S:g}).",
+    )
+    parser.addini("mlx_grace_period", "Seconds between SIGTERM and SIGKILL when stopping.")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    registered = {line.split(":", 1)[0].split("(", 1)[0].strip() for line in _markers(config)}
+    for name, description in MARKERS.items():
+        if name not in registered:  # another area may have registered its own already
+            config.addinivalue_line("markers", f"{name}: {description}")
+    state = _CoreState(settings=_resolve(config), managers=weakref.WeakSet())
+    config.stash[_STATE] = state
+    _install_sigterm(state)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Reap services that sessions killed earlier left running (the controller does it once)."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
+    state = config.stash[_STATE]
+    with contextlib.suppress(OSError):
+        reaped = PidRegistry(state.settings.home).reap_orphans(state.settings.grace_period)
+        state.reaped = len(reaped)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        return
+    for manager in list(state.managers or ()):
+        manager.stop_all()
+    if state.port_allocator is not None:
+        state.port_allocator.release_all()
+    _restore_sigterm(state)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[_STATE]
+    lines = [f"mlxstack home: {state.settings.home}, model cache: {state.settings.cache_dir}"]
+    if state.reaped:
+        lines.append(f"mlxstack: stopped {state.reaped} service(s) left by an earlier session")
+    return lines
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def settings(config: pytest.Config) -> Settings:
+    """The resolved core settings of this run (for other wiring modules)."""
+    return config.stash[_STATE].settings
+
+
+def _resolve(config: pytest.Config) -> Settings:
+    home = _path_setting(config, "mlx_home", HOME_ENV) or default_home()
+    cache_dir = _path_setting(config, "mlx_cache_dir", CACHE_ENV) or default_cache_dir()
+    matrix_dir = _path_setting(config, "mlx_matrix_dir", MATRIX_ENV) or default_matrix_dir()
+    grace_text, source = _raw_setting(config, "mlx_grace_period", GRACE_ENV)
+    grace = DEFAULT_GRACE_PERIOD_S
+    if grace_text is not None:
+        try:
+            grace = float(grace_text)
+        except ValueError:
+            grace = math.nan
+        if not math.isfinite(grace) or grace < 0:
+            raise pytest.UsageError(
+                f"{source}: grace period {grace_text!r} is not a number of seconds; give a "
+                f"non-negative number such as 10"
+            )
+    return Settings(home=home, cache_dir=cache_dir, matrix_dir=matrix_dir, grace_period=grace)
+
+
+def _raw_setting(config: pytest.Config, name: str, env: str) -> tuple[str | None, str]:
+    option = config.getoption(name)
+    if option not in (None, ""):
+        return str(option).strip(), f"--{name.replace('_', '-')}"
+    ini = config.getini(name)
+    if ini not in (None, "") and str(ini).strip():
+        return str(ini).strip(), f"ini option {name}"
+    value = os.environ.get(env, "").strip()
+    if value:
+        return value, f"environment variable {env}"
+    return None, ""
+
+
+def _path_setting(config: pytest.Config, name: str, env: str) -> Path | None:
+    """Relative paths are taken from where they were written: the invocation directory for
+    options and the environment, the ini file's directory for ini values."""
+    text, source = _raw_setting(config, name, env)
+    if text is None:
+        return None
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        return path
+    if source.startswith("ini") and config.inipath is not None:
+        return config.inipath.parent / path
+    return config.invocation_params.dir / path
+
+
+def _markers(config: pytest.Config) -> list[str]:
+    value = config.getini("markers")
+    return [str(line) for line in value] if isinstance(value, list) else []
+
+
+# -- managers, ports and shutdown ------------------------------------------------------------
+
+
+def port_allocator_for(config: pytest.Config) -> PortAllocator:
+    """This process's port allocator. All processes with the same home (xdist workers of one
+    session, other sessions, ``mlxstack up``) share its lock directory, so no port is held
+    twice."""
+    state = config.stash[_STATE]
+    if state.port_allocator is None:
+        state.port_allocator = PortAllocator(state.settings.home / "ports")
+    return state.port_allocator
+
+
+def new_service_manager(config: pytest.Config, **kwargs: Any) -> ServiceManager:
+    """A ``ServiceManager`` wired into the session: shared ports, the configured grace
+    period, log tails on failed tests, stopped on SIGTERM and at the end of the session."""
+    state = config.stash[_STATE]
+    kwargs.setdefault("grace_period", state.settings.grace_period)
+    kwargs.setdefault("port_allocator", port_allocator_for(config))
+    kwargs.setdefault("owner", Owner.current("pytest"))
+    kwargs.setdefault("reap", False)  # the controller reaps once, at session start
+    secrets = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
+    kwargs["redact"] = [*kwargs.get("redact", ()), *(s for s in secrets if s)]
+    manager = ServiceManager(state.settings.home, **kwargs)
+    assert state.managers is not None
+    state.managers.add(manager)
+    return manager
+
+
+def _install_sigterm(state: _CoreState) -> None:
+    """Turn SIGTERM into KeyboardInterrupt so fixtures finalize and services stop; the
+    previous handler is chained and restored at unconfigure. Only possible in the main
+    thread; the atexit hook of ``services`` remains as the fallback elsewhere."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    fired: list[bool] = []
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if callable(previous):  # SIG_DFL and SIG_IGN are enum members, not callables
+            previous(signum, frame)
+        if fired:
+            return  # already shutting down: let the cleanup finish
+        fired.append(True)
+        raise KeyboardInterrupt("SIGTERM received; stopping mlxstack services")
+
+    try:
+        signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # pragma: no cover - not the main thread of the main interpreter
+        return
+    state.previous_sigterm = previous
+    state.sigterm_installed = True
+
+
+def _restore_sigterm(state: _CoreState) -> None:
+    if state.sigterm_installed and threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signal.SIGTERM, state.previous_sigterm)
+        state.sigterm_installed = False
+
+
+# -- failure reports -------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report: pytest.TestReport = yield
+    if not report.failed:
+        return report
+    state = item.config.stash.get(_STATE, None)
+    if state is None:
+        return report
+    seen: set[Path] = set()
+    managers = list(state.managers or ())
+    own = item.stash.get(_FUNCTION_MANAGER, None)
+    for manager in managers:
+        services = manager.history if manager is own else list(manager.services.values())
+        for service in services:
+            if service.log_path in seen:
+                continue
+            seen.add(service.log_path)
+            tail = manager.redact(read_tail(service.log_path, LOG_TAIL_LINES))
+            report.sections.append(
+                (f"mlxstack log: {service.name} (port {service.port}, {service.log_path})", tail)
+            )
+    return report
+
+
+# -- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def port_allocator(pytestconfig: pytest.Config) -> PortAllocator:
+    """Loopback ports no other test, xdist worker or session holds at the same time."""
+    return port_allocator_for(pytestconfig)
+
+
+@pytest.fixture
+def service_manager(request: pytest.FixtureRequest) -> Iterator[ServiceManager]:
+    """A ``ServiceManager`` whose services are stopped when the test ends; their log tails
+    are attached to the report of a failed test."""
+    manager = new_service_manager(request.config)
+    request.node.stash[_FUNCTION_MANAGER] = manager
+    with manager:
+        yield manager
+
+
+@pytest.fixture(scope="session")
+def session_service_manager(pytestconfig: pytest.Config) -> Iterator[ServiceManager]:
+    """A ``ServiceManager`` for services shared by the whole session (or xdist worker)."""
+    with new_service_manager(pytestconfig) as manager:
+        yield manager
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir(pytestconfig: pytest.Config) -> Path:
+    """The persistent model cache directory (kept across runs)."""
+    path = settings(pytestconfig).cache_dir
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_cache(model_cache_dir: Path) -> ModelCache:
+    """``model_cache.pull(repo, revision=None)`` downloads into the persistent cache once."""
+    return ModelCache(model_cache_dir)
+
+
+@pytest.fixture
+def mlx_home(
+    tmp_path_factory: pytest.TempPathFactory,
+    model_cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    """An empty mlxstack home for this test (``MLXSTACK_HOME`` points at it) that still uses
+    the persistent model cache (``MLXSTACK_CACHE_DIR``, and a ``models`` link inside)."""
+    home = tmp_path_factory.mktemp("mlx-home")
+    (home / "models").symlink_to(model_cache_dir, target_is_directory=True)
+    monkeypatch.setenv(HOME_ENV, str(home))
+    monkeypatch.setenv(CACHE_ENV, str(model_cache_dir))
+    return home
+
+
+__all__ = [
+    "MARKERS",
+    "Settings",
+    "new_service_manager",
+    "port_allocator_for",
+    "settings",
+    "stop_all_managers",
+]

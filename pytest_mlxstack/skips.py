@@ -1,0 +1,151 @@
+"""Skip marks for tests that need parts of the real stack, each saying what is missing and how
+to get it.
+
+The conditions are cheap (``importlib.util.find_spec``, ``psutil``) and evaluated lazily, on
+first use of each mark, so importing one mark never imports MLX. On Linux with ``mlx[cpu]``
+installed the real stack runs, so nothing here skips merely for not being on a Mac.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import platform
+import sys
+from typing import Any
+
+import psutil
+import pytest
+
+STACK_HINT = "install it with: pip install 'pytest-mlxstack[stack]'"
+HARNESS_HINT = "install it with: pip install 'pytest-mlxstack[harness]'"
+
+__all__ = [
+    "check_memory_or_skip",
+    "mlx_backend_problem",
+    "skip_insufficient_memory",
+    "skip_no_litellm",
+    "skip_no_mlx_backend",
+    "skip_no_openai",
+    "skip_no_vllm",
+    "skip_not_darwin",
+]
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _missing(modules: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if not _installed(m)]
+
+
+@functools.cache
+def mlx_backend_problem() -> str | None:
+    """Why no MLX backend can run here, or ``None`` when Metal or ``mlx[cpu]`` is usable."""
+    if not _installed("mlx"):
+        return f"MLX is not installed (neither Metal nor mlx[cpu] is available); {STACK_HINT}"
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return None  # Apple Silicon: Metal
+    try:
+        importlib.import_module("mlx.core")
+    except Exception as exc:  # any failure means "no usable backend"
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return (
+            f"MLX is installed but cannot run here: 'import mlx.core' failed ({first_line}); "
+            "on Linux the CPU backend needs mlx[cpu], which pip install "
+            "'pytest-mlxstack[stack]' selects"
+        )
+    return None
+
+
+def _memory_gib(kind: str) -> float:
+    memory = psutil.virtual_memory()
+    value = memory.total if kind == "total" else memory.available
+    return float(value) / 2**30
+
+
+def skip_insufficient_memory(min_gb: float) -> pytest.MarkDecorator:
+    """Skip unless the machine has at least ``min_gb`` GiB of RAM in total."""
+    total = _memory_gib("total")
+    return pytest.mark.skipif(
+        total < min_gb,
+        reason=(
+            f"needs {min_gb:g} GiB of RAM, this machine has {total:.1f} GiB; run it on a "
+            "machine with more memory or pick a smaller model"
+        ),
+    )
+
+
+def check_memory_or_skip(min_gb: float) -> None:
+    """Skip the running test unless ``min_gb`` GiB of RAM are available right now."""
+    available = _memory_gib("available")
+    if available < min_gb:
+        pytest.skip(
+            f"needs {min_gb:g} GiB of free RAM, only {available:.1f} GiB are available; "
+            "close other programs, stop other servers or pick a smaller model"
+        )
+
+
+def _skip_not_darwin() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        sys.platform != "darwin",
+        reason=f"needs macOS (Metal); this is {sys.platform} {platform.machine()}",
+    )
+
+
+def _skip_no_vllm() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        not _installed("vllm_mlx"), reason=f"vllm-mlx is not installed; {STACK_HINT}"
+    )
+
+
+def _skip_no_litellm() -> pytest.MarkDecorator:
+    missing = _missing(("litellm", "fastapi", "uvicorn"))
+    return pytest.mark.skipif(
+        bool(missing),
+        reason=(
+            f"the LiteLLM proxy is not installed (missing: {', '.join(missing)}); {STACK_HINT}"
+        ),
+    )
+
+
+def _skip_no_openai() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        not _installed("openai"), reason=f"the openai client is not installed; {HARNESS_HINT}"
+    )
+
+
+def _skip_no_mlx_backend() -> pytest.MarkDecorator:
+    problem = mlx_backend_problem()
+    return pytest.mark.skipif(problem is not None, reason=problem or "")
+
+
+_LAZY_MARKS = {
+    "skip_not_darwin": _skip_not_darwin,
+    "skip_no_vllm": _skip_no_vllm,
+    "skip_no_litellm": _skip_no_litellm,
+    "skip_no_openai": _skip_no_openai,
+    "skip_no_mlx_backend": _skip_no_mlx_backend,
+}
+_cache: dict[str, pytest.MarkDecorator] = {}
+
+# Declared for type checkers; the values are built on first access by ``__getattr__``.
+skip_not_darwin: pytest.MarkDecorator
+skip_no_vllm: pytest.MarkDecorator
+skip_no_litellm: pytest.MarkDecorator
+skip_no_openai: pytest.MarkDecorator
+skip_no_mlx_backend: pytest.MarkDecorator
+
+
+def __getattr__(name: str) -> Any:
+    factory = _LAZY_MARKS.get(name)
+    if factory is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _cache:
+        _cache[name] = factory()
+    return _cache[name]
