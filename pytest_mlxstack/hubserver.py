@@ -129,6 +129,8 @@ class _State:
     failures: list[_Failure] = field(default_factory=list)
     requests: list[HubRequest] = field(default_factory=list)
     latency: float = 0.0
+    in_flight: int = 0
+    max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -160,7 +162,10 @@ class LocalHub:
         server.request_queue_size = 128
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name="mlxstack-local-hub", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # shutdown() waits up to one poll
+            name="mlxstack-local-hub",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -259,9 +264,16 @@ class LocalHub:
         with self._state.lock:
             return list(self._state.requests)
 
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests this Hub was answering at the same moment."""
+        return self._state.max_in_flight
+
     def clear_requests(self) -> None:
+        """Forget the request log and the in-flight high-water mark."""
         with self._state.lock:
             self._state.requests.clear()
+            self._state.max_in_flight = self._state.in_flight
 
 
 def _as_file(value: bytes | str | int | HubFile) -> HubFile:
@@ -294,6 +306,9 @@ class _Handler(BaseHTTPRequestHandler):
     # -- dispatch --------------------------------------------------------------------------
     def _serve(self, *, head: bool) -> None:
         state = self.state
+        with state.lock:
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
         if state.latency:
             time.sleep(state.latency)
         url = urlsplit(self.path)
@@ -316,6 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             status = self._status
             with state.lock:
+                state.in_flight -= 1
                 state.requests.append(HubRequest(self.command, path, status, token is not None))
 
     def _maybe_fail(self, path: str) -> bool:
