@@ -255,6 +255,17 @@ def probe_streaming(
             reference.failure.attribution,
         )
     if not parts.content.strip():
+        misfiled = (parts.reasoning or "").strip()
+        if misfiled and misfiled == whole.content.strip():
+            return _result(
+                capability,
+                Verdict.FAIL,
+                "the streamed answer arrived as reasoning, not content, although the same text "
+                "is content when not streamed (the server's reasoning parser takes untagged "
+                "streamed text for reasoning)",
+                evidence,
+                Attribution.PARSER,
+            )
         return _result(
             capability, Verdict.FAIL, "the stream carried no text", evidence, Attribution.MODEL
         )

@@ -134,6 +134,15 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     "count": _text("1, 2, 3, 4, 5", ["1", ", 2", ", 3", ", 4", ", 5"]),
     "count-one-chunk": _text("1, 2, 3, 4, 5", ["1, 2, 3, 4, 5"]),
     "count-differs": _text("1, 2, 3, 4, 5", ["1", ", 2", ", 3", ", 4", ", 6"]),
+    "count-as-reasoning": lambda stream: (
+        Reply(
+            chunks=[chunk({"role": "assistant"})]
+            + [chunk({"reasoning_content": piece}) for piece in ["1", ", 2", ", 3", ", 4", ", 5"]]
+            + [chunk({}, "stop"), usage_chunk()]
+        )
+        if stream
+        else Reply(body=completion("1, 2, 3, 4, 5"))
+    ),
     "length-empty": lambda stream: Reply(
         body=completion("", reasoning="hmm " * 50, finish="length")
     ),

@@ -143,6 +143,7 @@ def test_the_reasoning_field_name_is_recorded(client: openai.OpenAI) -> None:
         ("stream-error-event", Verdict.FAIL, Attribution.SERVER_ERROR, "generation crashed"),
         ("stream-cut", Verdict.FAIL, Attribution.SERVER_DOWN, "connection failed"),
         ("empty", Verdict.FAIL, Attribution.MODEL, "no text"),
+        ("count-as-reasoning", Verdict.FAIL, Attribution.PARSER, "arrived as reasoning"),
     ],
 )
 def test_streaming(
