@@ -1,1 +1,0 @@
-"""Small real HTTP servers the lifecycle tests start as separate processes."""
