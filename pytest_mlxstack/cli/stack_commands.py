@@ -1,0 +1,380 @@
+"""``mlxstack up | status | logs | down``: a real stack outside pytest.
+
+``up`` starts the tiers (catalog models, a stack file, or the fixture model ``tiny-chat``) and
+LiteLLM in front, then stays in the foreground until Ctrl-C or SIGTERM; with ``--detach`` it
+leaves them running (recorded as detached in the pid registry) and returns. The master key is
+written to a file only the user can read and is printed only with ``--show-key``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from pytest_mlxstack.cli import CliError
+from pytest_mlxstack.paths import default_cache_dir, default_home
+
+if TYPE_CHECKING:  # the stack modules are imported by the commands that need them
+    from pytest_mlxstack.stack.runtime import Stack
+    from pytest_mlxstack.stack.spec import StackSpec
+
+STACK_EXTRA = "pip install 'pytest-mlxstack[stack]'"
+REQUIRED_FOR_UP = {"vllm_mlx": "vllm-mlx", "litellm": "litellm[proxy]"}
+DEFAULT_GRACE_S = 10.0
+WATCH_INTERVAL_S = 0.5
+
+
+def register(subparsers: Any) -> None:
+    up = subparsers.add_parser(
+        "up", help="start vllm-mlx tiers behind LiteLLM", description=_doc_first_paragraph()
+    )
+    source = up.add_mutually_exclusive_group()
+    source.add_argument(
+        "--model",
+        action="append",
+        metavar="ID[:QUANT]",
+        help="catalog model to serve as a tier named after it (repeatable; default: tiny-chat)",
+    )
+    source.add_argument("--stack", type=Path, metavar="FILE", help="YAML stack file")
+    up.add_argument(
+        "--catalog", type=Path, metavar="PATH", help="catalog for --model (default: shipped)"
+    )
+    up.add_argument("--port", type=int, metavar="PORT", help="LiteLLM port (default: free port)")
+    up.add_argument("--no-litellm", action="store_true", help="serve the tiers directly")
+    up.add_argument(
+        "--detach", action="store_true", help="leave the stack running and return once ready"
+    )
+    up.add_argument("--show-key", action="store_true", help="also print the master key")
+    _common(up)
+    up.set_defaults(handler=_up)
+
+    status = subparsers.add_parser("status", help="table of recorded services and their health")
+    _common(status)
+    status.set_defaults(handler=_status)
+
+    logs = subparsers.add_parser("logs", help="print a service's log (secrets redacted)")
+    logs.add_argument("service", metavar="SERVICE", help="service or tier name, or STACK/NAME")
+    logs.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="default 50")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    _common(logs)
+    logs.set_defaults(handler=_logs)
+
+    down = subparsers.add_parser("down", help="stop every stack 'mlxstack up' started")
+    _common(down)
+    down.set_defaults(handler=_down)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home",
+        type=Path,
+        metavar="DIR",
+        help="state directory (default: $MLXSTACK_HOME or ~/.mlxstack)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        default=DEFAULT_GRACE_S,
+        metavar="S",
+        help=f"seconds between SIGTERM and SIGKILL when stopping (default {DEFAULT_GRACE_S:g})",
+    )
+
+
+def _doc_first_paragraph() -> str:
+    return (__doc__ or "").split("\n\n")[1].replace("\n", " ")
+
+
+# -- up --------------------------------------------------------------------------------------
+
+
+def _up(args: argparse.Namespace) -> int:
+    _require_stack_extra()
+    from pytest_mlxstack.cache import ModelCache
+    from pytest_mlxstack.registry import Owner
+    from pytest_mlxstack.services import ServiceManager
+    from pytest_mlxstack.stack.control import (
+        CLI_ORIGIN,
+        ORIGIN_LABEL,
+        key_file,
+        remove_stack_files,
+        stack_directory,
+    )
+    from pytest_mlxstack.stack.errors import StackError
+    from pytest_mlxstack.stack.masterkey import write_key_file
+    from pytest_mlxstack.stack.runtime import new_stack_id, start_stack
+
+    spec = _spec(args)
+    home = _home(args)
+    stack_id = new_stack_id()
+    owner = Owner.detached() if args.detach else Owner.current()
+    manager = ServiceManager(home, owner=owner, grace_period=args.grace_period)
+    _raise_on_sigterm()
+    try:
+        stack = start_stack(
+            spec,
+            manager=manager,
+            directory=stack_directory(home, stack_id),
+            pull=ModelCache(default_cache_dir()).pull,
+            stack_id=stack_id,
+            labels={ORIGIN_LABEL: CLI_ORIGIN},
+        )
+    except StackError as exc:
+        manager.stop_all()
+        remove_stack_files(home, stack_id)
+        raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        manager.stop_all()
+        remove_stack_files(home, stack_id)
+        raise
+    key_path = write_key_file(key_file(home, stack_id), stack.master_key)
+    _print_summary(stack, key_path, home, show_key=args.show_key, detached=args.detach)
+    if args.detach:
+        _leave_running()
+    try:
+        return _watch(stack, home)
+    finally:
+        stack.down()
+        manager.stop_all()
+        remove_stack_files(home, stack_id)
+        print(f"mlxstack: {stack_id} stopped", flush=True)
+
+
+def _spec(args: argparse.Namespace) -> StackSpec:
+    from pytest_mlxstack.stack.spec import (
+        LiteLLMSpec,
+        StackSpec,
+        StackSpecError,
+        default_stack_spec,
+        load_stack_file,
+        stack_spec_for_models,
+    )
+
+    try:
+        if args.stack is not None:
+            spec = load_stack_file(args.stack)
+            if args.catalog is not None:
+                raise CliError("--catalog goes with --model; a stack file names its own catalog")
+        elif args.model:
+            spec = stack_spec_for_models(args.model, catalog=args.catalog)
+        else:
+            spec = default_stack_spec()
+        litellm = spec.litellm
+        if args.no_litellm or args.port is not None:
+            litellm = LiteLLMSpec(
+                enabled=litellm.enabled and not args.no_litellm,
+                port=args.port if args.port is not None else litellm.port,
+                request_timeout=litellm.request_timeout,
+                start_timeout=litellm.start_timeout,
+            )
+        return StackSpec(
+            tiers=spec.tiers,
+            litellm=litellm,
+            catalog=spec.catalog if args.catalog is None else args.catalog,
+            source=spec.source,
+        )
+    except StackSpecError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _print_summary(
+    stack: Any, key_path: Path, home: Path, *, show_key: bool, detached: bool
+) -> None:
+    lines = [f"mlxstack: {stack.stack_id} is up"]
+    for tier in stack.tiers.values():
+        lines.append(
+            f"  tier {tier.tier}: {tier.model_label} as '{tier.served_name}' at {tier.base_url}"
+            f" (pid {tier.service.pid})"
+        )
+    if stack.proxy is not None:
+        lines.append(f"  LiteLLM proxy: {stack.proxy_url} (pid {stack.proxy.pid})")
+        lines.append(f"  models: {', '.join(stack.tiers)}")
+        lines.append(f"  master key: in {key_path} (mode 0600); e.g.")
+        lines.append(
+            f'    export OPENAI_BASE_URL={stack.proxy_url} OPENAI_API_KEY="$(cat {key_path})"'
+        )
+        if show_key:
+            lines.append(f"  master key value: {stack.master_key.reveal()}")
+    lines.append(f"  logs: mlxstack logs SERVICE --home {home}")
+    if detached:
+        lines.append(f"  stop with: mlxstack down --home {home}")
+    else:
+        lines.append("  Ctrl-C stops the stack")
+    print("\n".join(lines), flush=True)
+
+
+def _watch(stack: Stack, home: Path) -> int:
+    """Wait for Ctrl-C/SIGTERM; end early if a service dies or ``mlxstack down`` ran."""
+    from pytest_mlxstack.registry import PidRegistry
+
+    registry = PidRegistry(home)
+    try:
+        while True:
+            time.sleep(WATCH_INTERVAL_S)
+            records = {(r.name, r.pid): r for r in registry.records()}
+            for service in stack.services:
+                record = records.get((service.name, service.pid))
+                if record is None:
+                    print("mlxstack: the stack was stopped by 'mlxstack down'", flush=True)
+                    return 0
+                if not registry.is_alive(record):
+                    print(
+                        f"mlxstack: service {service.name} (pid {service.pid}) exited; "
+                        f"see its log: {service.log_path}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+def _leave_running() -> NoReturn:
+    """Exit without stopping the services: they are recorded as detached.
+
+    ``ServiceManager`` guarantees that its services stop when the interpreter exits (an
+    atexit hook), which is what every other caller wants. A detached stack is the exception,
+    so this process hands over by exiting immediately, after flushing its output, without
+    running exit hooks. Nothing else is pending at this point.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _raise_on_sigterm() -> None:
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _require_stack_extra() -> None:
+    missing = [name for module, name in REQUIRED_FOR_UP.items() if not _importable(module)]
+    if missing:
+        raise CliError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed, "
+            f"so no stack can start; install the stack extra: {STACK_EXTRA}"
+        )
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# -- status, logs, down ----------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> int:
+    from pytest_mlxstack.stack.control import status_rows
+
+    home = _home(args)
+    rows = status_rows(home)
+    if not rows:
+        print(f"mlxstack: no services recorded under {home}")
+        return 0
+    table = [("SERVICE", "PID", "PORT", "HEALTH", "UPTIME", "MODEL", "STACK", "OWNER")]
+    for row in rows:
+        table.append(
+            (
+                row.service,
+                str(row.pid),
+                str(row.port),
+                row.health,
+                _duration(row.uptime_s),
+                row.model or "-",
+                row.stack or "-",
+                row.owner,
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from pytest_mlxstack.services import read_tail
+    from pytest_mlxstack.stack.control import find_service, known_secrets
+    from pytest_mlxstack.stack.errors import StackError
+
+    if args.lines < 1:
+        raise CliError(f"--lines {args.lines} is not a positive number; give e.g. --lines 50")
+    home = _home(args)
+    try:
+        record = find_service(home, args.service)
+    except StackError as exc:
+        raise CliError(str(exc)) from None
+    secrets = known_secrets(home, [record.labels.get("stack", "")])
+    path = Path(record.log_path)
+    if not path.is_file():
+        raise CliError(f"The log of {record.name} ({path}) is gone; it was removed after start")
+    print(_redact(read_tail(path, args.lines), secrets), flush=True)
+    if args.follow:
+        _follow(path, secrets)
+    return 0
+
+
+def _follow(path: Path, secrets: list[str]) -> None:
+    """Print what is appended to ``path`` until Ctrl-C (whole lines, redacted)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        pending = b""
+        try:
+            while True:
+                chunk = handle.read()
+                if not chunk:
+                    time.sleep(0.2)
+                    continue
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    print(_redact(line.decode("utf-8", "replace"), secrets), flush=True)
+        except KeyboardInterrupt:
+            return
+
+
+def _down(args: argparse.Namespace) -> int:
+    from pytest_mlxstack.stack.control import stop_cli_stacks
+
+    home = _home(args)
+    stopped = stop_cli_stacks(home, grace_period=args.grace_period)
+    if not stopped:
+        print(f"mlxstack: nothing to stop under {home}")
+        return 0
+    for record in stopped:
+        print(f"mlxstack: stopped {record.name} (pid {record.pid}, port {record.port})")
+    return 0
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _home(args: argparse.Namespace) -> Path:
+    home: Path = args.home.expanduser() if args.home is not None else default_home()
+    return home
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[REDACTED]")
+    return text
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

@@ -1,0 +1,153 @@
+"""What ``mlxstack status/logs/down`` know about stacks: the pid registry under the home.
+
+A stack started by ``mlxstack up`` labels each of its services ``origin=mlxstack-cli`` and
+``stack=<id>``; ``down`` stops only such services (never a pytest session's, never a process the
+registry cannot prove is still the one we started). Each CLI stack keeps its files under
+``<home>/stacks/<id>/``: the isolated HOME of its processes, the LiteLLM config and the master
+key (mode 0600), all removed by ``down``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_mlxstack.ports import LOOPBACK
+from pytest_mlxstack.registry import PidRegistry, ServiceRecord
+from pytest_mlxstack.stack.errors import StackError
+from pytest_mlxstack.stack.servers import KIND_LABEL, LITELLM_HEALTH, LITELLM_KIND, VLLM_HEALTH
+
+ORIGIN_LABEL = "origin"
+CLI_ORIGIN = "mlxstack-cli"
+STACKS_DIR = "stacks"
+KEY_FILE = "master-key"
+HEALTH_TIMEOUT_S = 1.0
+
+
+def stack_directory(home: Path, stack_id: str) -> Path:
+    return home / STACKS_DIR / stack_id
+
+
+def key_file(home: Path, stack_id: str) -> Path:
+    return stack_directory(home, stack_id) / KEY_FILE
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """One line of ``mlxstack status``."""
+
+    service: str
+    pid: int
+    port: int
+    health: str  # ok, failing, gone
+    uptime_s: float | None
+    model: str
+    stack: str
+    owner: str
+
+
+def status_rows(home: Path, *, now: float | None = None) -> list[StatusRow]:
+    """Every service recorded under ``home``, with a live health check of each."""
+    registry = PidRegistry(home)
+    now = time.time() if now is None else now
+    rows = []
+    for record in registry.records():
+        alive = registry.is_alive(record)
+        health = _health(record) if alive else "gone"
+        rows.append(
+            StatusRow(
+                service=record.name,
+                pid=record.pid,
+                port=record.port,
+                health=health,
+                uptime_s=max(0.0, now - record.started_at) if alive and record.started_at else None,
+                model=record.labels.get("model", ""),
+                stack=record.labels.get("stack", ""),
+                owner=_owner(record),
+            )
+        )
+    return rows
+
+
+def cli_records(home: Path) -> list[ServiceRecord]:
+    """The services ``mlxstack up`` started under ``home``."""
+    return [r for r in PidRegistry(home).records() if r.labels.get(ORIGIN_LABEL) == CLI_ORIGIN]
+
+
+def stop_cli_stacks(home: Path, *, grace_period: float) -> list[ServiceRecord]:
+    """Stop every service ``mlxstack up`` started (proxy first), then remove the stacks' files.
+
+    Returns the records of processes that were still running. Safe to call again: with
+    nothing recorded it does nothing.
+    """
+    registry = PidRegistry(home)
+    records = sorted(cli_records(home), key=lambda r: r.labels.get(KIND_LABEL) != LITELLM_KIND)
+    stopped = []
+    for record in records:
+        if registry.is_alive(record):
+            stopped.append(record)
+        registry.stop(record, grace_period)  # a reused pid is left alone, the record dropped
+    for stack_id in sorted({r.labels.get("stack", "") for r in records} - {""}):
+        remove_stack_files(home, stack_id)
+    return stopped
+
+
+def remove_stack_files(home: Path, stack_id: str) -> None:
+    """The stack's HOME, config and key; the service logs under ``<home>/logs`` stay."""
+    directory = stack_directory(home, stack_id)
+    if directory.parent == home / STACKS_DIR and directory.is_dir():
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def find_service(home: Path, name: str) -> ServiceRecord:
+    """The recorded service called ``name`` (or ``STACK/name``); the newest if several match."""
+    stack, _, service = name.rpartition("/")
+    records = PidRegistry(home).records()
+    matches = [
+        r
+        for r in records
+        if (r.name == service or r.labels.get("tier") == service)
+        and (not stack or r.labels.get("stack") == stack)
+    ]
+    if not matches:
+        known = ", ".join(sorted({r.name for r in records})) or "none"
+        raise StackError(
+            f"No service '{name}' is recorded under {home} (services: {known}); run "
+            "'mlxstack status' to see what runs"
+        )
+    return matches[-1]
+
+
+def known_secrets(home: Path, stack_ids: Iterable[str]) -> list[str]:
+    """The master keys of these stacks, so that text shown to the user can be redacted."""
+    found = []
+    for stack_id in stack_ids:
+        try:
+            found.append(key_file(home, stack_id).read_text(encoding="utf-8").strip())
+        except OSError:
+            continue
+    return [key for key in found if key]
+
+
+def _health(record: ServiceRecord) -> str:
+    path = LITELLM_HEALTH if record.labels.get(KIND_LABEL) == LITELLM_KIND else VLLM_HEALTH
+    conn = http.client.HTTPConnection(LOOPBACK, record.port, timeout=HEALTH_TIMEOUT_S)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        return "ok" if 200 <= response.status < 300 else f"failing ({response.status})"
+    except (OSError, http.client.HTTPException):
+        return "not answering"
+    finally:
+        conn.close()
+
+
+def _owner(record: ServiceRecord) -> str:
+    if record.owner.kind == "detached":
+        return "detached"
+    return f"{record.owner.kind} {record.owner.pid}"

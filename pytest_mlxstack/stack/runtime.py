@@ -1,0 +1,214 @@
+"""Bringing a whole stack up (tiers, then LiteLLM in front) and down again.
+
+Everything is resolved and checked before the first process starts (unknown model, missing
+folder, fixed port in use), so a broken spec costs no start-up time. If a later service fails,
+the ones this stack already started are stopped before the error propagates: no half stack is
+left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets as _random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from pytest_mlxstack.services import ManagedService, ServiceManager, ServiceStartError
+from pytest_mlxstack.stack.errors import StackError
+from pytest_mlxstack.stack.masterkey import MasterKey
+from pytest_mlxstack.stack.models import (
+    PullFunction,
+    ResolvedModel,
+    load_catalogs,
+    needs_catalog,
+    resolve_tier,
+)
+from pytest_mlxstack.stack.proxy_config import ProxyRoute, litellm_env, write_litellm_config
+from pytest_mlxstack.stack.servers import (
+    KIND_LABEL,
+    LITELLM_KIND,
+    ServerPool,
+    TierServer,
+    check_port_free,
+    label_service,
+    start_tier_server,
+)
+from pytest_mlxstack.stack.spec import StackSpec
+
+PROXY_SERVICE = "litellm"
+CONFIG_FILE = "litellm.yaml"
+
+
+@dataclass
+class Stack:
+    """A running stack. ``down()`` (or leaving the ``with`` block) stops what it started.
+
+    The master key is only reachable through ``master_key.reveal()``; the stack's ``repr``
+    shows URLs and pids, never the key.
+    """
+
+    spec: StackSpec
+    stack_id: str
+    directory: Path
+    master_key: MasterKey = field(repr=False)
+    tiers: dict[str, TierServer]
+    proxy: ManagedService | None
+    manager: ServiceManager = field(repr=False)
+    _owned: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def proxy_url(self) -> str:
+        """LiteLLM's OpenAI-compatible base URL (``http://127.0.0.1:PORT/v1``)."""
+        if self.proxy is None:
+            raise StackError(
+                f"Stack {self.stack_id} runs without LiteLLM; use tier_url(tier) or enable litellm"
+            )
+        return f"{self.proxy.url}/v1"
+
+    def tier(self, name: str) -> TierServer:
+        try:
+            return self.tiers[name]
+        except KeyError:
+            raise KeyError(
+                f"no tier '{name}' in stack {self.stack_id} (tiers: {', '.join(self.tiers)})"
+            ) from None
+
+    def tier_url(self, name: str) -> str:
+        """The tier's own vllm-mlx base URL (``.../v1``), bypassing LiteLLM."""
+        return self.tier(name).base_url
+
+    @property
+    def services(self) -> list[ManagedService]:
+        """Every process serving this stack (pooled tiers included), proxy last."""
+        found = [tier.service for tier in self.tiers.values()]
+        unique = list({service.name: service for service in found}.values())
+        return unique + ([self.proxy] if self.proxy is not None else [])
+
+    @property
+    def ports(self) -> list[int]:
+        return [service.port for service in self.services]
+
+    def down(self) -> None:
+        """Stop the proxy and this stack's own tiers (pooled tiers belong to the pool)."""
+        while self._owned:
+            name = self._owned.pop()
+            with contextlib.suppress(KeyError):
+                self.manager.stop(name)
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.down()
+
+
+def new_stack_id() -> str:
+    return "stack-" + _random.token_hex(4)
+
+
+def start_stack(
+    spec: StackSpec,
+    *,
+    manager: ServiceManager,
+    directory: Path,
+    pool: ServerPool | None = None,
+    pull: PullFunction | None = None,
+    stack_id: str | None = None,
+    service_prefix: str = "",
+    key: MasterKey | None = None,
+    labels: Mapping[str, str] | None = None,
+    on_started: Callable[[ManagedService], None] | None = None,
+) -> Stack:
+    """Start ``spec``'s tiers (from ``pool`` when given) and LiteLLM; return the running stack.
+
+    Services are named ``<service_prefix><tier>`` and ``<service_prefix>litellm``; HOME of
+    every process is ``<directory>/home`` (pooled servers get one under the pool's directory).
+    ``labels`` go into each service's pid-registry record (``mlxstack status`` shows them).
+    Raises ``StackError`` with one sentence for user errors; nothing is left running then.
+    """
+    stack_id = stack_id or new_stack_id()
+    directory = Path(directory)
+    catalogs = load_catalogs(spec) if needs_catalog(spec) else []
+    resolved: dict[str, ResolvedModel] = {
+        tier.name: resolve_tier(tier, catalogs=catalogs, pull=pull) for tier in spec.tiers
+    }
+    for tier in spec.tiers:
+        check_port_free(tier.port, f"tier {tier.name}")
+    if spec.litellm.enabled:
+        check_port_free(spec.litellm.port, "LiteLLM")
+    home = directory / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    key = key or MasterKey.generate()
+    manager.add_secret(key.reveal())
+    stack = Stack(
+        spec=spec,
+        stack_id=stack_id,
+        directory=directory,
+        master_key=key,
+        tiers={},
+        proxy=None,
+        manager=manager,
+    )
+    labels = {**(labels or {}), "stack": stack_id}
+    try:
+        for tier in spec.tiers:
+            model = resolved[tier.name]
+            if pool is not None:
+                server = pool.serve(tier, model)
+            else:
+                name = f"{service_prefix}{tier.name}"
+                server = start_tier_server(manager, name, tier, model, home, labels)
+                stack._owned.append(name)
+            stack.tiers[tier.name] = server
+            if on_started is not None:
+                on_started(server.service)
+        if spec.litellm.enabled:
+            stack.proxy = _start_proxy(stack, f"{service_prefix}{PROXY_SERVICE}", home, labels)
+            stack._owned.append(stack.proxy.name)
+            if on_started is not None:
+                on_started(stack.proxy)
+    except BaseException:
+        stack.down()
+        raise
+    return stack
+
+
+def _start_proxy(stack: Stack, name: str, home: Path, labels: dict[str, str]) -> ManagedService:
+    spec = stack.spec.litellm
+    routes = [
+        ProxyRoute(tier=tier.tier, served_name=tier.served_name, port=tier.port)
+        for tier in stack.tiers.values()
+    ]
+    config = write_litellm_config(
+        stack.directory / CONFIG_FILE, routes, request_timeout=spec.request_timeout
+    )
+    env = litellm_env(home)
+    try:
+        service = stack.manager.start_litellm(
+            name,
+            config,
+            spec.port,
+            master_key=stack.master_key.reveal(),
+            env=env,
+            timeout=spec.start_timeout,
+        )
+    except ServiceStartError as exc:
+        raise StackError(f"LiteLLM did not start: {exc}") from exc
+    label_service(
+        stack.manager,
+        service,
+        {
+            **labels,
+            KIND_LABEL: LITELLM_KIND,
+            "tier": "",
+            "model": ", ".join(stack.tiers),
+        },
+    )
+    return service
