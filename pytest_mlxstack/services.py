@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import http.client
 import os
 import re
@@ -192,12 +193,14 @@ class ServiceManager:
         env: Mapping[str, str] | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         cwd: Path | str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> ManagedService:
         """Launch ``argv`` and return once ``http://127.0.0.1:<port><health_path>`` answers 2xx.
 
         ``{port}`` in ``argv`` is replaced by the port. With ``port=None`` one is allocated,
         and if another program takes it before the service binds, the service is stopped and
-        started again on a fresh port. Raises ``ServiceStartError`` if the process exits
+        started again on a fresh port. ``labels`` are stored in the pid-registry record (for
+        ``mlxstack status``). Raises ``ServiceStartError`` if the process exits
         during start-up (with its exit code and log tail) or does not answer in ``timeout``.
         """
         if not argv:
@@ -221,6 +224,7 @@ class ServiceManager:
                     env=env,
                     timeout=timeout,
                     cwd=cwd,
+                    labels=labels,
                 )
             except _PortStolen:
                 stolen.append(chosen)
@@ -247,6 +251,7 @@ class ServiceManager:
         env: Mapping[str, str] | None,
         timeout: float,
         cwd: Path | str | None,
+        labels: Mapping[str, str] | None,
     ) -> ManagedService:
         final_argv = tuple(str(part).replace("{port}", str(port)) for part in argv)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -292,6 +297,7 @@ class ServiceManager:
             owner=self.owner,
             marker=marker,
             started_at=started_at,
+            labels=dict(labels or {}),
         )
         self.registry.add(record)
         service = ManagedService(name, port, popen.pid, url, log_path, final_argv)
@@ -336,7 +342,7 @@ class ServiceManager:
     def _raise_exited(self, running: _Running, code: int) -> None:
         service = running.service
         tail = self._tail(service.log_path, LOG_TAIL_LINES)
-        if running.allocated and _ADDRESS_IN_USE.search(tail):
+        if _ADDRESS_IN_USE.search(tail):
             raise _PortStolen()
         raise ServiceStartError(
             f"service {service.name!r} exited with code {code} during start-up "
@@ -369,6 +375,7 @@ class ServiceManager:
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         timeout: float = VLLM_TIMEOUT_S,
+        labels: Mapping[str, str] | None = None,
     ) -> ManagedService:
         """``vllm-mlx serve <model>`` on loopback, ready once ``/health`` answers."""
         argv = [_find_script("vllm-mlx"), "serve", str(model), "--host", LOOPBACK]
@@ -376,7 +383,9 @@ class ServiceManager:
         if served_model_name:
             argv += ["--served-model-name", served_model_name]
         argv += [str(arg) for arg in extra_args]
-        return self.start(name, argv, port, health_path="/health", env=env, timeout=timeout)
+        return self.start(
+            name, argv, port, health_path="/health", env=env, timeout=timeout, labels=labels
+        )
 
     def start_litellm(
         self,
@@ -387,6 +396,7 @@ class ServiceManager:
         master_key: str,
         env: Mapping[str, str] | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
+        labels: Mapping[str, str] | None = None,
     ) -> ManagedService:
         """The LiteLLM proxy with ``config_path``, ready once ``/health/liveliness`` answers.
 
@@ -411,7 +421,13 @@ class ServiceManager:
         argv = [_find_script("litellm"), "--config", str(config), "--host", LOOPBACK]
         argv += ["--port", "{port}"]
         return self.start(
-            name, argv, port, health_path="/health/liveliness", env=child_env, timeout=timeout
+            name,
+            argv,
+            port,
+            health_path="/health/liveliness",
+            env=child_env,
+            timeout=timeout,
+            labels=labels,
         )
 
     # -- stopping --------------------------------------------------------------------------
@@ -452,6 +468,23 @@ class ServiceManager:
             if running.allocated:
                 self.ports.release(running.service.port)
         return result
+
+    def detach(self) -> list[ServiceRecord]:
+        """Leave every service running on purpose (``mlxstack up --detach``): their records
+        become owned by nobody, so no session reaps them, and this manager forgets them (it
+        will not stop them on exit). ``PidRegistry.stop`` stops them later."""
+        with self._lock:
+            detached = list(self._running.values())
+            self._running.clear()
+        records = []
+        for running in detached:
+            record = dataclasses.replace(running.record, owner=Owner.detached())
+            self.registry.add(record)
+            records.append(record)
+            log_file = running.log_file
+            if log_file is not None and hasattr(log_file, "close"):
+                log_file.close()
+        return records
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ Modes:
   daemon         like fork-child, but the server runs in a grandchild re-parented to init
   health-503     answer /health with 503 forever (never ready)
 
---delay sleeps before binding (a slow start). --listen-file receives time.time() at the
+--delay sleeps before binding (a slow start). --pid-file collects the pid of every process
+of the server (parent and forked children). --echo-env prints an environment variable, as a
+careless server might print a secret. --listen-file receives time.time() at the
 moment the socket starts listening, for the readiness-lag benchmark.
 """
 
@@ -58,9 +60,12 @@ def main() -> int:
     parser.add_argument("--listen-file")
     parser.add_argument("--exit-code", type=int, default=3)
     parser.add_argument("--pid-file", help="write the pid of every process serving here")
+    parser.add_argument("--echo-env", help="print this environment variable (a leaky server)")
     args = parser.parse_args()
 
     print(f"toy server pid={os.getpid()} mode={args.mode} port={args.port}", flush=True)
+    if args.echo_env:
+        print(f"{args.echo_env}={os.environ.get(args.echo_env, '')}", flush=True)
     if args.mode == "crash":
         print("fatal: configuration is broken, giving up", flush=True)
         return args.exit_code
