@@ -33,6 +33,7 @@ from pytest_mlxstack.matrix.outcome import decide
 from pytest_mlxstack.matrix.store import LATEST_JSON, MatrixWriteError, WrittenMatrix, write_matrix
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route
 from pytest_mlxstack.paths import default_matrix_dir
+from pytest_mlxstack.wiring.core import settings as core_settings
 
 BASELINE_NONE = "none"
 
@@ -352,9 +353,11 @@ def _load_baseline(config: pytest.Config, directory: Path, state: MatrixSession)
 
 
 def _matrix_dir(config: pytest.Config) -> Path:
-    """The core area's ``--mlx-matrix-dir`` / ``mlx_matrix_dir`` when registered, else the
-    default (``$MLXSTACK_MATRIX_DIR`` or ``./matrices``)."""
-    return _path_setting(config, "mlx_matrix_dir") or default_matrix_dir()
+    """Core's resolved ``--mlx-matrix-dir`` / ``mlx_matrix_dir`` / ``$MLXSTACK_MATRIX_DIR``."""
+    try:
+        return core_settings(config).matrix_dir
+    except KeyError:  # the core wiring was disabled (-p no:...): resolve it the same way here
+        return _path_setting(config, "mlx_matrix_dir") or default_matrix_dir()
 
 
 def _html_enabled(config: pytest.Config) -> bool:

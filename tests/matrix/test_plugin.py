@@ -77,6 +77,13 @@ def test_recorded_cells_become_a_matrix_and_decide_outcomes(pytester, matrix_dir
     assert SECRET not in (pytester.path / "report.xml").read_text()  # user_properties land here
 
 
+def test_the_matrix_directory_option_wins_over_the_environment(pytester, matrix_dir):
+    pytester.makepyfile(test_cells=RECORDING_TESTS)
+    _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}, "--mlx-matrix-dir=nightly")
+    assert (pytester.path / "nightly" / "latest.json").is_file()
+    assert not matrix_dir.exists()
+
+
 def test_a_session_without_cells_writes_nothing(pytester, matrix_dir):
     pytester.makepyfile("def test_plain():\n    assert True\n")
     result = pytester.runpytest()
