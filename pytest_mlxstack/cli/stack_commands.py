@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from pytest_mlxstack.cli import CliError
 from pytest_mlxstack.paths import default_cache_dir, default_home
@@ -97,7 +97,6 @@ def _doc_first_paragraph() -> str:
 def _up(args: argparse.Namespace) -> int:
     _require_stack_extra()
     from pytest_mlxstack.cache import ModelCache
-    from pytest_mlxstack.registry import Owner
     from pytest_mlxstack.services import ServiceManager
     from pytest_mlxstack.stack.control import (
         CLI_ORIGIN,
@@ -113,8 +112,7 @@ def _up(args: argparse.Namespace) -> int:
     spec = _spec(args)
     home = _home(args)
     stack_id = new_stack_id()
-    owner = Owner.detached() if args.detach else Owner.current()
-    manager = ServiceManager(home, owner=owner, grace_period=args.grace_period)
+    manager = ServiceManager(home, grace_period=args.grace_period)
     _raise_on_sigterm()
     try:
         stack = start_stack(
@@ -136,7 +134,8 @@ def _up(args: argparse.Namespace) -> int:
     key_path = write_key_file(key_file(home, stack_id), stack.master_key)
     _print_summary(stack, key_path, home, show_key=args.show_key, detached=args.detach)
     if args.detach:
-        _leave_running()
+        manager.detach()  # recorded as detached: only 'mlxstack down' stops them
+        return 0
     try:
         return _watch(stack, home)
     finally:
@@ -233,19 +232,6 @@ def _watch(stack: Stack, home: Path) -> int:
                     return 1
     except KeyboardInterrupt:
         return 0
-
-
-def _leave_running() -> NoReturn:
-    """Exit without stopping the services: they are recorded as detached.
-
-    ``ServiceManager`` guarantees that its services stop when the interpreter exits (an
-    atexit hook), which is what every other caller wants. A detached stack is the exception,
-    so this process hands over by exiting immediately, after flushing its output, without
-    running exit hooks. Nothing else is pending at this point.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 def _raise_on_sigterm() -> None:

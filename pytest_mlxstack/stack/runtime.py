@@ -32,7 +32,6 @@ from pytest_mlxstack.stack.servers import (
     ServerPool,
     TierServer,
     check_port_free,
-    label_service,
     start_tier_server,
 )
 from pytest_mlxstack.stack.spec import StackSpec
@@ -198,17 +197,8 @@ def _start_proxy(stack: Stack, name: str, home: Path, labels: dict[str, str]) ->
             master_key=stack.master_key.reveal(),
             env=env,
             timeout=spec.start_timeout,
+            labels={**labels, KIND_LABEL: LITELLM_KIND, "model": ", ".join(stack.tiers)},
         )
     except ServiceStartError as exc:
         raise StackError(f"LiteLLM did not start: {exc}") from exc
-    label_service(
-        stack.manager,
-        service,
-        {
-            **labels,
-            KIND_LABEL: LITELLM_KIND,
-            "tier": "",
-            "model": ", ".join(stack.tiers),
-        },
-    )
     return service

@@ -8,7 +8,6 @@ so that a matrix can show that a model was loaded once, or that a server died an
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import re
 import threading
 from collections.abc import Mapping
@@ -18,7 +17,6 @@ from pathlib import Path
 import psutil
 
 from pytest_mlxstack.ports import port_is_free
-from pytest_mlxstack.registry import ServiceRecord
 from pytest_mlxstack.services import ManagedService, ServiceManager, ServiceStartError
 from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack.flags import vllm_serve_args
@@ -113,17 +111,18 @@ def start_tier_server(
 ) -> TierServer:
     """Start a dedicated vllm-mlx for ``tier`` (no pool); ``StackError`` if it fails."""
     key = server_key(tier, model)
-    service = _start_vllm(manager, service_name, key, tier.start_timeout, home)
-    label_service(
-        manager,
-        service,
-        {**labels, KIND_LABEL: VLLM_KIND, "tier": tier.name, "model": model.label},
-    )
+    labels = {**labels, KIND_LABEL: VLLM_KIND, "tier": tier.name, "model": model.label}
+    service = _start_vllm(manager, service_name, key, tier.start_timeout, home, labels)
     return TierServer(tier.name, model.served_name, model.label, service)
 
 
 def _start_vllm(
-    manager: ServiceManager, name: str, key: ServerKey, timeout: float, home: Path
+    manager: ServiceManager,
+    name: str,
+    key: ServerKey,
+    timeout: float,
+    home: Path,
+    labels: Mapping[str, str],
 ) -> ManagedService:
     check_port_free(key.port, f"service {name}")
     try:
@@ -135,25 +134,10 @@ def _start_vllm(
             extra_args=key.args,
             env=vllm_env(home),
             timeout=timeout,
+            labels=labels,
         )
     except ServiceStartError as exc:
         raise StackError(f"vllm-mlx for {name} did not start: {exc}") from exc
-
-
-def label_service(
-    manager: ServiceManager,
-    service: ManagedService,
-    labels: Mapping[str, str],
-) -> None:
-    """Add labels (stack, tier, model, kind) to the service's pid-registry record.
-
-    ``mlxstack status`` reads them to show which model a pid serves.
-    """
-    for record in manager.registry.records():
-        if record.pid == service.pid and record.name == service.name:
-            updated: ServiceRecord = dataclasses.replace(record, labels={**record.labels, **labels})
-            manager.registry.add(updated)
-            return
 
 
 class ServerPool:
@@ -217,13 +201,8 @@ class ServerPool:
     def _start(self, key: ServerKey, tier: TierSpec, model: ResolvedModel) -> ManagedService:
         name = self._unique_name(f"pool-{_slug(model.served_name)}")
         home = self.directory / name / "home"
-        service = _start_vllm(self.manager, name, key, tier.start_timeout, home)
-        label_service(
-            self.manager,
-            service,
-            {KIND_LABEL: VLLM_KIND, "model": model.label, "pool": "session"},
-        )
-        return service
+        labels = {KIND_LABEL: VLLM_KIND, "model": model.label, "pool": "session"}
+        return _start_vllm(self.manager, name, key, tier.start_timeout, home, labels)
 
     def _alive(self, service: ManagedService) -> bool:
         try:
