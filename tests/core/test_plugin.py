@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +19,16 @@ from pytest_mlxstack.wiring.core import MARKERS
 
 
 @pytest.fixture
-def home(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every inner run gets its own mlxstack home (and model cache) through the environment."""
+def home(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every inner run gets its own mlxstack home (and model cache) through the environment.
+    Whatever an inner session leaves running, even when a test here fails, is reaped."""
     path = pytester.path / "mlxhome"
     monkeypatch.setenv("MLXSTACK_HOME", str(path))
     monkeypatch.setenv("MLXSTACK_CACHE_DIR", str(pytester.path / "models-env"))
     monkeypatch.delenv("MLXSTACK_GRACE_PERIOD", raising=False)
     monkeypatch.delenv("MLXSTACK_MATRIX_DIR", raising=False)
-    return path
+    yield path
+    PidRegistry(path).reap_orphans(grace_period=1)
 
 
 def test_markers_are_documented_by_pytest_markers(pytester: pytest.Pytester, home: Path) -> None:
@@ -378,9 +381,11 @@ def test_hangs(service_manager, session_service_manager):
 """
 
 
-def start_hanging_session(
+@pytest.fixture
+def hanging_session(
     pytester: pytest.Pytester, home: Path
-) -> tuple[subprocess.Popen[bytes], Path]:
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """An inner pytest session hanging in a test with three services up (one forked)."""
     pytester.makepyfile(test_hang=INTERRUPTED_SESSION.format(toy=str(TOY_SERVER)))
     pid_file, ready = pytester.path / "pids", pytester.path / "ready"
     env = dict(os.environ, PID_FILE=str(pid_file), READY_FILE=str(ready))
@@ -395,11 +400,16 @@ def start_hanging_session(
         session.kill()
         pytest.fail("the inner pytest session never got its services running")
     assert wait_for(lambda: len(pids_in(pid_file)) == 4)  # fork-child counts twice
-    return session, pid_file
+    yield session, pid_file
+    if session.poll() is None:
+        session.kill()
+        session.wait()
 
 
-def test_sigterm_to_pytest_stops_every_service(pytester: pytest.Pytester, home: Path) -> None:
-    session, pid_file = start_hanging_session(pytester, home)
+def test_sigterm_to_pytest_stops_every_service(
+    hanging_session: tuple[subprocess.Popen[bytes], Path], home: Path
+) -> None:
+    session, pid_file = hanging_session
 
     session.send_signal(signal.SIGTERM)
 
@@ -409,9 +419,9 @@ def test_sigterm_to_pytest_stops_every_service(pytester: pytest.Pytester, home: 
 
 
 def test_the_next_session_reaps_what_a_sigkilled_session_left(
-    pytester: pytest.Pytester, home: Path
+    pytester: pytest.Pytester, hanging_session: tuple[subprocess.Popen[bytes], Path], home: Path
 ) -> None:
-    session, pid_file = start_hanging_session(pytester, home)
+    session, pid_file = hanging_session
     session.kill()
     session.wait()
     assert all(running(pid) for pid in pids_in(pid_file)), "its services should be orphans"
