@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 GatedMode = Literal["auto", "manual"]
@@ -140,6 +141,19 @@ class _HubError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+class _Server(ThreadingHTTPServer):
+    # listen() runs in __init__, so the backlog must be a class attribute: with the default
+    # of 5, a burst of concurrent connections overflows it and clients wait for SYN retries.
+    request_queue_size = 256
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-answer is its own business; anything else is printed."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class LocalHub:
     """A running local Hub. Use as a context manager, or ``start()``/``stop()``.
 
@@ -157,9 +171,7 @@ class LocalHub:
         if self._server is not None:
             return self
         handler = type("_BoundHandler", (_Handler,), {"state": self._state})
-        server = ThreadingHTTPServer((self._host, self._port), handler)
-        server.daemon_threads = True
-        server.request_queue_size = 128
+        server = _Server((self._host, self._port), handler)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -292,6 +304,9 @@ class _Handler(BaseHTTPRequestHandler):
     state: _State
     _status = 500
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, a kept-alive
+    # connection then waits for the client's delayed ACK (about 40 ms) on every response.
+    disable_nagle_algorithm = True
     server_version = "mlxstack-local-hub"
 
     def log_message(self, format: str, *args: object) -> None:

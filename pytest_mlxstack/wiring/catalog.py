@@ -74,7 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         catalog = load_catalog(path)
     except CatalogError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(_usage_message(exc, path)) from None
     config.stash[CATALOG_RUN] = CatalogRun(catalog, _hub_workers(config))
     suite = str(SUITE_PATH)
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
@@ -93,6 +93,21 @@ def _catalog_path(config: pytest.Config) -> Path | None:
     if option == _BARE or not option.strip():
         return ini_path or default_catalog_path()
     return config.invocation_params.dir / Path(option).expanduser()
+
+
+def _usage_message(exc: CatalogError, path: Path) -> str:
+    """The catalog's sentence, plus a hint when PATH was meant as a test path.
+
+    ``--mlx-catalog`` takes an optional value, so ``pytest --mlx-catalog tests/`` reads
+    ``tests/`` as the catalog.
+    """
+    meant_tests = path.suffix == ".py" or (path.is_dir() and any(path.glob("*.py")))
+    if exc.entry_id is not None or not meant_tests:
+        return str(exc)
+    return (
+        f"{str(exc).rstrip('.')}; if {path.name} holds tests, write --mlx-catalog=CATALOG "
+        "or put the test paths before --mlx-catalog."
+    )
 
 
 def _ini_dir(config: pytest.Config) -> Path:

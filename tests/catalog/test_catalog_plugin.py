@@ -209,3 +209,12 @@ def test_bad_hub_workers_is_a_usage_error(pytester: pytest.Pytester, value: str)
     result.stderr.fnmatch_lines(
         [f"ERROR: --mlx-hub-workers/mlx_hub_workers is '{value}'; give a whole number from 1*"]
     )
+
+
+def test_a_test_path_swallowed_by_the_option_gets_a_hint(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mine="def test_mine():\n    pass\n")
+    result = pytester.runpytest("--mlx-catalog", ".")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: Catalog file *: the catalog is empty*write --mlx-catalog=CATALOG or put the*"]
+    )
