@@ -8,8 +8,6 @@ then reports its own source. No model is downloaded.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pytest_mlxstack.catalog import CatalogEntry
@@ -17,8 +15,7 @@ from pytest_mlxstack.checks import ENTRY_CHECKS, source_checks
 from pytest_mlxstack.hub import HubClient, HubSettings, RepoReport, Verdict, hub_problems
 from pytest_mlxstack.wiring.catalog import CATALOG_RUN, MARKER, CatalogRun
 
-pytestmark = pytest.mark.catalog_validation
-assert MARKER == "catalog_validation"
+pytestmark = getattr(pytest.mark, MARKER)  # catalog_validation, registered by the wiring
 
 _NOT_CONFIGURED = "run with --mlx-catalog [PATH] to validate a catalog"
 _SOURCE_TESTS = {"test_disk_size": "disk_size", "test_local_files": "local_files"}
@@ -49,14 +46,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("case", cases)
 
 
+Case = tuple[CatalogEntry, str]
+
+
 def _fail(entry: CatalogEntry, problems: list[str]) -> None:
     if problems:
         where = f" ({entry.file})" if entry.file else ""
         lines = "\n".join(f"  - {p}" for p in problems)
         pytest.fail(f"catalog entry '{entry.id}'{where}:\n{lines}", pytrace=False)
-
-
-Case = tuple[CatalogEntry, str]
 
 
 def test_int4_source(case: tuple[CatalogEntry, None]) -> None:
@@ -86,12 +83,12 @@ def hub_reports(request: pytest.FixtureRequest) -> dict[tuple[str, str | None], 
     if settings.offline:
         return {}
     run: CatalogRun = request.config.stash[CATALOG_RUN]
-    targets = []
+    targets: list[tuple[str, str | None]] = []
     for item in request.session.items:
-        callspec = getattr(item, "callspec", None)
-        if item.path != Path(__file__) or item.name.split("[")[0] != "test_hub" or not callspec:
+        if not isinstance(item, pytest.Function) or item.function is not test_hub:
             continue
-        entry, quant = callspec.params["case"]
+        case: Case = item.callspec.params["case"]
+        entry, quant = case
         source = entry.sources[quant]
         if source.hf_repo is not None:
             targets.append((source.hf_repo, source.revision))
