@@ -8,6 +8,8 @@ then reports its own source. No model is downloaded.
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from pytest_mlxstack.catalog import CatalogEntry
@@ -87,7 +89,7 @@ def hub_reports(request: pytest.FixtureRequest) -> dict[tuple[str, str | None], 
     for item in request.session.items:
         if not isinstance(item, pytest.Function) or item.function is not test_hub:
             continue
-        case: Case = item.callspec.params["case"]
+        case = cast(Case, item.callspec.params["case"])
         entry, quant = case
         source = entry.sources[quant]
         if source.hf_repo is not None:
