@@ -5,7 +5,7 @@
 Modes:
   behave         answer GET /health with 200, exit on SIGTERM
   ignore-term    like behave, but ignore SIGTERM (only SIGKILL stops it)
-  crash          print a message and exit with --exit-code before listening
+  crash          print a message and exit with --exit-code (after --delay) before listening
   fork-child     fork a child that calls setsid and keeps the listening socket; the parent
                  closes its copy and sleeps, so only the child holds the port
   daemon         like fork-child, but the server runs in a grandchild re-parented to init
@@ -14,7 +14,8 @@ Modes:
 --delay sleeps before binding (a slow start). --pid-file collects the pid of every process
 of the server (parent and forked children). --echo-env prints an environment variable, as a
 careless server might print a secret. --listen-file receives time.time() at the
-moment the socket starts listening, for the readiness-lag benchmark.
+moment the socket starts listening (in crash mode: the moment it gives up), for the lifecycle
+benchmark.
 """
 
 from __future__ import annotations
@@ -66,11 +67,14 @@ def main() -> int:
     print(f"toy server pid={os.getpid()} mode={args.mode} port={args.port}", flush=True)
     if args.echo_env:
         print(f"{args.echo_env}={os.environ.get(args.echo_env, '')}", flush=True)
-    if args.mode == "crash":
-        print("fatal: configuration is broken, giving up", flush=True)
-        return args.exit_code
     if args.delay:
         time.sleep(args.delay)
+    if args.mode == "crash":
+        print("fatal: configuration is broken, giving up", flush=True)
+        if args.listen_file:
+            with open(args.listen_file, "w") as handle:
+                handle.write(repr(time.time()))
+        return args.exit_code
     if args.mode == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if args.mode == "health-503":
