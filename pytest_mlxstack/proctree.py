@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import psutil
 
 MARKER_ENV = "MLXSTACK_SERVICE_ID"
-CREATE_TIME_TOLERANCE_S = 0.05
+# psutil derives start times from the boot time, which the kernel may report a second apart
+# in different processes; the command line (and the marker) guard against a reused pid.
+CREATE_TIME_TOLERANCE_S = 1.0
 _POLL_S = 0.01
 
 
@@ -151,15 +153,21 @@ def _signal_all(procs: Iterable[psutil.Process], sig: signal.Signals) -> None:
             proc.send_signal(sig)
 
 
-def listening_ports(procs: Iterable[psutil.Process]) -> set[int]:
-    """The TCP ports the given processes listen on (those we are allowed to inspect)."""
+def listening_ports(procs: Iterable[psutil.Process]) -> set[int] | None:
+    """The TCP ports the given processes listen on; ``None`` when the system would not let us
+    inspect any of them (so the answer would prove nothing)."""
     ports: set[int] = set()
+    denied = inspected = 0
     for proc in procs:
         try:
             conns = proc.net_connections(kind="tcp")
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
+        except psutil.AccessDenied:
+            denied += 1
+            continue
+        inspected += 1
         for conn in conns:
             if conn.status == psutil.CONN_LISTEN and conn.laddr:
                 ports.add(int(conn.laddr.port))
-    return ports
+    return None if denied and not inspected else ports

@@ -45,6 +45,7 @@ DEFAULT_GRACE_PERIOD_S = 10.0
 DEFAULT_TIMEOUT_S = 120.0
 VLLM_TIMEOUT_S = 600.0
 POLL_INTERVAL_S = 0.02
+PROBE_TIMEOUT_S = 0.5
 LOG_TAIL_LINES = 40
 BIND_ATTEMPTS = 4
 REDACTED = "[REDACTED]"
@@ -254,14 +255,23 @@ class ServiceManager:
         labels: Mapping[str, str] | None,
     ) -> ManagedService:
         final_argv = tuple(str(part).replace("{port}", str(port)) for part in argv)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{_safe(name)}-{port}.log"
         marker = uuid.uuid4().hex
         child_env = dict(os.environ)
         child_env.update(env or {})
         child_env[MARKER_ENV] = marker
         child_env.setdefault("PYTHONUNBUFFERED", "1")
-        log_file = open(log_path, "wb")  # noqa: SIM115 - lives as long as the service
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log_file = open(log_path, "wb")  # noqa: SIM115 - lives as long as the service
+        except OSError as exc:
+            if allocated:
+                self.ports.release(port)
+            raise ServiceStartError(
+                f"service {name!r}: cannot write its log {log_path}: {exc.strerror}; point "
+                "--mlx-home (or MLXSTACK_HOME) at a writable directory",
+                name=name,
+            ) from None
         started_at = time.time()
         try:
             popen = subprocess.Popen(
@@ -299,13 +309,13 @@ class ServiceManager:
             started_at=started_at,
             labels=dict(labels or {}),
         )
-        self.registry.add(record)
         service = ManagedService(name, port, popen.pid, url, log_path, final_argv)
         running = _Running(service, popen, process, record, allocated, log_file)
         with self._lock:
             self._running[name] = running
             self.history.append(service)
         try:
+            self.registry.add(record)
             self._wait_ready(running, health_path, timeout)
         except BaseException:
             self._stop_running(name)
@@ -319,7 +329,9 @@ class ServiceManager:
             code = running.popen.poll()
             if code is not None:
                 self._raise_exited(running, code)
-            status = _probe(service.port, health_path, min(1.0, max(0.05, timeout)))
+            # A short request timeout keeps the exit check frequent even when a server
+            # accepts connections but answers slowly while loading.
+            status = _probe(service.port, health_path, PROBE_TIMEOUT_S)
             if status is not None and 200 <= status < 300:
                 if self._owns_listener(running):
                     return
@@ -356,14 +368,15 @@ class ServiceManager:
     def _owns_listener(self, running: _Running) -> bool:
         """Whether the socket answering on the port belongs to the service's own tree."""
         service = running.service
-        tree = collect_tree(running.process)
-        if service.port in listening_ports(tree):
-            return True
+        ports = listening_ports(collect_tree(running.process))
+        if ports is None or service.port in ports:
+            return True  # ours, or not inspectable here: do not call it stolen without proof
         # A daemonising child may have left the tree; look for it by its marker.
         tree = collect_tree(
             running.process, marker=running.record.marker, not_before=running.record.create_time
         )
-        return service.port in listening_ports(tree)
+        ports = listening_ports(tree)
+        return ports is None or service.port in ports
 
     def start_vllm(
         self,
@@ -440,33 +453,44 @@ class ServiceManager:
         return self._stop_running(name, grace_period)
 
     def stop_all(self) -> None:
-        """Stop every service, newest first. Never raises for a service that already died."""
+        """Stop every service, newest first. One failing stop does not keep the others
+        running: the first error is raised after all were attempted."""
         with self._lock:
             names = list(reversed(self._running))
+        errors: list[Exception] = []
         for name in names:
-            with contextlib.suppress(KeyError):
+            try:
                 self._stop_running(name)
+            except KeyError:
+                continue  # stopped meanwhile by someone else
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def _stop_running(self, name: str, grace_period: float | None = None) -> TreeStopResult:
+        # The service stays listed until it is really gone: if this is interrupted (a
+        # KeyboardInterrupt from SIGTERM), stop_all at exit still finds and stops it.
         with self._lock:
-            running = self._running.pop(name)
+            running = self._running[name]
         grace = self.grace_period if grace_period is None else grace_period
-        try:
-            tree = collect_tree(
-                running.process,
-                marker=running.record.marker,
-                not_before=running.record.create_time,
-            )
-            result = terminate_tree(tree, grace)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                running.popen.wait(timeout=5.0)  # reap our direct child's zombie
-        finally:
-            self.registry.remove(running.record)
-            log_file = running.log_file
-            if log_file is not None and hasattr(log_file, "close"):
-                log_file.close()
-            if running.allocated:
-                self.ports.release(running.service.port)
+        tree = collect_tree(
+            running.process,
+            marker=running.record.marker,
+            not_before=running.record.create_time,
+        )
+        result = terminate_tree(tree, grace)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            running.popen.wait(timeout=5.0)  # reap our direct child's zombie
+        with self._lock:
+            if self._running.get(name) is running:
+                del self._running[name]
+        self.registry.remove(running.record)
+        log_file = running.log_file
+        if log_file is not None and hasattr(log_file, "close"):
+            log_file.close()
+        if running.allocated:
+            self.ports.release(running.service.port)
         return result
 
     def detach(self) -> list[ServiceRecord]:
