@@ -335,6 +335,12 @@ def hub_problems(entry: CatalogEntry, quant: str, report: RepoReport) -> list[st
         return [f"the Hub could not tell about {where} ({report.detail}); check HF_TOKEN/hf_repo"]
     if report.verdict is Verdict.SKIPPED:
         return []
+    if report.verdict is Verdict.GATED and report.sha is None:
+        # A GatedRepo answer to the metadata request itself: nothing else can be checked.
+        if entry.gated:
+            return []
+        return [f"{where} is gated on the Hub ({report.detail}) but the entry says gated: false; "
+                "set gated: true"]  # fmt: skip
     problems: list[str] = []
     if report.revision_found is False:
         return [

@@ -121,6 +121,7 @@ class _Failure:
     status: int
     retry_after: float | None
     match: str
+    error_code: str | None
 
 
 @dataclass
@@ -264,11 +265,21 @@ class LocalHub:
         self._state.latency = seconds
 
     def fail_next(
-        self, count: int, *, status: int = 503, retry_after: float | None = None, match: str = ""
+        self,
+        count: int,
+        *,
+        status: int = 503,
+        retry_after: float | None = None,
+        match: str = "",
+        error_code: str | None = None,
     ) -> None:
-        """Answer the next ``count`` requests whose path contains ``match`` with ``status``."""
+        """Answer the next ``count`` requests whose path contains ``match`` with ``status``.
+
+        ``error_code`` adds an ``X-Error-Code`` header (e.g. ``GatedRepo``), to imitate mirrors
+        that answer differently from the Hub.
+        """
         with self._state.lock:
-            self._state.failures.append(_Failure(count, status, retry_after, match))
+            self._state.failures.append(_Failure(count, status, retry_after, match, error_code))
 
     @property
     def requests(self) -> list[HubRequest]:
@@ -359,6 +370,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 return False
         extra = {} if failure.retry_after is None else {"Retry-After": f"{failure.retry_after:g}"}
+        if failure.error_code:
+            extra["X-Error-Code"] = failure.error_code
         self._send(
             failure.status, {"error": "injected failure"}, extra, head=self.command == "HEAD"
         )

@@ -102,6 +102,18 @@ def test_gated_repo_reports_its_mode_and_must_match_the_entry(hub: LocalHub, mod
     assert granted.chat_template is not None
 
 
+def test_gated_answer_to_the_metadata_request_is_gated_without_details(hub: LocalHub) -> None:
+    """Some mirrors hide a gated repository's metadata too: still gated, never missing."""
+    publish(hub, entry())
+    hub.fail_next(2, status=403, error_code="GatedRepo", match="/api/models/")
+    report = client(hub).inspect(REPO)
+    assert report.verdict is Verdict.GATED
+    assert report.attempts == 1  # 403 is an answer, not a hiccup: no retry
+    (problem,) = hub_problems(CatalogEntry.model_validate(entry()), "int4", report)
+    assert "is gated on the Hub (HTTP 403 GatedRepo) but the entry says gated: false" in problem
+    assert problems_for(hub, entry(gated=True)) == []
+
+
 def test_entry_claiming_gated_for_an_open_repo_fails(hub: LocalHub) -> None:
     publish(hub, entry())
     (problem,) = problems_for(hub, entry(gated=True))
