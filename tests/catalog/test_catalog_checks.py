@@ -42,6 +42,18 @@ def test_entry_without_int4_fails_naming_what_it_has() -> None:
     assert "add sources.int4" in problem
 
 
+def test_local_only_entries_need_no_int4(tmp_path: Path) -> None:
+    e = build(sources={"fp32": {"local_path": str(tmp_path)}})
+    assert check_int4_source(e) == []
+    mixed = build(
+        sources={
+            "fp32": {"local_path": str(tmp_path)},
+            "int8": {"hf_repo": "a/b", "disk_size_gb": 8.7},
+        }
+    )
+    assert len(check_int4_source(mixed)) == 1
+
+
 def test_no_benchmarks_fails() -> None:
     (problem,) = check_benchmarks(build(benchmarks={}))
     assert "has no benchmarks" in problem
