@@ -11,13 +11,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
-import threading
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -40,6 +37,7 @@ from pytest_mlxstack.services import (
     read_tail,
     stop_all_managers,
 )
+from pytest_mlxstack.wiring.core_shutdown import SigtermShutdown, announce_worker
 
 GRACE_ENV = "MLXSTACK_GRACE_PERIOD"
 MARKERS = {
@@ -68,8 +66,7 @@ class _CoreState:
     settings: Settings
     port_allocator: PortAllocator | None = None
     managers: weakref.WeakSet[ServiceManager] | None = None
-    previous_sigterm: Any = None
-    sigterm_installed: bool = False
+    shutdown: SigtermShutdown | None = None
     reaped: int = 0
 
 
@@ -123,9 +120,18 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, description in MARKERS.items():
         if name not in registered:  # another area may have registered its own already
             config.addinivalue_line("markers", f"{name}: {description}")
-    state = _CoreState(settings=_resolve(config), managers=weakref.WeakSet())
+    state = _CoreState(
+        settings=_resolve(config), managers=weakref.WeakSet(), shutdown=SigtermShutdown()
+    )
     config.stash[_STATE] = state
-    _install_sigterm(state)
+    assert state.shutdown is not None
+    state.shutdown.install()
+    if hasattr(config, "workerinput"):
+        announce_worker(config)
+    elif config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(
+            state.shutdown.controller_plugin(), "mlxstack-core-xdist-shutdown"
+        )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -147,7 +153,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         manager.stop_all()
     if state.port_allocator is not None:
         state.port_allocator.release_all()
-    _restore_sigterm(state)
+    if state.shutdown is not None:
+        state.shutdown.restore()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -244,38 +251,6 @@ def new_service_manager(config: pytest.Config, **kwargs: Any) -> ServiceManager:
     assert state.managers is not None
     state.managers.add(manager)
     return manager
-
-
-def _install_sigterm(state: _CoreState) -> None:
-    """Turn SIGTERM into KeyboardInterrupt so fixtures finalize and services stop; the
-    previous handler is chained and restored at unconfigure. Only possible in the main
-    thread; the atexit hook of ``services`` remains as the fallback elsewhere."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    fired: list[bool] = []
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        if callable(previous):  # SIG_DFL and SIG_IGN are enum members, not callables
-            previous(signum, frame)
-        if fired:
-            return  # already shutting down: let the cleanup finish
-        fired.append(True)
-        raise KeyboardInterrupt("SIGTERM received; stopping mlxstack services")
-
-    try:
-        signal.signal(signal.SIGTERM, on_sigterm)
-    except ValueError:  # pragma: no cover - not the main thread of the main interpreter
-        return
-    state.previous_sigterm = previous
-    state.sigterm_installed = True
-
-
-def _restore_sigterm(state: _CoreState) -> None:
-    if state.sigterm_installed and threading.current_thread() is threading.main_thread():
-        with contextlib.suppress(ValueError, TypeError):
-            signal.signal(signal.SIGTERM, state.previous_sigterm)
-        state.sigterm_installed = False
 
 
 # -- failure reports -------------------------------------------------------------------------

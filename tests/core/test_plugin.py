@@ -383,14 +383,16 @@ def test_hangs(service_manager, session_service_manager):
 
 @pytest.fixture
 def hanging_session(
-    pytester: pytest.Pytester, home: Path
+    pytester: pytest.Pytester, home: Path, request: pytest.FixtureRequest
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    """An inner pytest session hanging in a test with three services up (one forked)."""
+    """An inner pytest session hanging in a test with three services up (one forked);
+    indirect parameters are extra pytest arguments (``-n 2``)."""
+    extra = list(getattr(request, "param", ()))
     pytester.makepyfile(test_hang=INTERRUPTED_SESSION.format(toy=str(TOY_SERVER)))
     pid_file, ready = pytester.path / "pids", pytester.path / "ready"
     env = dict(os.environ, PID_FILE=str(pid_file), READY_FILE=str(ready))
     session = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--mlx-grace-period=1"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--mlx-grace-period=1", *extra],
         cwd=pytester.path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -406,6 +408,11 @@ def hanging_session(
         session.wait()
 
 
+@pytest.mark.parametrize(
+    "hanging_session",
+    [pytest.param((), id="one-process"), pytest.param(("-n", "2"), id="xdist-workers")],
+    indirect=True,
+)
 def test_sigterm_to_pytest_stops_every_service(
     hanging_session: tuple[subprocess.Popen[bytes], Path], home: Path
 ) -> None:

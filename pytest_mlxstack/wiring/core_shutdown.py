@@ -1,0 +1,109 @@
+"""SIGTERM to pytest as an orderly shutdown, also across xdist workers.
+
+Without this, SIGTERM kills pytest on the spot: no fixture finalizes, no ``atexit`` hook runs,
+and every service keeps running. The handler raises ``KeyboardInterrupt`` instead, so pytest
+tears fixtures down and the services stop. Under xdist the controller also passes the signal
+on to its workers (their pids are announced through a per-session folder handed over in
+``workerinput``), since the controller's own shutdown would otherwise SIGKILL workers stuck
+in a test, leaving their services behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import psutil
+import pytest
+
+from pytest_mlxstack.proctree import ProcessIdentity
+
+WORKER_DIR_KEY = "mlxstack_worker_dir"
+
+
+class SigtermShutdown:
+    """Installs the handler (main thread only), chains the previous one, restores it later."""
+
+    def __init__(self) -> None:
+        self.previous: Any = None
+        self.installed = False
+        self.fired = False
+        self.worker_dir: Path | None = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread; atexit remains the fallback
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # pragma: no cover - not the main interpreter
+            return
+        self.installed = True
+
+    def restore(self) -> None:
+        if self.installed and threading.current_thread() is threading.main_thread():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signal.SIGTERM, self.previous)
+            self.installed = False
+        if self.worker_dir is not None:
+            shutil.rmtree(self.worker_dir, ignore_errors=True)
+            self.worker_dir = None
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        if callable(self.previous):  # SIG_DFL and SIG_IGN are enum members, not callables
+            self.previous(signum, frame)
+        if self.fired:
+            return  # already shutting down: let the cleanup finish
+        self.fired = True
+        self._forward_to_workers()
+        raise KeyboardInterrupt("SIGTERM received; stopping mlxstack services")
+
+    # -- xdist --------------------------------------------------------------------------------
+
+    def controller_plugin(self) -> _WorkerDirHandover:
+        """The plugin that tells each xdist worker where to announce itself."""
+        self.worker_dir = Path(tempfile.mkdtemp(prefix="mlxstack-workers-"))
+        return _WorkerDirHandover(self.worker_dir)
+
+    def _forward_to_workers(self) -> None:
+        if self.worker_dir is None:
+            return
+        for path in self.worker_dir.glob("*.json"):
+            try:
+                data = json.loads(path.read_text("utf-8"))
+                identity = ProcessIdentity(int(data["pid"]), float(data["create_time"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            worker = identity.find()
+            if worker is not None:
+                with contextlib.suppress(psutil.Error):
+                    worker.send_signal(signal.SIGTERM)
+
+
+class _WorkerDirHandover:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKER_DIR_KEY] = str(self.directory)
+
+
+def announce_worker(config: pytest.Config) -> None:
+    """On an xdist worker: record this process so the controller can pass SIGTERM on."""
+    workerinput = getattr(config, "workerinput", None)
+    if not isinstance(workerinput, dict) or WORKER_DIR_KEY not in workerinput:
+        return
+    me = psutil.Process()
+    directory = Path(str(workerinput[WORKER_DIR_KEY]))
+    name = str(workerinput.get("workerid", os.getpid()))
+    with contextlib.suppress(OSError):
+        tmp = directory / f".{name}.tmp"
+        tmp.write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}), "utf-8")
+        os.replace(tmp, directory / f"{name}.json")
