@@ -11,9 +11,10 @@ from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack.flags import BATCHING_ONLY_FLAGS, ParserChoice, vllm_serve_args
 from pytest_mlxstack.stack.masterkey import MasterKey
 from pytest_mlxstack.stack.models import ResolvedModel, load_catalogs, resolve_tier
+from pytest_mlxstack.stack.pool import PoolStart, ServerPool
 from pytest_mlxstack.stack.proxy_config import ProxyRoute, litellm_config
 from pytest_mlxstack.stack.runtime import Stack, start_stack
-from pytest_mlxstack.stack.servers import PoolStart, ServerPool, TierServer
+from pytest_mlxstack.stack.servers import TierServer
 from pytest_mlxstack.stack.spec import (
     LiteLLMSpec,
     StackSpec,

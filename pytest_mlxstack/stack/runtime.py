@@ -25,11 +25,11 @@ from pytest_mlxstack.stack.models import (
     needs_catalog,
     resolve_tier,
 )
+from pytest_mlxstack.stack.pool import ServerPool
 from pytest_mlxstack.stack.proxy_config import ProxyRoute, litellm_env, write_litellm_config
 from pytest_mlxstack.stack.servers import (
     KIND_LABEL,
     LITELLM_KIND,
-    ServerPool,
     TierServer,
     check_port_free,
     start_tier_server,

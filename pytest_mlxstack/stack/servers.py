@@ -1,20 +1,14 @@
-"""Starting one tier's vllm-mlx, alone or through a pool that shares servers.
+"""Starting one tier's vllm-mlx: its command line, environment and registry labels.
 
-A ``ServerPool`` starts at most one vllm-mlx per (model folder, served name, flags, port) for as
-long as it lives (a pytest session), whichever stack or test asks, and counts the starts per key
-so that a matrix can show that a model was loaded once, or that a server died and came back.
+``start_tier_server`` gives a stack a server of its own; ``pool.ServerPool`` shares one per
+``ServerKey`` (model folder, served name, flags, fixed port) between stacks.
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
 
 from pytest_mlxstack.ports import port_is_free
 from pytest_mlxstack.services import ManagedService, ServiceManager, ServiceStartError
@@ -39,10 +33,6 @@ class ServerKey:
     args: tuple[str, ...]
     port: int | None  # only when the tier fixes it
 
-    def describe(self, label: str) -> str:
-        flags = " ".join(self.args) or "no extra flags"
-        return f"{label} as {self.served_name} ({flags})"
-
 
 @dataclass(frozen=True)
 class TierServer:
@@ -62,17 +52,6 @@ class TierServer:
     @property
     def port(self) -> int:
         return self.service.port
-
-
-@dataclass(frozen=True)
-class PoolStart:
-    """How often the pool started one server (more than once: it had died meanwhile)."""
-
-    model_label: str
-    served_name: str
-    args: tuple[str, ...]
-    starts: int
-    port: int | None
 
 
 def server_key(tier: TierSpec, model: ResolvedModel) -> ServerKey:
@@ -112,11 +91,11 @@ def start_tier_server(
     """Start a dedicated vllm-mlx for ``tier`` (no pool); ``StackError`` if it fails."""
     key = server_key(tier, model)
     labels = {**labels, KIND_LABEL: VLLM_KIND, "tier": tier.name, "model": model.label}
-    service = _start_vllm(manager, service_name, key, tier.start_timeout, home, labels)
+    service = start_vllm(manager, service_name, key, tier.start_timeout, home, labels)
     return TierServer(tier.name, model.served_name, model.label, service)
 
 
-def _start_vllm(
+def start_vllm(
     manager: ServiceManager,
     name: str,
     key: ServerKey,
@@ -138,98 +117,3 @@ def _start_vllm(
         )
     except ServiceStartError as exc:
         raise StackError(f"vllm-mlx for {name} did not start: {exc}") from exc
-
-
-class ServerPool:
-    """vllm-mlx servers shared by every stack and test of one session.
-
-    ``serve`` returns the running server for the tier's (model, flags), starting it on first
-    use, or again if it died. ``close`` stops them all; the pool never stops a server another
-    component started.
-    """
-
-    def __init__(self, manager: ServiceManager, directory: Path) -> None:
-        self.manager = manager
-        self.directory = Path(directory)
-        self._servers: dict[ServerKey, ManagedService] = {}
-        self._labels: dict[ServerKey, str] = {}
-        self._starts: dict[ServerKey, int] = {}
-        self._names: set[str] = set()
-        self._lock = threading.Lock()
-
-    def serve(self, tier: TierSpec, model: ResolvedModel) -> TierServer:
-        """The shared server for this tier's model and flags (started if needed)."""
-        key = server_key(tier, model)
-        with self._lock:
-            service = self._servers.get(key)
-            if service is None or not self._alive(service):
-                if service is not None:
-                    self._forget(service)
-                service = self._start(key, tier, model)
-                self._servers[key] = service
-                self._labels[key] = model.label
-                self._starts[key] = self._starts.get(key, 0) + 1
-        return TierServer(tier.name, model.served_name, model.label, service, pooled=True)
-
-    def start_counts(self) -> list[PoolStart]:
-        """Starts per (model, flags), in first-start order: the figure a matrix reports."""
-        with self._lock:
-            return [
-                PoolStart(self._labels[key], key.served_name, key.args, count, key.port)
-                for key, count in self._starts.items()
-            ]
-
-    @property
-    def servers(self) -> list[ManagedService]:
-        with self._lock:
-            return list(self._servers.values())
-
-    def close(self) -> None:
-        """Stop every server of the pool (idempotent)."""
-        with self._lock:
-            services = list(self._servers.values())
-            self._servers.clear()
-        for service in services:
-            self._forget(service)
-
-    def __enter__(self) -> ServerPool:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _start(self, key: ServerKey, tier: TierSpec, model: ResolvedModel) -> ManagedService:
-        name = self._unique_name(f"pool-{_slug(model.served_name)}")
-        home = self.directory / name / "home"
-        labels = {KIND_LABEL: VLLM_KIND, "model": model.label, "pool": "session"}
-        return _start_vllm(self.manager, name, key, tier.start_timeout, home, labels)
-
-    def _alive(self, service: ManagedService) -> bool:
-        try:
-            current = self.manager.get(service.name)
-        except KeyError:
-            return False
-        return current.pid == service.pid and _pid_alive(service.pid)
-
-    def _forget(self, service: ManagedService) -> None:
-        with contextlib.suppress(KeyError):
-            self.manager.stop(service.name)
-
-    def _unique_name(self, base: str) -> str:
-        name, number = base, 1
-        while name in self._names:
-            number += 1
-            name = f"{base}-{number}"
-        self._names.add(name)
-        return name
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "model"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False

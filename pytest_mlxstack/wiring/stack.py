@@ -1,14 +1,16 @@
 """Pytest wiring for stacks: the ``--mlx-stack`` option, the server pool, the stack fixtures.
 
 Kept thin: the logic lives in ``pytest_mlxstack.stack``. One vllm-mlx per (model, flags) runs
-per session (or per xdist worker); under ``--dist loadgroup`` every test that uses a stack
-fixture is put in one xdist group, so a model is loaded once in the whole run.
+for the whole run: xdist workers share the controller's pool directory (sent to them in
+``workerinput``), whose ledger lets a worker reuse a server another worker started.
 """
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +21,8 @@ from pytest_mlxstack.cache import ModelCache
 from pytest_mlxstack.services import ServiceManager
 from pytest_mlxstack.stack.clients import proxy_client
 from pytest_mlxstack.stack.clients import tier_client as direct_tier_client
+from pytest_mlxstack.stack.pool import ServerPool, read_start_counts
 from pytest_mlxstack.stack.runtime import Stack, start_stack
-from pytest_mlxstack.stack.servers import PoolStart, ServerPool
 from pytest_mlxstack.stack.spec import (
     StackSpec,
     StackSpecError,
@@ -28,16 +30,12 @@ from pytest_mlxstack.stack.spec import (
     load_stack_file,
     stack_spec_from_mapping,
 )
-from pytest_mlxstack.wiring.core import new_service_manager
+from pytest_mlxstack.wiring.core import new_service_manager, settings
 
 if TYPE_CHECKING:
     from openai import OpenAI
 
-XDIST_GROUP = "mlxstack"
-STACK_FIXTURES = frozenset(
-    {"mlx_stack", "mlx_stack_factory", "mlx_server_pool", "openai_client", "tier_client"}
-)
-STARTS_OUTPUT_KEY = "mlxstack_pool_starts"
+POOL_DIR_KEY = "mlxstack_pool_dir"
 
 StackFactory = Callable[..., Stack]
 
@@ -45,8 +43,8 @@ StackFactory = Callable[..., Stack]
 @dataclass
 class _StackState:
     spec: StackSpec
-    pool: ServerPool | None = None
-    worker_starts: list[dict[str, Any]] = field(default_factory=list)
+    is_worker: bool
+    pool_dir: Path | None = None  # a worker gets its controller's; else made on first use
 
 
 _STATE = pytest.StashKey[_StackState]()
@@ -66,7 +64,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_STATE] = _StackState(spec=_configured_spec(config))
+    state = _StackState(spec=_configured_spec(config), is_worker=False)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and POOL_DIR_KEY in workerinput:
+        state.pool_dir, state.is_worker = Path(workerinput[POOL_DIR_KEY]), True
+    config.stash[_STATE] = state
+
+
+def _pool_dir(config: pytest.Config) -> Path:
+    """This run's pool directory, under the mlxstack home (the controller names it)."""
+    state = config.stash[_STATE]
+    if state.pool_dir is None:
+        state.pool_dir = settings(config).home / "pools" / uuid.uuid4().hex
+    return state.pool_dir
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: every worker shares this run's pool directory."""
+    node.workerinput[POOL_DIR_KEY] = str(_pool_dir(node.config))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The controller removes the run's pool directory (the servers' HOMEs, the ledger)."""
+    state = config.stash.get(_STATE, None)
+    if state is None or state.is_worker or state.pool_dir is None:
+        return
+    shutil.rmtree(state.pool_dir, ignore_errors=True)
 
 
 def _configured_spec(config: pytest.Config) -> StackSpec:
@@ -87,62 +111,20 @@ def _configured_spec(config: pytest.Config) -> StackSpec:
         raise pytest.UsageError(str(exc)) from None
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``--dist loadgroup``, send every stack user to one worker (one model load).
-
-    Runs before xdist reads the groups; a test that already has an ``xdist_group`` keeps it.
-    """
-    if config.getoption("dist", default="no") != "loadgroup":
-        return
-    for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        if names & STACK_FIXTURES and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(XDIST_GROUP))
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """A worker hands its pool's start counts to the controller (``pytest_testnodedown``)."""
-    state = session.config.stash.get(_STATE, None)
-    workeroutput = getattr(session.config, "workeroutput", None)
-    if state is None or state.pool is None or workeroutput is None:
-        return
-    workeroutput[STARTS_OUTPUT_KEY] = [_start_payload(s) for s in state.pool.start_counts()]
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    """Controller side of the above (an xdist hook; absent without xdist)."""
-    output = getattr(node, "workeroutput", None) or {}
-    state = node.config.stash.get(_STATE, None)
-    if state is not None:
-        state.worker_starts.extend(output.get(STARTS_OUTPUT_KEY, []))
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """How often each vllm-mlx was started in the whole run (all workers): 1 is the goal."""
     state = config.stash.get(_STATE, None)
-    if state is None or hasattr(config, "workerinput"):
+    if state is None or state.is_worker or state.pool_dir is None:
         return
-    starts = list(state.worker_starts)
-    if state.pool is not None:
-        starts += [_start_payload(s) for s in state.pool.start_counts()]
+    starts = read_start_counts(state.pool_dir)
     if not starts:
         return
     terminalreporter.section("mlxstack vllm-mlx starts")
-    for entry in starts:
-        flags = " ".join(entry["args"]) or "(no extra flags)"
+    for start in starts:
+        flags = " ".join(start.args) or "(no extra flags)"
         terminalreporter.write_line(
-            f"{entry['model']} as {entry['served_name']}: {entry['starts']} start(s) {flags}"
+            f"{start.model_label} as {start.served_name}: {start.starts} start(s) {flags}"
         )
-
-
-def _start_payload(start: PoolStart) -> dict[str, Any]:
-    return {
-        "model": start.model_label,
-        "served_name": start.served_name,
-        "args": list(start.args),
-        "starts": start.starts,
-    }
 
 
 # -- skips -----------------------------------------------------------------------------------
@@ -169,22 +151,15 @@ def _require_harness_extra() -> None:
 
 
 @pytest.fixture(scope="session")
-def mlx_server_pool(
-    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerPool]:
+def mlx_server_pool(pytestconfig: pytest.Config) -> Iterator[ServerPool]:
     """The session's vllm-mlx servers: one per (model, flags), shared by every stack.
 
     ``mlx_server_pool.start_counts()`` says how often each was started (1 unless it died).
     """
     _require_stack_extra()
-    state = pytestconfig.stash[_STATE]
-    with new_service_manager(pytestconfig) as manager:
-        pool = ServerPool(manager, tmp_path_factory.mktemp("mlx-pool"))
-        state.pool = pool
-        try:
-            yield pool
-        finally:
-            pool.close()
+    pool_dir = _pool_dir(pytestconfig)
+    with new_service_manager(pytestconfig) as manager, ServerPool(manager, pool_dir) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="session")
@@ -234,11 +209,12 @@ def mlx_stack_factory(
 
 
 @pytest.fixture
-def openai_client(mlx_stack: Stack) -> Iterator[OpenAI]:
+def openai_client(request: pytest.FixtureRequest) -> Iterator[OpenAI]:
     """The real ``openai.OpenAI`` client, through LiteLLM with the stack's master key; ask
     for a tier by its name (``model="fast"``). No retries: a failure shows as it happened."""
-    _require_harness_extra()
-    with proxy_client(mlx_stack) as client:
+    _require_harness_extra()  # before the stack starts: no point starting it to skip
+    stack: Stack = request.getfixturevalue("mlx_stack")
+    with proxy_client(stack) as client:
         yield client
 
 

@@ -1,0 +1,210 @@
+"""``mlxstack up/status/logs/down`` driven as a user would: subprocesses, the real stack."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from stack_helpers import bindable, files_containing, live_pids
+
+from pytest_mlxstack import skip_no_litellm, skip_no_mlx_backend, skip_no_openai, skip_no_vllm
+from pytest_mlxstack.probe_prompts import GREETING
+from pytest_mlxstack.registry import PidRegistry
+
+pytestmark = [skip_no_vllm, skip_no_litellm, skip_no_mlx_backend, skip_no_openai]
+
+MLXSTACK = str(Path(sys.executable).parent / "mlxstack")
+BLOCKER = '''
+import sys
+
+class _NotInstalled:
+    """Makes these packages look uninstalled, as in an environment without the extra."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {BLOCKED}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _NotInstalled())
+'''
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    """An empty mlxstack home; whatever a failed test left running there is stopped."""
+    path = tmp_path / "mlxhome"
+    path.mkdir()
+    yield path
+    subprocess.run([MLXSTACK, "down", "--home", str(path)], capture_output=True, timeout=120)
+
+
+def mlxstack(
+    *args: str, home: Path, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MLXSTACK, *args, "--home", str(home), "--grace-period", "5"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def pids_and_ports(output: str) -> tuple[list[int], list[int]]:
+    pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", output)]
+    ports = [int(p) for p in re.findall(r"http://127\.0\.0\.1:(\d+)/v1", output)]
+    return pids, ports
+
+
+def test_detached_stack_up_status_chat_logs_down(home: Path) -> None:
+    # up --detach returns once the stack is ready and leaves it running
+    up = mlxstack("up", "--detach", home=home)
+    assert up.returncode == 0, up.stderr
+    pids, ports = pids_and_ports(up.stdout)
+    assert len(pids) == 2
+    assert live_pids(pids) == pids
+    proxy_url = re.search(r"LiteLLM proxy: (\S+)", up.stdout).group(1)  # type: ignore[union-attr]
+    key_path = Path(re.search(r"master key: in (\S+)", up.stdout).group(1))  # type: ignore[union-attr]
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    key = key_path.read_text().strip()
+    assert key.startswith("sk-")
+    assert key not in up.stdout + up.stderr
+
+    # the services are recorded as detached: no session will reap them
+    records = PidRegistry(home).records()
+    assert {r.owner.kind for r in records} == {"detached"}
+
+    # status: one row per service, healthy, with the model
+    status = mlxstack("status", home=home)
+    assert status.returncode == 0, status.stderr
+    header, *rows = status.stdout.splitlines()
+    assert header.split()[:6] == ["SERVICE", "PID", "PORT", "HEALTH", "UPTIME", "MODEL"]
+    table = {row.split()[0]: row.split() for row in rows}
+    assert sorted(table) == ["fast", "litellm"]
+    assert table["fast"][3] == table["litellm"][3] == "ok"
+    assert table["fast"][5].startswith("tiny-chat:")
+    assert {int(table[name][1]) for name in table} == set(pids)
+
+    # a chat completion through the proxy with the key from the key file
+    with openai.OpenAI(base_url=proxy_url, api_key=key, max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model="fast", messages=GREETING.messages, temperature=0, max_tokens=16
+        )
+    assert reply.choices[0].message.content
+
+    # logs: the proxy's log shows the request, never the key
+    logs = mlxstack("logs", "litellm", "--lines", "200", home=home)
+    assert logs.returncode == 0, logs.stderr
+    assert "POST /v1/chat/completions" in logs.stdout
+    assert key not in status.stdout + logs.stdout + logs.stderr
+    assert files_containing(home, key) == [key_path]
+
+    # down stops everything; the processes are gone and every port is free
+    down = mlxstack("down", home=home)
+    assert down.returncode == 0, down.stderr
+    assert sorted(re.findall(r"stopped (\S+) \(pid", down.stdout)) == ["fast", "litellm"]
+    assert live_pids(pids) == []
+    assert [port for port in ports if not bindable(port)] == []
+    assert PidRegistry(home).records() == []
+    assert not key_path.exists()
+
+    # down again is a no-op, and status says nothing runs
+    again = mlxstack("down", home=home)
+    assert again.returncode == 0
+    assert "nothing to stop" in again.stdout
+    assert "no services recorded" in mlxstack("status", home=home).stdout
+
+
+def test_foreground_up_stops_its_stack_on_sigterm(home: Path) -> None:
+    process = subprocess.Popen(
+        [MLXSTACK, "up", "--no-litellm", "--home", str(home), "--grace-period", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C stops the stack" in line:
+                break
+        pids, ports = pids_and_ports("".join(lines))
+        assert len(pids) == 1, "".join(lines) + (process.stderr.read() if process.stderr else "")
+        assert {r.owner.kind for r in PidRegistry(home).records()} == {"process"}
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert "stopped" in out
+    assert live_pids(pids) == []
+    assert bindable(ports[0])
+    assert PidRegistry(home).records() == []
+
+
+def test_unknown_model_is_one_line_and_starts_nothing(home: Path) -> None:
+    result = mlxstack("up", "--model", "no-such-model", home=home)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("mlxstack: Tier 'no-such-model': unknown model 'no-such-model'")
+    assert "tiny-chat" in line  # the known ids are listed
+    assert PidRegistry(home).records() == []
+
+
+@pytest.fixture
+def squatter() -> Iterator[int]:
+    """A port held by a listening socket that is not ours to stop."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def test_port_in_use_is_one_line_and_starts_nothing(home: Path, squatter: int) -> None:
+    result = mlxstack("up", "--port", str(squatter), home=home)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"mlxstack: Port {squatter} (LiteLLM) is already in use on 127.0.0.1; stop the program "
+        "holding it, choose another port, or use auto"
+    ]
+    assert PidRegistry(home).records() == []
+
+
+def test_missing_stack_extra_names_what_to_install(home: Path, tmp_path: Path) -> None:
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(BLOCKER.replace("{BLOCKED}", "{'vllm_mlx', 'litellm'}"))
+    result = mlxstack("up", home=home, env={"PYTHONPATH": str(shim)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "mlxstack: vllm-mlx and litellm[proxy] are not installed, so no stack can start; "
+        "install the stack extra: pip install 'pytest-mlxstack[stack]'"
+    ]
+
+
+def test_broken_stack_file_is_one_line(home: Path, tmp_path: Path) -> None:
+    stack_file = tmp_path / "stack.yaml"
+    stack_file.write_text("tiers:\n  fast:\n    model: tiny-chat\n    paged_cache: true\n")
+    result = mlxstack("up", "--stack", str(stack_file), home=home)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"mlxstack: Stack file {stack_file}, field 'tiers.fast.paged_cache'")
+
+
+def test_logs_of_an_unknown_service_is_one_line(home: Path) -> None:
+    result = mlxstack("logs", "nothing-here", home=home)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("mlxstack: No service 'nothing-here' is recorded under")
