@@ -85,14 +85,19 @@ class ServerPool:
         """The shared server for this tier's model and flags (started if needed)."""
         key = server_key(tier, model)
         digest = _digest(key)
+        startup_s = None
         with self._lock:
             service = self._reuse(digest)
             if service is None:
                 with FileLock(str(self.directory / f"start-{digest}.lock")):
                     service = self._reuse(digest)  # another process may have just started it
                     if service is None:
+                        begun = time.monotonic()
                         service = self._start(digest, key, tier, model)
-        return TierServer(tier.name, model.served_name, model.label, service, pooled=True)
+                        startup_s = round(time.monotonic() - begun, 3)
+        return TierServer(
+            tier.name, model.served_name, model.label, service, pooled=True, startup_s=startup_s
+        )
 
     def _reuse(self, digest: str) -> ManagedService | None:
         with self._ledger() as ledger:

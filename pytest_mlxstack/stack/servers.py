@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ class TierServer:
     model_label: str
     service: ManagedService
     pooled: bool = False
+    startup_s: float | None = None  # seconds this call spent starting it; None: reused
 
     @property
     def base_url(self) -> str:
@@ -91,8 +93,10 @@ def start_tier_server(
     """Start a dedicated vllm-mlx for ``tier`` (no pool); ``StackError`` if it fails."""
     key = server_key(tier, model)
     labels = {**labels, KIND_LABEL: VLLM_KIND, "tier": tier.name, "model": model.label}
+    begun = time.monotonic()
     service = start_vllm(manager, service_name, key, tier.start_timeout, home, labels)
-    return TierServer(tier.name, model.served_name, model.label, service)
+    elapsed = round(time.monotonic() - begun, 3)
+    return TierServer(tier.name, model.served_name, model.label, service, startup_s=elapsed)
 
 
 def start_vllm(

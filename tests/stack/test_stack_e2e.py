@@ -162,6 +162,8 @@ def test_second_stack_on_the_same_model_reuses_the_pooled_server(running: Runnin
     )
     with second:
         assert second.tier("other").service.pid == running.stack.tier("fast").service.pid
+        assert second.tier("other").startup_s is None  # reused, not started
+        assert running.stack.tier("fast").startup_s is not None
         assert second.proxy is None
     [entry] = running.pool.start_counts()
     assert (entry.model_label, entry.starts) == ("tiny-chat:bf16", 1)
