@@ -23,7 +23,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -99,7 +99,6 @@ class _Running:
     process: psutil.Process | None
     record: ServiceRecord
     allocated: bool  # whether the port came from our allocator (and goes back to it)
-    log_file: object = field(repr=False, default=None)
 
 
 class ServiceManager:
@@ -263,7 +262,7 @@ class ServiceManager:
         child_env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            log_file = open(log_path, "wb")  # noqa: SIM115 - lives as long as the service
+            log_file = open(log_path, "wb")  # noqa: SIM115 - closed once the child has it
         except OSError as exc:
             if allocated:
                 self.ports.release(port)
@@ -285,7 +284,6 @@ class ServiceManager:
                 close_fds=True,
             )
         except OSError as exc:
-            log_file.close()
             if allocated:
                 self.ports.release(port)
             raise ServiceStartError(
@@ -294,6 +292,8 @@ class ServiceManager:
                 name=name,
                 log_path=log_path,
             ) from None
+        finally:
+            log_file.close()  # the child writes through its own copy
         process, identity = _identify(popen.pid)
         url = f"http://{LOOPBACK}:{port}"
         record = ServiceRecord(
@@ -310,7 +310,7 @@ class ServiceManager:
             labels=dict(labels or {}),
         )
         service = ManagedService(name, port, popen.pid, url, log_path, final_argv)
-        running = _Running(service, popen, process, record, allocated, log_file)
+        running = _Running(service, popen, process, record, allocated)
         with self._lock:
             self._running[name] = running
             self.history.append(service)
@@ -486,9 +486,6 @@ class ServiceManager:
             if self._running.get(name) is running:
                 del self._running[name]
         self.registry.remove(running.record)
-        log_file = running.log_file
-        if log_file is not None and hasattr(log_file, "close"):
-            log_file.close()
         if running.allocated:
             self.ports.release(running.service.port)
         return result
@@ -505,9 +502,6 @@ class ServiceManager:
             record = dataclasses.replace(running.record, owner=Owner.detached())
             self.registry.add(record)
             records.append(record)
-            log_file = running.log_file
-            if log_file is not None and hasattr(log_file, "close"):
-                log_file.close()
         return records
 
     # -- helpers ---------------------------------------------------------------------------
