@@ -13,7 +13,7 @@ import math
 import os
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +65,8 @@ class Settings:
 class _CoreState:
     settings: Settings
     port_allocator: PortAllocator | None = None
-    managers: weakref.WeakSet[ServiceManager] | None = None
-    shutdown: SigtermShutdown | None = None
+    managers: weakref.WeakSet[ServiceManager] = field(default_factory=weakref.WeakSet)
+    shutdown: SigtermShutdown = field(default_factory=SigtermShutdown)
     reaped: int = 0
 
 
@@ -120,11 +120,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, description in MARKERS.items():
         if name not in registered:  # another area may have registered its own already
             config.addinivalue_line("markers", f"{name}: {description}")
-    state = _CoreState(
-        settings=_resolve(config), managers=weakref.WeakSet(), shutdown=SigtermShutdown()
-    )
+    state = _CoreState(settings=_resolve(config))
     config.stash[_STATE] = state
-    assert state.shutdown is not None
     state.shutdown.install()
     if hasattr(config, "workerinput"):
         announce_worker(config)
@@ -149,12 +146,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
     if state is None:
         return
-    for manager in list(state.managers or ()):
-        manager.stop_all()
+    for manager in list(state.managers):
+        # Normally empty by now (fixtures stopped them); the atexit hook retries on failure.
+        with contextlib.suppress(Exception):
+            manager.stop_all()
     if state.port_allocator is not None:
         state.port_allocator.release_all()
-    if state.shutdown is not None:
-        state.shutdown.restore()
+    state.shutdown.restore()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -248,7 +246,6 @@ def new_service_manager(config: pytest.Config, **kwargs: Any) -> ServiceManager:
     secrets = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
     kwargs["redact"] = [*kwargs.get("redact", ()), *(s for s in secrets if s)]
     manager = ServiceManager(state.settings.home, **kwargs)
-    assert state.managers is not None
     state.managers.add(manager)
     return manager
 
@@ -265,7 +262,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if state is None:
         return report
     seen: set[Path] = set()
-    managers = list(state.managers or ())
+    managers = list(state.managers)
     own = item.stash.get(_FUNCTION_MANAGER, None)
     for manager in managers:
         services = manager.history if manager is own else list(manager.services.values())
