@@ -82,7 +82,7 @@ def load_catalogs(spec: StackSpec) -> list[Catalog]:
             return [load_catalog(spec.catalog)]
         catalogs = [load_catalog()]
         fixture = _fixture_catalog_path()
-        if fixture is not None:
+        if fixture is not None and fixture.exists():
             catalogs.append(load_catalog(fixture))
         return catalogs
     except CatalogError as exc:
