@@ -131,18 +131,21 @@ def _up(args: argparse.Namespace) -> int:
         manager.stop_all()
         remove_stack_files(home, stack_id)
         raise
-    key_path = write_key_file(key_file(home, stack_id), stack.master_key)
-    _print_summary(stack, key_path, home, show_key=args.show_key, detached=args.detach)
-    if args.detach:
-        manager.detach()  # recorded as detached: only 'mlxstack down' stops them
-        return 0
+    detached = False
     try:
+        key_path = write_key_file(key_file(home, stack_id), stack.master_key)
+        _print_summary(stack, key_path, home, show_key=args.show_key, detached=args.detach)
+        if args.detach:
+            manager.detach()  # recorded as detached: only 'mlxstack down' stops them
+            detached = True
+            return 0
         return _watch(stack, home)
     finally:
-        stack.down()
-        manager.stop_all()
-        remove_stack_files(home, stack_id)
-        print(f"mlxstack: {stack_id} stopped", flush=True)
+        if not detached:
+            stack.down()
+            manager.stop_all()
+            remove_stack_files(home, stack_id)
+            print(f"mlxstack: {stack_id} stopped", flush=True)
 
 
 def _spec(args: argparse.Namespace) -> StackSpec:
