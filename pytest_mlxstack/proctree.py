@@ -50,16 +50,6 @@ class ProcessIdentity:
         return proc
 
 
-def identity_of(pid: int) -> ProcessIdentity | None:
-    """The identity of the live process ``pid``, or ``None`` if it is already gone."""
-    try:
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            return ProcessIdentity(pid, proc.create_time(), tuple(proc.cmdline()))
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-        return None
-
-
 def is_gone(proc: psutil.Process) -> bool:
     """Exited (a zombie counts: it holds no port and only waits for its parent to reap it)."""
     try:

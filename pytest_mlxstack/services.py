@@ -294,7 +294,7 @@ class ServiceManager:
             ) from None
         finally:
             log_file.close()  # the child writes through its own copy
-        process, identity = _identify(popen.pid)
+        process, identity = _identify(popen.pid, final_argv)
         url = f"http://{LOOPBACK}:{port}"
         record = ServiceRecord(
             name=name,
@@ -538,14 +538,23 @@ def _probe(port: int, path: str, timeout: float) -> int | None:
         conn.close()
 
 
-def _identify(pid: int) -> tuple[psutil.Process | None, ProcessIdentity | None]:
+def _identify(
+    pid: int, argv: Sequence[str]
+) -> tuple[psutil.Process | None, ProcessIdentity | None]:
+    """The new process and its identity as the system reports it. Linux shows an empty
+    command line for a few milliseconds after exec, so wait (briefly) for the real one: a
+    script's is ``python /path/script ...``, not its argv, and reaping compares them."""
     try:
         proc = psutil.Process(pid)
-        with proc.oneshot():
-            identity = ProcessIdentity(pid, proc.create_time(), tuple(proc.cmdline()))
+        created = proc.create_time()
+        cmdline = tuple(proc.cmdline())
+        deadline = time.monotonic() + 1.0
+        while not cmdline and time.monotonic() < deadline and proc.is_running():
+            time.sleep(0.002)
+            cmdline = tuple(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
         return None, None
-    return proc, identity
+    return proc, ProcessIdentity(pid, created, cmdline or tuple(argv))
 
 
 def _find_script(name: str) -> str:
