@@ -11,4 +11,5 @@ pytest_plugins = [
     "pytest_mlxstack.wiring.catalog",
     "pytest_mlxstack.wiring.stack",
     "pytest_mlxstack.wiring.matrix",
+    "pytest_mlxstack.wiring.suites",
 ]

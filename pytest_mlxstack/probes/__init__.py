@@ -27,6 +27,11 @@ from pytest_mlxstack.probes.registry import (
     not_applicable,
     run_probe,
 )
+from pytest_mlxstack.probes.stack_checks import (
+    probe_concurrency,
+    probe_model_listing,
+    probe_routing,
+)
 
 __all__ = [
     "CAPABILITIES",
@@ -36,9 +41,12 @@ __all__ = [
     "Probe",
     "attribute_proxy",
     "not_applicable",
+    "probe_concurrency",
     "probe_errors",
     "probe_inference",
+    "probe_model_listing",
     "probe_multi_turn",
+    "probe_routing",
     "probe_streaming",
     "probe_system_prompt",
     "probe_thinking",

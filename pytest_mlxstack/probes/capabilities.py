@@ -322,6 +322,13 @@ def _judge_tool_call(
         leaked = _leaked_markup(answer, (tool["name"],))
         if leaked is not None:
             return Attribution.PARSER, leaked
+        in_reasoning = tool_markup(answer.reasoning, (tool["name"],))
+        if in_reasoning:
+            return Attribution.PARSER, (
+                f"tool-call markup {', '.join(repr(m) for m in in_reasoning)} ended up in the "
+                f"reasoning instead of structured tool_calls (the server's parsers did not "
+                f"read it)"
+            )
         said = excerpt(answer.content, 160)
         return Attribution.MODEL, f"the model answered in prose instead of calling a tool: {said!r}"
     call = next((c for c in answer.tool_calls if c.name == tool["name"]), None)

@@ -49,6 +49,7 @@ class Exchange:
 
     request: dict[str, Any]
     status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     completion: ChatCompletion | None = None
     chunks: list[ChatCompletionChunk] = field(default_factory=list)
     failure: Failure | None = None
@@ -107,6 +108,7 @@ def chat(
             **params,
         )
         exchange.status = raw.status_code
+        exchange.headers = {k.lower(): v for k, v in raw.headers.items()}
         parsed = raw.parse()
         if stream:
             deadline = started + timeout

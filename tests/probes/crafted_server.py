@@ -157,6 +157,9 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     "wrong-city": _tool('{"location": "Tokyo"}'),
     "wrong-finish": _tool(GOOD_ARGS, finish="stop"),
     "wrong-tool": lambda stream: Reply(body=completion(tool_calls=[("get_time", "{}")])),
+    "markup-in-reasoning": lambda stream: Reply(
+        body=completion(None, reasoning=f"[TOOL_CALLS]get_weather[ARGS]{GOOD_ARGS}")
+    ),
     "stream-args-differ": _tool(GOOD_ARGS, streamed='{"location": "Paris, France"}'),
     # thinking
     "thinks": lambda stream: Reply(

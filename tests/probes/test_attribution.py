@@ -34,6 +34,7 @@ FAST = {"timeout": 5.0}
         ("tool-markup", Attribution.PARSER, "'<tool_call>'"),
         ("mistral-markup", Attribution.PARSER, "'[TOOL_CALLS]'"),
         ("json-markup", Attribution.PARSER, '"name": "get_weather"'),
+        ("markup-in-reasoning", Attribution.PARSER, "ended up in the reasoning"),
         ("bad-args", Attribution.PARSER, "not JSON"),
         ("missing-key", Attribution.MODEL, "lacks the required key 'location'"),
         ("bad-enum", Attribution.MODEL, "'kelvin', not one of 'celsius', 'fahrenheit'"),

@@ -1,0 +1,58 @@
+"""The built-in harness suite: what a coding agent does with the OpenAI Python client,
+through LiteLLM, for each selected catalog model (by its tier name).
+
+Chat, streaming, tool calling (plain and streamed), multi-turn, system message, thinking, model
+listing and the error for an unknown model. Every verdict is recorded in the matrix on the
+route ``proxied``; a failure that does not happen straight to vllm-mlx is the proxy's.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("openai", reason="the built-in suites need the harness extra (openai)")
+
+from pytest_mlxstack.matrix.verdicts import Route
+from pytest_mlxstack.probes import probe_model_listing
+from pytest_mlxstack.suites.recording import probe_record_check, record
+from pytest_mlxstack.suites.selection import SuiteTarget
+from pytest_mlxstack.suites.session import SuiteStack
+from pytest_mlxstack.wiring.matrix import MatrixRecorder
+from pytest_mlxstack.wiring.suites import parametrize_targets
+
+pytestmark = pytest.mark.harness
+ROUTE = Route.PROXIED
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_targets(metafunc, ROUTE)
+
+
+@pytest.mark.parametrize(
+    "capability",
+    [
+        pytest.param("inference", id="chat"),
+        "streaming",
+        "tool_calling",
+        "tool_calling_streaming",
+        "multi_turn",
+        pytest.param("system_prompt", id="system_message"),
+        "thinking",
+        pytest.param("errors", id="unknown_model_error"),
+    ],
+)
+def test_openai_client(
+    capability: str,
+    mlx_suite_target: SuiteTarget,
+    mlx_suite_stack: SuiteStack,
+    mlx_matrix: MatrixRecorder,
+) -> None:
+    probe_record_check(capability, mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix)
+
+
+def test_model_listing(
+    mlx_suite_target: SuiteTarget, mlx_suite_stack: SuiteStack, mlx_matrix: MatrixRecorder
+) -> None:
+    result = probe_model_listing(mlx_suite_stack.proxy_client(), mlx_suite_target.tier, route=ROUTE)
+    record(result, mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix)
+    mlx_matrix.check(result)

@@ -1,0 +1,70 @@
+"""Run a probe for a suite target, record the cell and the row in the matrix, decide the test.
+
+Proxied failures are compared with the same probe straight to the tier's vllm-mlx: when that
+passes, the proxy is to blame (``attribute_proxy``). Only failures pay for the second request.
+"""
+
+from __future__ import annotations
+
+from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
+from pytest_mlxstack.probes import attribute_proxy, run_probe
+from pytest_mlxstack.suites.selection import SuiteTarget
+from pytest_mlxstack.suites.session import SuiteStack
+from pytest_mlxstack.wiring.matrix import MatrixRecorder
+
+
+def probe_target(
+    capability: str, target: SuiteTarget, suite: SuiteStack, route: Route
+) -> ProbeResult:
+    """The probe's verdict for ``target`` through ``route`` (``n/a`` if undeclared)."""
+    declared = target.entry.capabilities
+    direct = suite.direct_client(target)
+    if route is Route.DIRECT:
+        return run_probe(capability, direct, suite.served_name(target), capabilities=declared)
+    proxied = run_probe(capability, suite.proxy_client(), target.tier, capabilities=declared)
+    if proxied.verdict is not Verdict.FAIL:
+        return proxied
+    alone = run_probe(capability, direct, suite.served_name(target), capabilities=declared)
+    return attribute_proxy(alone, proxied)
+
+
+def record(
+    result: ProbeResult,
+    target: SuiteTarget,
+    suite: SuiteStack,
+    route: Route,
+    matrix: MatrixRecorder,
+) -> None:
+    """Put ``result`` and the row's facts into the matrix.
+
+    The servers this process started are reported with every test, whichever target the test
+    is about: under xdist the process that started a server may run none of its tests.
+    """
+    facts = suite.row_facts(target)
+    matrix.record(
+        result,
+        model=target.entry.id,
+        quant=target.quant,
+        route=route,
+        repo=facts["repo"],
+        revision=facts["revision"],
+    )
+    matrix.record_row(model=target.entry.id, quant=target.quant, **facts)
+    for other in suite.targets:
+        if other != target and suite.server_starts(other):
+            matrix.record_row(
+                model=other.entry.id,
+                quant=other.quant,
+                startup_s=suite.startup_s.get(other.tier),
+                server_starts=suite.server_starts(other),
+            )
+
+
+def probe_record_check(
+    capability: str, target: SuiteTarget, suite: SuiteStack, route: Route, matrix: MatrixRecorder
+) -> ProbeResult:
+    """Probe, record, then fail/skip/xfail the calling test as the verdict says."""
+    result = probe_target(capability, target, suite, route)
+    record(result, target, suite, route, matrix)
+    matrix.check(result)
+    return result
