@@ -140,6 +140,8 @@ def _up(args: argparse.Namespace) -> int:
             detached = True
             return 0
         return _watch(stack, home)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the normal end of a foreground stack
+        return 0
     finally:
         if not detached:
             stack.down()
@@ -216,25 +218,22 @@ def _watch(stack: Stack, home: Path) -> int:
     from pytest_mlxstack.registry import PidRegistry
 
     registry = PidRegistry(home)
-    try:
-        while True:
-            time.sleep(WATCH_INTERVAL_S)
-            records = {(r.name, r.pid): r for r in registry.records()}
-            for service in stack.services:
-                record = records.get((service.name, service.pid))
-                if record is None:
-                    print("mlxstack: the stack was stopped by 'mlxstack down'", flush=True)
-                    return 0
-                if not registry.is_alive(record):
-                    print(
-                        f"mlxstack: service {service.name} (pid {service.pid}) exited; "
-                        f"see its log: {service.log_path}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    return 1
-    except KeyboardInterrupt:
-        return 0
+    while True:
+        time.sleep(WATCH_INTERVAL_S)
+        records = {(r.name, r.pid): r for r in registry.records()}
+        for service in stack.services:
+            record = records.get((service.name, service.pid))
+            if record is None:
+                print("mlxstack: the stack was stopped by 'mlxstack down'", flush=True)
+                return 0
+            if not registry.is_alive(record):
+                print(
+                    f"mlxstack: service {service.name} (pid {service.pid}) exited; "
+                    f"see its log: {service.log_path}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
 
 
 def _raise_on_sigterm() -> None:
