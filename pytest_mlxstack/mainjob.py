@@ -1,0 +1,170 @@
+"""The main job: all four tiers on the fixture catalog against the real stack, one matrix.
+
+``python -m pytest_mlxstack.mainjob [--matrix-dir DIR] [-- PYTEST_ARGS...]`` runs pytest (in
+a subprocess, so that the job itself does not depend on pytest's in-process state) with the
+tier-1 catalog checks (``--mlx-catalog``) and the built-in smoke, integration and harness
+suites (``--mlx-suites``) on the fixture catalog, the negative controls' known failures from
+``suites/fixture_expectations.yaml``, and the matrix written under ``matrices/``. It streams
+pytest's progress, then prints a one-screen summary. Exit status: pytest's (non-zero on an
+unexpected failure), or 2 when no matrix was written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, Row, load_matrix
+from pytest_mlxstack.matrix.store import LATEST_JSON, RUNS_DIR
+
+EXPECTATIONS = Path(__file__).resolve().parent / "suites" / "fixture_expectations.yaml"
+SHORT = {"pass": "ok", "n/a": "n/a", "skip": "skip"}
+
+
+def pytest_command(
+    catalog: Path, matrix_dir: Path, extra: Sequence[str] = (), *, python: str = sys.executable
+) -> list[str]:
+    """The pytest invocation of the main job (the benchmark runs the same one)."""
+    return [
+        python,
+        "-m",
+        "pytest",
+        f"--mlx-catalog={catalog}",
+        "--mlx-suites=all",
+        f"--mlx-suite-catalog={catalog}",
+        f"--mlx-expectations={EXPECTATIONS}",
+        f"--mlx-matrix-dir={matrix_dir}",
+        "-p",
+        "no:cacheprovider",
+        *extra,
+    ]
+
+
+def summary_lines(matrix: Matrix, json_path: Path) -> list[str]:
+    """The grid (capability x model, ``direct proxied``), starts, counts and the failures
+    nobody expected, in about one screen."""
+    rows = matrix.rows
+    columns = matrix.capabilities()
+    capabilities = list(dict.fromkeys(capability for capability, _ in columns))
+    heads = [f"{row.model} [{row.quant}]" for row in rows]
+    cells = {capability: [_pair(row, capability) for row in rows] for capability in capabilities}
+    first = max([len("capability (direct proxied)"), *map(len, capabilities)])
+    widths = [
+        max([len(head), *(len(cells[c][i]) for c in capabilities)]) for i, head in enumerate(heads)
+    ]
+    lines = ["  ".join(["capability (direct proxied)".ljust(first), *_padded(heads, widths)])]
+    lines += [
+        "  ".join([capability.ljust(first), *_padded(cells[capability], widths)])
+        for capability in capabilities
+    ]
+    starts = ", ".join(f"{row.model} [{row.quant}]: {row.server_starts}" for row in rows)
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in matrix.verdict_counts().items())
+    lines += [
+        "",
+        "ok = pass, UPPER = fail and whose fault, * = known failure, - = not run",
+        f"cells: {counts}",
+        f"server starts per model: {starts}",
+    ]
+    unexpected = [
+        f"  {row.model} [{row.quant}] {cell.capability} ({cell.route.value}): "
+        f"{cell.attribution.value if cell.attribution else 'unattributed'}: {cell.reason:.160}"
+        for row, cell in matrix.iter_cells()
+        if cell.verdict.value == "fail"
+        and not (cell.expectation and cell.expectation.status == "known_failure")
+    ]
+    if unexpected:
+        lines += ["unexpected failures:", *unexpected]
+    lines.append(f"matrix: {json_path} (HTML beside it)")
+    return lines
+
+
+def _pair(row: Row, capability: str) -> str:
+    return " ".join(_short(row, capability, route) for route in ("direct", "proxied"))
+
+
+def _short(row: Row, capability: str, route: str) -> str:
+    cell = row.cell(capability, route)
+    if cell is None:
+        return "-"
+    if cell.verdict.value != "fail":
+        return SHORT[cell.verdict.value]
+    text = (cell.attribution.value if cell.attribution else "fail").upper()
+    known = cell.expectation is not None and cell.expectation.status == "known_failure"
+    return text + "*" if known else text
+
+
+def _padded(values: Sequence[str], widths: Sequence[int]) -> list[str]:
+    return [value.ljust(width) for value, width in zip(values, widths, strict=True)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_mlxstack.mainjob",
+        description="Run the four tiers on the fixture catalog and write the matrix.",
+    )
+    parser.add_argument(
+        "--matrix-dir",
+        type=Path,
+        default=Path("matrices"),
+        help="where the matrix JSON and HTML go (default: ./matrices)",
+    )
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        help="catalog for every tier (default: the fixture catalog shipped with the plugin)",
+    )
+    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    args = parser.parse_args(argv)
+    catalog = args.catalog.resolve() if args.catalog is not None else _fixture_catalog()
+    if catalog is None or not catalog.exists():
+        print(
+            f"mainjob: the catalog {catalog or 'of the fixture models'} does not exist; pass "
+            f"--catalog PATH",
+            file=sys.stderr,
+        )
+        return 2
+    matrix_dir = args.matrix_dir.resolve()
+    command = pytest_command(catalog, matrix_dir, args.pytest_args)
+    print("mainjob: " + " ".join(command), flush=True)
+    started = time.time()
+    status = subprocess.call(command, env=os.environ.copy())
+    elapsed = time.time() - started
+    latest = matrix_dir / LATEST_JSON
+    if not latest.is_file() or latest.stat().st_mtime < started:
+        print(f"mainjob: no matrix was written to {matrix_dir} (pytest exit status {status})")
+        return status or 2
+    try:
+        matrix = load_matrix(latest)
+    except MatrixFormatError as exc:
+        print(f"mainjob: {exc}", file=sys.stderr)
+        return 2
+    json_path = _this_run(matrix_dir, matrix) or latest
+    print()
+    print(f"===== mainjob: matrix in {elapsed:.1f} s, pytest exit status {status} =====")
+    for line in summary_lines(matrix, json_path):
+        print(line)
+    return status
+
+
+def _fixture_catalog() -> Path | None:
+    try:
+        from pytest_mlxstack.fixture_models import fixture_catalog_path
+    except ImportError:
+        return None
+    return fixture_catalog_path()
+
+
+def _this_run(matrix_dir: Path, matrix: Matrix) -> Path | None:
+    """The timestamped file of this run (``latest.json`` is overwritten by the next one)."""
+    path = matrix_dir / RUNS_DIR / f"{matrix.runs[-1].run_id}.json"
+    return path if path.is_file() else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
