@@ -1,0 +1,144 @@
+"""``--mlx-suites``, ``--mlx-suite-catalog`` and ``--mlx-models`` through a real pytest run.
+
+Collection only: these check what a user sees (ids, markers, one-sentence errors) without
+starting a server; the honesty tests run the suites for real.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_mlxstack.fixture_models import VARIANTS, fixture_catalog_path
+
+FIXTURE_CATALOG = fixture_catalog_path()
+
+
+def collected(result: pytest.RunResult) -> list[str]:
+    """Test names (``test_x[id]``) from ``--collect-only -q`` output."""
+    return [
+        line.split("::")[-1]
+        for line in result.outlines
+        if "::" in line and not line.startswith(("ERROR", "FAILED"))
+    ]
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+
+def test_every_suite_is_collected_with_readable_ids(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--mlx-suites", "--collect-only", "-q")
+    names = collected(result)
+    assert result.ret == 0, result.stdout.str()
+    for variant in VARIANTS:
+        assert f"test_tool_calling[{variant}-bf16-direct]" in names
+        assert f"test_openai_client[{variant}-bf16-proxied-tool_calling]" in names
+        assert f"test_routing_by_tier_name[{variant}-bf16-proxied]" in names
+    assert {"test_master_key_is_enforced", "test_clean_shutdown"} <= set(names)
+
+
+@pytest.mark.parametrize(
+    ("marker", "expected", "absent"),
+    [
+        ("smoke", "test_thinking[tiny-chat-bf16-direct]", "test_openai_client"),
+        ("harness", "test_model_listing[tiny-chat-bf16-proxied]", "test_thinking"),
+        ("integration", "test_clean_shutdown", "test_openai_client"),
+    ],
+)
+def test_markers_select_one_tier(
+    pytester: pytest.Pytester, marker: str, expected: str, absent: str
+) -> None:
+    result = run(pytester, "--mlx-suites", "-m", marker, "--collect-only", "-q")
+    names = collected(result)
+    assert expected in names
+    assert not [name for name in names if name.startswith(absent)]
+
+
+def test_a_subset_of_suites_and_models(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        "--mlx-suites=smoke,harness",
+        "--mlx-models=tiny-chat",
+        "--mlx-models",
+        "tiny-chat-no-think:bf16",
+        "--collect-only",
+        "-q",
+    )
+    names = collected(result)
+    targets = {m.group(1) for name in names if (m := re.search(r"\[(.+?)-bf16-", name))}
+    assert targets == {"tiny-chat", "tiny-chat-no-think"}
+    assert not [name for name in names if name.startswith("test_routing_by_tier_name")]
+
+
+def test_ini_keys_configure_the_suites(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\nmlx_suites = integration\nmlx_models = tiny-chat-no-tools\n"
+        f"mlx_suite_catalog = {FIXTURE_CATALOG}\n"
+    )
+    names = collected(run(pytester, "--collect-only", "-q"))
+    assert "test_concurrent_requests[tiny-chat-no-tools-bf16-proxied]" in names
+    assert not [name for name in names if "tiny-chat-bf16" in name]
+
+
+def test_without_the_option_no_suite_runs_and_user_tests_do(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mine="def test_mine():\n    pass\n")
+    assert collected(run(pytester, "--collect-only", "-q")) == ["test_mine"]
+    both = collected(run(pytester, "--mlx-suites=smoke", "test_mine.py", "--collect-only", "-q"))
+    assert "test_mine" in both
+    assert "test_inference[tiny-chat-bf16-direct]" in both
+
+
+def test_a_catalog_of_ones_own(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    source = (FIXTURE_CATALOG / "tiny-chat.yaml").read_text(encoding="utf-8")
+    mine = pytester.path / "mine.yaml"
+    mine.write_text(
+        source.replace("id: tiny-chat", "id: my-tiny").replace(
+            "../tiny-chat", str(FIXTURE_CATALOG.parent / "tiny-chat")
+        ),
+        encoding="utf-8",
+    )
+    names = collected(
+        run(pytester, "--mlx-suites=smoke", "--mlx-suite-catalog=mine.yaml", "--co", "-q")
+    )
+    assert "test_inference[my-tiny-bf16-direct]" in names
+    assert not [name for name in names if "tiny-chat" in name]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--mlx-suites=smoke,soak"],
+            "--mlx-suites: 'soak' is not a built-in suite; use all or a comma-separated list of "
+            "smoke, integration, harness",
+        ),
+        (
+            ["--mlx-suites", "--mlx-models=tiny-chat,qwen9-1t"],
+            "--mlx-models: 'qwen9-1t' is not in the catalog",
+        ),
+        (
+            ["--mlx-suites", "--mlx-models=tiny-chat:int4"],
+            "--mlx-models: 'tiny-chat' has no 'int4' source",
+        ),
+        (
+            ["--mlx-models=tiny-chat"],
+            "--mlx-models selects models for the built-in suites; add --mlx-suites",
+        ),
+        (
+            ["--mlx-suites", "--mlx-suite-catalog=nowhere"],
+            "nowhere",
+        ),
+    ],
+)
+def test_bad_options_stop_the_run_with_one_sentence(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    result = run(pytester, *args, "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.strip()]
+    assert len(errors) == 1, result.errlines
+    assert message in errors[0]
+    assert "Traceback" not in result.stderr.str()
