@@ -31,6 +31,8 @@ class Reply:
     hang_s: float = 0.0  # wait this long (or until the server stops) before answering
     close_without_reply: bool = False
     cut_stream_after: int | None = None  # close mid-body after this many events
+    headers: dict[str, str] = field(default_factory=dict)
+    busy_when_concurrent: bool = False  # 503 while another such request is being answered
 
 
 def completion(
@@ -198,6 +200,15 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     ),
     "detail-404": lambda stream: Reply(status=404, body={"detail": "Model 'x' not found"}),
     "answers-anything": _text("Hello from whatever model you asked for."),
+    # stack-level checks
+    "routed-elsewhere": lambda stream: Reply(
+        body=completion("Hello! How can I help you today?"),
+        headers={"x-litellm-model-api-base": "http://127.0.0.1:9/v1"},
+    ),
+    "single-file": lambda stream: Reply(
+        body=completion("1, 2, 3"), hang_s=0.2, busy_when_concurrent=True
+    ),
+    "counts-by-request": lambda stream: Reply(body=completion("1, 2, 3")),
 }
 
 
@@ -207,6 +218,8 @@ class CraftedServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.stopping = threading.Event()
+        self.active = 0
+        self.active_lock = threading.Lock()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -214,6 +227,15 @@ class CraftedServer:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") != "/v1/models":
+                    self._send(404, {"detail": "Not Found"})
+                    return
+                models = [
+                    {"id": name, "object": "model", "owned_by": "crafted"} for name in SCENARIOS
+                ]
+                self._send(200, {"object": "list", "data": models})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
@@ -225,9 +247,11 @@ class CraftedServer:
                     return
                 owner.serve(self, scenario(bool(request.get("stream"))))
 
-            def _send(self, status: int, body: Any) -> None:
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -243,13 +267,27 @@ class CraftedServer:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
     def serve(self, handler: Any, reply: Reply) -> None:
+        if reply.busy_when_concurrent:
+            with self.active_lock:
+                busy = self.active > 0
+                self.active += 1
+            try:
+                if busy:
+                    handler._send(503, {"detail": {"error": "text_generation_busy"}})
+                    return
+                self.stopping.wait(reply.hang_s)
+                handler._send(reply.status, reply.body)
+            finally:
+                with self.active_lock:
+                    self.active -= 1
+            return
         if reply.hang_s:
             self.stopping.wait(reply.hang_s)
         if reply.close_without_reply:
             handler.close_connection = True
             return
         if reply.chunks is None:
-            handler._send(reply.status, reply.body)
+            handler._send(reply.status, reply.body, reply.headers)
             return
         events = [f"data: {json.dumps(event)}" for event in reply.chunks] + reply.raw_events
         if reply.cut_stream_after is None:
