@@ -1,0 +1,81 @@
+"""Time to matrix: the main job (all four tiers on the fixture catalog, real stack) from start
+to a written matrix, and how often each vllm-mlx was started.
+
+    .venv/bin/python benchmarks/matrix.py [--catalog PATH] [--runs N] [-- PYTEST_ARGS...]
+
+Runs ``python -m pytest_mlxstack.mainjob`` (the same pytest invocation as ``make matrix``)
+into a temporary matrix directory with its own MLXSTACK_HOME, and prints the wall time, the
+ratio to the 120 s target, and the server starts per model and flags (target: exactly one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_S = 120.0
+START_LINE = re.compile(
+    r"^(?P<model>\S+) as (?P<served>\S+): (?P<starts>\d+) start\(s\) (?P<flags>.*)$"
+)
+
+
+def one_run(catalog: str | None, extra: list[str]) -> tuple[float, int, list[str], dict[str, int]]:
+    with tempfile.TemporaryDirectory(prefix="mlx-matrix-bench-") as work:
+        matrix_dir = Path(work) / "matrices"
+        command = [sys.executable, "-m", "pytest_mlxstack.mainjob", "--matrix-dir", str(matrix_dir)]
+        if catalog:
+            command += ["--catalog", catalog]
+        command += ["--", "-q", *extra]
+        env = {**os.environ, "MLXSTACK_HOME": str(Path(work) / "home")}
+        started = time.perf_counter()
+        done = subprocess.run(
+            command, cwd=work, env=env, capture_output=True, text=True, check=False
+        )
+        elapsed = time.perf_counter() - started
+        starts = [m.group(0) for m in map(START_LINE.match, done.stdout.splitlines()) if m]
+        rows: dict[str, int] = {}
+        latest = matrix_dir / "latest.json"
+        if latest.is_file():
+            for row in json.loads(latest.read_text(encoding="utf-8"))["rows"]:
+                rows[f"{row['model']} [{row['quant']}]"] = row["server_starts"]
+        else:
+            print(done.stdout[-3000:], done.stderr[-2000:], sep="\n")
+        return elapsed, done.returncode, starts, rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", default=None, help="default: the fixture catalog")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("pytest_args", nargs="*")
+    args = parser.parse_args()
+    times = []
+    for number in range(1, args.runs + 1):
+        elapsed, status, starts, rows = one_run(args.catalog, args.pytest_args)
+        times.append(elapsed)
+        print(f"run {number}: time to matrix {elapsed:.1f} s (main job exit status {status})")
+        print("  server starts per model and flags (vllm-mlx):")
+        for line in starts:
+            print(f"    {line}")
+        print("  server starts per matrix row: " + ", ".join(f"{k}: {v}" for k, v in rows.items()))
+        extra = [line for line in starts if not line.split(": ", 1)[1].startswith("1 start(s)")]
+        print(f"  exactly one start per model and flags: {'yes' if starts and not extra else 'NO'}")
+    median = statistics.median(times)
+    verdict = "met" if median <= TARGET_S else "MISSED"
+    print(
+        f"time to matrix: median {median:.1f} s over {len(times)} run(s); "
+        f"target <= {TARGET_S:.0f} s (ratio {median / TARGET_S:.2f}, {verdict})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
