@@ -4,6 +4,11 @@ The full model ``tiny-chat`` answers every case of ``probe_prompts.all_cases()``
 capable model served with the hermes tool parser and the qwen3 reasoning parser should. Each
 negative control differs from it in one behaviour only, so that a compatibility matrix built
 on it must fail exactly one capability, for a reason the matrix can name.
+
+Like Qwen3 in its hybrid mode, the models open every answer with a think block, left empty
+when they do not reason (``<think></think>Hello!``). vllm-mlx's qwen3 parser needs that: a
+streamed answer without any tag is taken for reasoning, while after ``</think>`` it is content.
+The parser drops an empty block, so the client sees no reasoning and the plain answer.
 """
 
 from __future__ import annotations
@@ -44,14 +49,18 @@ BAD_TOOL_SYNTAX = Variant(
 )
 NO_THINK = Variant(
     "tiny-chat-no-think",
-    "Negative control: never thinks; the step-by-step question gets the answer without a "
-    "<think> block, so thinking must fail as the model's fault.",
+    "Negative control: never thinks; the step-by-step question gets the answer after an "
+    "empty think block, as every other prompt does, so no reasoning comes back and thinking "
+    "must fail as the model's fault.",
     negative_control=True,
 )
 
 VARIANTS: dict[str, Variant] = {
     variant.name: variant for variant in (TINY_CHAT, NO_TOOLS, BAD_TOOL_SYNTAX, NO_THINK)
 }
+
+
+EMPTY_THINK = "<think></think>"
 
 
 def hermes_tool_call(call: ToolCallExpectation) -> str:
@@ -70,11 +79,11 @@ def bad_syntax_tool_call(call: ToolCallExpectation) -> str:
 def full_model_output(case: ProbeCase) -> str:
     """The raw text ``tiny-chat`` generates for ``case`` (before the server's parsers)."""
     if case.expected_tool_call is not None:
-        return hermes_tool_call(case.expected_tool_call)
+        return EMPTY_THINK + hermes_tool_call(case.expected_tool_call)
     content = case.expected_content or ""
     if case.expected_reasoning is not None:
         return f"<think>{case.expected_reasoning}</think>{content}"
-    return content
+    return EMPTY_THINK + content
 
 
 def model_output(variant: str, case: ProbeCase) -> str:
@@ -84,9 +93,9 @@ def model_output(variant: str, case: ProbeCase) -> str:
     call = case.expected_tool_call
     if call is not None and variant == NO_TOOLS.name:
         city = str(call.arguments["location"])
-        return weather(city, with_tools=False).expected_content or ""
+        return EMPTY_THINK + (weather(city, with_tools=False).expected_content or "")
     if call is not None and variant == BAD_TOOL_SYNTAX.name:
-        return bad_syntax_tool_call(call)
+        return EMPTY_THINK + bad_syntax_tool_call(call)
     if case.key == THINKING.key and variant == NO_THINK.name:
-        return THINKING.expected_content or ""
+        return EMPTY_THINK + (THINKING.expected_content or "")
     return full_model_output(case)
