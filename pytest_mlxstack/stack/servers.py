@@ -68,9 +68,16 @@ def server_key(tier: TierSpec, model: ResolvedModel) -> ServerKey:
 
 def vllm_env(home: Path) -> dict[str, str]:
     """HOME (vllm-mlx persists its prefix cache under ``~/.cache``) and no Hub access:
-    every model has been resolved to a local folder before the server starts."""
+    every model has been resolved to a local folder before the server starts. Concurrent
+    requests queue: vllm-mlx's SimpleEngine otherwise answers one that arrives while another
+    is generating with 503 ``text_generation_busy`` (the integration suite's concurrency
+    check found it)."""
     home.mkdir(parents=True, exist_ok=True)
-    return {"HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    return {
+        "HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_MLX_SIMPLE_ENGINE_LOCK_ADMISSION": "wait",
+    }
 
 
 def check_port_free(port: int | None, what: str) -> None:
