@@ -19,8 +19,8 @@ import pytest
 from pytest_mlxstack.cache import ModelCache
 from pytest_mlxstack.catalog import Catalog, CatalogError, load_catalog
 from pytest_mlxstack.matrix.verdicts import Route
-from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack import ServerPool
+from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.suites.selection import (
     ALL,
     SelectionError,
