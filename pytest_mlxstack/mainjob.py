@@ -79,7 +79,10 @@ def summary_lines(matrix: Matrix, json_path: Path) -> list[str]:
     ]
     if unexpected:
         lines += ["unexpected failures:", *unexpected]
-    lines.append(f"matrix: {json_path} (HTML beside it)")
+    lines.append(f"matrix: {json_path}")
+    html = json_path.with_suffix(".html")
+    if html.is_file():
+        lines.append(f"report: {html}")
     return lines
 
 

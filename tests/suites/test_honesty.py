@@ -215,7 +215,8 @@ def test_the_summary_names_the_matrix(main_job: MainJob) -> None:
     runs = sorted((main_job.matrix_dir / "runs").glob("*.json"))
     assert len(runs) == 1
     assert runs[0].with_suffix(".html").is_file()
-    assert f"matrix: {runs[0]} (HTML beside it)" in main_job.output
+    assert f"matrix: {runs[0]}\n" in main_job.output
+    assert f"report: {runs[0].with_suffix('.html')}\n" in main_job.output
     assert "tiny-chat-no-think [bf16]" in main_job.output
     assert "unexpected failures" not in main_job.output
 
