@@ -84,7 +84,8 @@ def main_job(tmp_path_factory: pytest.TempPathFactory) -> MainJob:
     work = tmp_path_factory.mktemp("mainjob")
     home, basetemp, matrix_dir = work / "home", work / "basetemp", work / "matrices"
     junit = work / "junit.xml"
-    env = {**os.environ, "MLXSTACK_HOME": str(home)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLXSTACK_"))}
+    env["MLXSTACK_HOME"] = str(home)  # its own pid registry and pool: nothing shared with us
     command = [
         sys.executable,
         "-m",
