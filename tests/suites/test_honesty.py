@@ -69,13 +69,14 @@ class MainJob:
         found = {}
         for case in self.junit.iter("testcase"):
             name = case.get("name", "")
-            child = next(iter(case), None)
-            if child is None or child.tag in ("system-out", "system-err", "properties"):
+            verdicts = [c for c in case if c.tag in ("failure", "error", "skipped")]
+            if not verdicts:
                 found[name] = "passed"
-            elif child.tag == "skipped":
-                found[name] = "xfailed" if child.get("type") == "pytest.xfail" else "skipped"
+            elif verdicts[0].tag == "skipped":
+                xfail = verdicts[0].get("type") == "pytest.xfail"
+                found[name] = "xfailed" if xfail else "skipped"
             else:
-                found[name] = child.tag  # failure or error
+                found[name] = verdicts[0].tag  # failure or error
         return found
 
 
