@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from openai import OpenAI
@@ -121,7 +122,7 @@ def _text_probe(
     *,
     timeout: float,
     max_tokens: int,
-    judge: Any,
+    judge: Callable[[Answer], str | None],
 ) -> ProbeResult:
     exchange, answer = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens)
     notes: list[str] = []
