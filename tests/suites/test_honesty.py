@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from filelock import FileLock
 
 from pytest_mlxstack import probe_prompts
 from pytest_mlxstack.fixture_models import VARIANTS
@@ -82,35 +83,48 @@ class MainJob:
 
 @pytest.fixture(scope="module")
 def main_job(tmp_path_factory: pytest.TempPathFactory) -> MainJob:
-    work = tmp_path_factory.mktemp("mainjob")
+    """One main job per test run: under xdist the first worker runs it and the others wait
+    for it (a file lock in the directory the workers share) and read the same files."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the workers' basetemps are siblings
+    work = shared / "honesty-mainjob"
+    with FileLock(str(shared / "honesty-mainjob.lock")):
+        if not (work / "output.txt").is_file():
+            _run_main_job(work)
     home, basetemp, matrix_dir = work / "home", work / "basetemp", work / "matrices"
-    junit = work / "junit.xml"
+    output = (work / "output.txt").read_text(encoding="utf-8")
+    assert (matrix_dir / "latest.json").is_file(), output[-3000:]
+    return MainJob(
+        status=int((work / "status.txt").read_text(encoding="utf-8")),
+        output=output,
+        matrix=load_matrix(matrix_dir / "latest.json"),
+        matrix_dir=matrix_dir,
+        junit=ET.parse(work / "junit.xml").getroot(),
+        home=home,
+        basetemp=basetemp,
+    )
+
+
+def _run_main_job(work: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLXSTACK_"))}
-    env["MLXSTACK_HOME"] = str(home)  # its own pid registry and pool: nothing shared with us
+    env["MLXSTACK_HOME"] = str(work / "home")  # its own pid registry and pool
     command = [
         sys.executable,
         "-m",
         "pytest_mlxstack.mainjob",
         "--matrix-dir",
-        str(matrix_dir),
+        str(work / "matrices"),
         "--",
-        f"--junitxml={junit}",
-        f"--basetemp={basetemp}",
+        f"--junitxml={work / 'junit.xml'}",
+        f"--basetemp={work / 'basetemp'}",
     ]
     done = subprocess.run(
         command, cwd=work, env=env, capture_output=True, text=True, timeout=900, check=False
     )
-    output = done.stdout + done.stderr
-    assert (matrix_dir / "latest.json").is_file(), output[-3000:]
-    return MainJob(
-        status=done.returncode,
-        output=output,
-        matrix=load_matrix(matrix_dir / "latest.json"),
-        matrix_dir=matrix_dir,
-        junit=ET.parse(junit).getroot(),
-        home=home,
-        basetemp=basetemp,
-    )
+    (work / "status.txt").write_text(str(done.returncode), encoding="utf-8")
+    (work / "output.txt").write_text(done.stdout + done.stderr, encoding="utf-8")
 
 
 def expected_cells(model: str) -> dict[tuple[str, str], tuple[str, str | None]]:
