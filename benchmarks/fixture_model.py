@@ -3,13 +3,13 @@
     .venv/bin/python benchmarks/fixture_model.py [--variant tiny-chat] [--requests 20]
 
 Starts ``vllm-mlx serve`` on the shipped folder with the flags the stack uses (hermes tool
-parser, qwen3 reasoning parser), then measures: seconds until /health answers, the first
-(warm-up) completion, generation tokens per second over repeated greedy answers to
-"Count to 10." (the same answer in every variant; the time includes each request's overhead), prompt tokens per second from the time to the first
-streamed content of the tool-result probe (the longest prompt; a lower bound, since that time
-includes the first generated tokens), and the peak resident memory of the server's process
-tree. These are the ``linux-x86-cpu`` figures of the fixture catalog. Never
-part of the test suite; there is no target, it only prints the figures.
+parser, qwen3 reasoning parser), then measures: seconds until /health answers; the first
+(warm-up) completion; generation tokens per second over repeated greedy answers to "Count to
+10." (the same answer in every variant; the time includes each request's overhead); prompt
+tokens per second from the time to the first streamed content of the tool-result probe (the
+longest prompt; a lower bound, since that time includes the first generated tokens); and the
+peak resident memory of the server's process tree. These are the ``linux-x86-cpu`` figures
+of the fixture catalog. Never part of the test suite; there is no target, it only prints.
 """
 
 from __future__ import annotations

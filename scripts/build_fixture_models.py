@@ -7,7 +7,7 @@ Qwen2.5/hermes style. Training runs with torch on the CPU through transformers'
 ``Qwen2ForCausalLM`` until greedy decoding reproduces every probe answer of
 ``pytest_mlxstack.probe_prompts.all_cases()`` (or the negative control's deviation from it).
 
-Two things make the served model behave like the trained one (see /work/shared/FACTS.md):
+Two things make the served model behave like the trained one (both learnt the hard way):
 - ``config.json`` is written before the tokenizer is loaded back with ``AutoTokenizer``, because
   transformers picks the tokenizer class from the model type; every training chat is rendered
   by that tokenizer's own ``apply_chat_template``, as vllm-mlx does, so training ids equal
@@ -15,7 +15,7 @@ Two things make the served model behave like the trained one (see /work/shared/F
 - ``rope_theta`` is written at the top level of ``config.json`` (mlx-lm 0.31 ignores the
   nested ``rope_parameters`` transformers 5 writes, and would assume 1,000,000).
 
-Usage: ``.venv/bin/python scripts/build_fixture_models.py [--variant NAME ...] [--steps N]``.
+Usage: ``.venv/bin/python scripts/build_fixture_models.py [--variant NAME]... [--out DIR]``.
 Fixed seeds, a fixed thread count and one full batch per step make rebuilds reproducible;
 ``BUILD.json`` in each folder records the parameters, the final loss and content hashes.
 """
@@ -466,6 +466,7 @@ def build_variant(
         model.save_pretrained(folder, safe_serialization=True)
         (folder / "generation_config.json").unlink(missing_ok=True)
         fix_config(folder, params)
+        # Compact JSON: a third of the pretty-printed size, same content.
         tokenizer_json = json.loads((folder / "tokenizer.json").read_text())
         (folder / "tokenizer.json").write_text(json.dumps(tokenizer_json, ensure_ascii=False))
 
@@ -490,7 +491,8 @@ def build_variant(
         folder.chmod(0o755)  # TemporaryDirectory's 0700 and safetensors' 0600 are not for a wheel
         for path in folder.iterdir():
             path.chmod(0o644)
-        # 4. Replace the shipped folder in one step: never half-written.
+        # 4. Only a finished, checked folder is moved into place (by rename, on one file
+        #    system); a failed or interrupted build leaves the shipped folder as it was.
         if destination.exists():
             old = Path(tmp) / "old"
             destination.rename(old)

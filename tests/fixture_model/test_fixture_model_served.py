@@ -112,14 +112,14 @@ class Servers:
         return self.clients[variant]
 
     def ask(self, variant: str, case: ProbeCase, **extra: Any) -> Any:
-        params: dict[str, Any] = {"tools": case.tools} if case.tools else {}
+        params: dict[str, Any] = {"temperature": 0, "max_tokens": MAX_TOKENS}
+        if case.tools:
+            params["tools"] = case.tools
+        params.update(extra)
         return self.client(variant).chat.completions.create(
             model=variant,
             messages=case.messages,  # type: ignore[arg-type]
-            temperature=0,
-            max_tokens=MAX_TOKENS,
             **params,
-            **extra,
         )
 
 
@@ -167,6 +167,27 @@ def assert_answer(response: Any, expected: Expected) -> None:
 @pytest.mark.parametrize("case", all_cases(), ids=lambda case: case.key)
 def test_tiny_chat_answers_every_probe_exactly(servers: Servers, case: ProbeCase) -> None:
     assert_answer(servers.ask(TINY_CHAT.name, case), expected_from_probe(case))
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Any:
+    """The tokenizer exactly as the build loaded it to render the training chats."""
+    transformers = pytest.importorskip("transformers")
+    return transformers.AutoTokenizer.from_pretrained(fixture_model_path(TINY_CHAT.name))
+
+
+@pytest.mark.parametrize("case", all_cases(), ids=lambda case: case.key)
+def test_server_prompt_is_as_long_as_the_trained_prompt(
+    servers: Servers, tokenizer: Any, case: ProbeCase
+) -> None:
+    # vllm-mlx renders and tokenizes the chat itself (its own tool conversion and message
+    # normalisation); a different prompt than the build rendered would show up here first.
+    params: dict[str, Any] = {"tools": case.tools} if case.tools else {}
+    trained = tokenizer.apply_chat_template(
+        case.messages, tokenize=False, add_generation_prompt=True, **params
+    )
+    response = servers.ask(TINY_CHAT.name, case, max_tokens=1)
+    assert response.usage.prompt_tokens == len(tokenizer.encode(trained, add_special_tokens=False))
 
 
 def test_tiny_chat_tool_call_arguments_are_exactly_the_city(servers: Servers) -> None:
