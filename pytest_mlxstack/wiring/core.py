@@ -43,9 +43,11 @@ GRACE_ENV = "MLXSTACK_GRACE_PERIOD"
 MARKERS = {
     "catalog_validation": "validates a model catalog (structure and Hub metadata) without "
     "starting any model.",
-    "smoke": "quick end-to-end check of one tier through the real vllm-mlx and LiteLLM stack.",
-    "integration": "full capability checks of every configured tier through the real stack.",
-    "harness": "coding-agent harness tests driving the stack through the OpenAI client.",
+    "smoke": "tier 2: each model straight to its vllm-mlx server (inference, streaming, "
+    "tool calling, thinking).",
+    "integration": "tier 3: the tiers behind LiteLLM (routing by tier name, model listing, "
+    "concurrency, master key, shutdown).",
+    "harness": "tier 4: the OpenAI Python client through LiteLLM, as a coding agent uses it.",
 }
 # Values of these environment variables never appear in a log section.
 SECRET_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "LITELLM_MASTER_KEY", "OPENAI_API_KEY")
