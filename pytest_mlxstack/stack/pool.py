@@ -19,7 +19,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +69,10 @@ class ServerPool:
         directory: Path,
         *,
         release_wait: float = DEFAULT_RELEASE_WAIT_S,
+        on_progress: Callable[[str], None] | None = None,
     ) -> None:
         self.manager = manager
+        self.on_progress = on_progress or (lambda message: None)
         self.directory = Path(directory)
         self.release_wait = release_wait
         self.me = Owner.current()
@@ -92,9 +94,15 @@ class ServerPool:
                 with FileLock(str(self.directory / f"start-{digest}.lock")):
                     service = self._reuse(digest)  # another process may have just started it
                     if service is None:
+                        self.on_progress(
+                            f"loading {model.label} in vllm-mlx ({' '.join(key.args)})"
+                        )
                         begun = time.monotonic()
                         service = self._start(digest, key, tier, model)
                         startup_s = round(time.monotonic() - begun, 3)
+                        self.on_progress(
+                            f"{model.label} ready at {service.url} in {startup_s:.1f} s"
+                        )
         return TierServer(
             tier.name, model.served_name, model.label, service, pooled=True, startup_s=startup_s
         )

@@ -227,6 +227,22 @@ def _markers(config: pytest.Config) -> list[str]:
 # -- managers, ports and shutdown ------------------------------------------------------------
 
 
+def report_progress(config: pytest.Config, message: str) -> None:
+    """One ``mlxstack: ...`` line on the terminal while a long set-up works (which model is
+    loading, a download, a tier ready), shown even though output is captured. xdist workers
+    have no terminal of their own, so they stay quiet."""
+    if hasattr(config, "workerinput"):
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    suspended = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+    with suspended:
+        reporter.ensure_newline()
+        reporter.write_line(f"mlxstack: {message}")
+
+
 def port_allocator_for(config: pytest.Config) -> PortAllocator:
     """This process's port allocator. All processes with the same home (xdist workers of one
     session, other sessions, ``mlxstack up``) share its lock directory, so no port is held

@@ -8,6 +8,7 @@ for the whole run: xdist workers share the controller's pool directory (sent to 
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from pytest_mlxstack.stack.spec import (
     load_stack_file,
     stack_spec_from_mapping,
 )
-from pytest_mlxstack.wiring.core import new_service_manager, settings
+from pytest_mlxstack.wiring.core import new_service_manager, report_progress, settings
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -158,7 +159,12 @@ def mlx_server_pool(pytestconfig: pytest.Config) -> Iterator[ServerPool]:
     """
     _require_stack_extra()
     pool_dir = _pool_dir(pytestconfig)
-    with new_service_manager(pytestconfig) as manager, ServerPool(manager, pool_dir) as pool:
+    with (
+        new_service_manager(pytestconfig) as manager,
+        ServerPool(
+            manager, pool_dir, on_progress=lambda message: report_progress(pytestconfig, message)
+        ) as pool,
+    ):
         yield pool
 
 
@@ -173,7 +179,7 @@ def mlx_stack(
     fixture model), started once per session (per xdist worker) and shared."""
     spec = pytestconfig.stash[_STATE].spec
     with new_service_manager(pytestconfig) as manager:
-        stack = _start(spec, manager, tmp_path_factory, mlx_server_pool, model_cache)
+        stack = _start(pytestconfig, spec, manager, tmp_path_factory, mlx_server_pool, model_cache)
         with stack:
             yield stack
 
@@ -197,7 +203,9 @@ def mlx_stack_factory(
             spec: StackSpec | Mapping[str, Any] | str | Path, *, pooled: bool = True
         ) -> Stack:
             pool = mlx_server_pool if pooled else None
-            stack = _start(_as_spec(spec), manager, tmp_path_factory, pool, model_cache)
+            stack = _start(
+                pytestconfig, _as_spec(spec), manager, tmp_path_factory, pool, model_cache
+            )
             stacks.append(stack)
             return stack
 
@@ -248,6 +256,7 @@ def _as_spec(spec: StackSpec | Mapping[str, Any] | str | Path) -> StackSpec:
 
 
 def _start(
+    config: pytest.Config,
     spec: StackSpec,
     manager: ServiceManager,
     tmp_path_factory: pytest.TempPathFactory,
@@ -255,4 +264,23 @@ def _start(
     model_cache: ModelCache,
 ) -> Stack:
     directory = tmp_path_factory.mktemp("mlx-stack")
-    return start_stack(spec, manager=manager, directory=directory, pool=pool, pull=model_cache.pull)
+    pull = reporting_pull(config, model_cache)
+    return start_stack(spec, manager=manager, directory=directory, pool=pool, pull=pull)
+
+
+def reporting_pull(config: pytest.Config, cache: ModelCache) -> Callable[[str, str | None], Path]:
+    """``cache.pull`` that says on the terminal what it downloads and how long it took."""
+
+    def pull(repo: str, revision: str | None = None) -> Path:
+        if cache.is_complete(repo, revision):
+            return cache.pull(repo, revision)
+        report_progress(config, f"downloading {repo}@{revision or 'main'} into {cache.root}")
+        begun = time.monotonic()
+        path = cache.pull(repo, revision)
+        size_mb = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+        report_progress(
+            config, f"downloaded {repo}: {size_mb:.0f} MB in {time.monotonic() - begun:.1f} s"
+        )
+        return path
+
+    return pull

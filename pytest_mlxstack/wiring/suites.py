@@ -31,6 +31,7 @@ from pytest_mlxstack.suites.selection import (
 )
 from pytest_mlxstack.suites.session import SuiteStack, start_suite_stack
 from pytest_mlxstack.wiring.core import new_service_manager
+from pytest_mlxstack.wiring.stack import reporting_pull
 
 SUITE_DIR = Path(__file__).resolve().parent.parent / "suites"
 NOT_CONFIGURED = "run with --mlx-suites to run the built-in suites"
@@ -180,7 +181,7 @@ def mlx_suite_stack(
                 manager=manager,
                 pool=mlx_server_pool,
                 directory=tmp_path_factory.mktemp("mlx-suite-stack"),
-                pull=model_cache.pull,
+                pull=reporting_pull(pytestconfig, model_cache),
                 twin="integration" in mlx_suite_run.suites,
             )
         except StackError as exc:

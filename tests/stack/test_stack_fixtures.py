@@ -89,6 +89,13 @@ def test_fixtures_serve_a_downstream_test_suite(
     starts = [line for line in result.outlines if re.search(r"\d+ start\(s\)", line)]
     assert len(starts) == 1
     assert re.match(r"tiny-chat:\S+ as tiny-chat: 1 start\(s\)", starts[0])
+    # while it works, the run says which model is loading and when it is ready
+    result.stdout.fnmatch_lines(
+        [
+            "mlxstack: loading tiny-chat:* in vllm-mlx (*--tool-call-parser hermes*)",
+            "mlxstack: tiny-chat:* ready at http://127.0.0.1:* in * s",
+        ]
+    )
     # at the end of the session everything is stopped
     used = json.loads(report.read_text())
     assert live_pids(used["pids"]) == []
