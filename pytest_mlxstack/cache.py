@@ -12,16 +12,14 @@ worker, lost network) is noticed and resumed instead of being served half-writte
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 
+from pytest_mlxstack.atomic import write_json_atomic
 from pytest_mlxstack.paths import default_cache_dir
 
 COMPLETE_MARKER = ".mlxstack-complete.json"
@@ -115,7 +113,7 @@ class ModelCache:
             )
         except Exception as exc:
             raise ModelCacheError(_explain(exc, repo, revision, endpoint)) from None
-        _write_json_atomic(
+        write_json_atomic(
             marker,
             {
                 "repo": repo,
@@ -179,17 +177,3 @@ def _explain(exc: Exception, repo: str, revision: str | None, endpoint: str | No
             "HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use only models already in the cache"
         )
     return f"could not download model {name} from {where}: {type(exc).__name__}: {exc}"
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

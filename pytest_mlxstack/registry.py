@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import psutil
 
+from pytest_mlxstack.atomic import write_json_atomic
 from pytest_mlxstack.proctree import (
     CREATE_TIME_TOLERANCE_S,
     ProcessIdentity,
@@ -128,17 +127,7 @@ class PidRegistry:
         """Write ``record`` atomically (a reader never sees half a file)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self._path(record)
-        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(record.to_json(), handle, indent=2)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_json_atomic(path, record.to_json())
         return path
 
     def remove(self, record: ServiceRecord) -> None:

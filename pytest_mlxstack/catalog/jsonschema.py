@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_mlxstack.atomic import write_text_atomic
 from pytest_mlxstack.catalog.schema import catalog_entry_json_schema
 
 SCHEMA_FILE = Path("matrices") / "catalog-entry.schema.json"
@@ -29,15 +28,7 @@ def render_schema() -> str:
 
 def write_schema(path: Path) -> None:
     """Write atomically: a reader never sees half a schema."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(render_schema())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, render_schema())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

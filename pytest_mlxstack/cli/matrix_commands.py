@@ -11,13 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pytest_mlxstack.atomic import write_text_atomic
 from pytest_mlxstack.cli import CliError
 from pytest_mlxstack.matrix.diff import diff_matrices
 from pytest_mlxstack.matrix.html import render_html
 from pytest_mlxstack.matrix.merge import merge_matrices
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.schema import schema_text
-from pytest_mlxstack.matrix.store import write_matrix_file, write_text_file
+from pytest_mlxstack.matrix.store import write_matrix_file
 
 EXIT_REGRESSION = 1
 
@@ -67,7 +68,7 @@ def _render(args: argparse.Namespace) -> int:
     output: Path = args.output or args.matrix.with_suffix(".html")
     if output.resolve() == args.matrix.resolve():
         raise CliError(f"{output}: the HTML would overwrite the matrix JSON; pass -o PAGE.html")
-    _write(output, lambda: write_text_file(render_html(matrix, baseline=baseline), output))
+    _write(output, lambda: write_text_atomic(output, render_html(matrix, baseline=baseline)))
     print(f"wrote {output}")
     return 0
 
@@ -100,7 +101,7 @@ def _diff(args: argparse.Namespace) -> int:
         sys.stdout.write(result.to_text())
         if args.markdown:
             path = Path(args.markdown)
-            _write(path, lambda: write_text_file(markdown, path))
+            _write(path, lambda: write_text_atomic(path, markdown))
     return EXIT_REGRESSION if result.has_regressions else 0
 
 
@@ -109,7 +110,7 @@ def _schema(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        _write(args.output, lambda: write_text_file(text, args.output))
+        _write(args.output, lambda: write_text_atomic(args.output, text))
         print(f"wrote {args.output}")
     return 0
 

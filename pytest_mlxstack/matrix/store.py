@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import tempfile
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pytest_mlxstack.atomic import atomic_write, write_text_atomic
 from pytest_mlxstack.matrix.model import Matrix
 
 LATEST_JSON = "latest.json"
@@ -39,18 +37,6 @@ class WrittenMatrix:
     latest_json: Path
     html_path: Path | None = None
     latest_html: Path | None = None
-
-
-def atomic_write(path: Path, write: Callable[[IO[str]], None]) -> None:
-    """Create or replace ``path`` with what ``write`` puts into the file, all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _temporary_beside(path) as (handle, temp_path):
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-        handle.close()
-        os.replace(temp_path, path)
-    _fsync_directory(path.parent)
 
 
 def atomic_copy(source: Path, path: Path) -> None:
@@ -74,13 +60,6 @@ def write_matrix_file(matrix: Matrix, path: Path) -> None:
     atomic_write(path, dump)
 
 
-def write_text_file(text: str, path: Path) -> None:
-    def put(handle: IO[str]) -> None:
-        handle.write(text)
-
-    atomic_write(path, put)
-
-
 def write_matrix(matrix: Matrix, directory: Path, *, html: str | None = None) -> WrittenMatrix:
     """Write the run's timestamped files, then replace ``latest.html`` and ``latest.json``.
 
@@ -96,7 +75,7 @@ def write_matrix(matrix: Matrix, directory: Path, *, html: str | None = None) ->
         if html is not None:
             html_path = json_path.with_suffix(".html")
             latest_html = directory / LATEST_HTML
-            write_text_file(html, html_path)
+            write_text_atomic(html_path, html)
         if html_path is not None and latest_html is not None:
             atomic_copy(html_path, latest_html)
         atomic_copy(json_path, latest_json)  # last: latest.json is what baselines read
@@ -111,36 +90,6 @@ def write_matrix(matrix: Matrix, directory: Path, *, html: str | None = None) ->
             f"writable and has free space"
         ) from exc
     return WrittenMatrix(json_path, latest_json, html_path, latest_html)
-
-
-@contextlib.contextmanager
-def _temporary_beside(path: Path) -> Iterator[tuple[IO[str], Path]]:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    temp_path = Path(name)
-    handle = os.fdopen(fd, "w", encoding="utf-8")
-    try:
-        yield handle, temp_path
-    except BaseException:
-        handle.close()
-        with contextlib.suppress(OSError):
-            temp_path.unlink()
-        raise
-    finally:
-        handle.close()
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable; not every platform allows opening a directory."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _unused_path(directory: Path, stem: str, suffix: str) -> Path:

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from typing import Any
 import psutil
 from filelock import FileLock
 
+from pytest_mlxstack.atomic import write_json_atomic
 from pytest_mlxstack.proctree import ProcessIdentity
 from pytest_mlxstack.registry import Owner
 from pytest_mlxstack.services import ManagedService, ServiceManager
@@ -199,7 +199,7 @@ class ServerPool:
         with FileLock(str(self.directory / f"{LEDGER}.lock")):
             ledger = _read_ledger(self.directory)
             yield ledger
-            _write_json_atomic(self.directory / LEDGER, ledger)
+            write_json_atomic(self.directory / LEDGER, ledger)
 
     def _unique_name(self, served_name: str) -> str:
         """Service names are per manager; the pid keeps two processes' names apart in logs."""
@@ -231,18 +231,6 @@ def _read_ledger(directory: Path) -> dict[str, Any]:
     data.setdefault("servers", {})
     data.setdefault("starts", {})
     return dict(data)
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def _digest(key: ServerKey) -> str:
