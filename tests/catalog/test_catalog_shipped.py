@@ -167,6 +167,13 @@ def test_wheel_ships_the_catalog_as_default(tmp_path: Path) -> None:
         archive.extractall(tmp_path / "site")
     shipped = {f"pytest_mlxstack/catalog_data/{p.name}" for p in (REPO / "catalog").glob("*.yaml")}
     assert shipped <= names
+    # what the tiers need at run time ships too: the fixture models, templates, expectations
+    for variant in ("tiny-chat", "tiny-chat-no-tools", "tiny-chat-bad-tool-syntax"):
+        assert f"pytest_mlxstack/fixture_models/{variant}/model.safetensors" in names
+        assert f"pytest_mlxstack/fixture_models/{variant}/tokenizer_config.json" in names
+    assert "pytest_mlxstack/matrix/templates/matrix.html.j2" in names
+    assert "pytest_mlxstack/suites/fixture_expectations.yaml" in names
+    assert "pytest_mlxstack/py.typed" in names
     code = (
         "from pytest_mlxstack.catalog import default_catalog_path, load_catalog; "
         "print(default_catalog_path()); print(len(load_catalog()))"
