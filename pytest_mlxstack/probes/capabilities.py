@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from openai import OpenAI
@@ -86,15 +87,72 @@ def _ask(
     return exchange, from_completion(exchange.completion)
 
 
-def _failed_exchange(capability: str, exchange: Exchange, notes: list[str]) -> ProbeResult:
+def _failed_exchange(capability: str, exchange: Exchange, evidence: Evidence) -> ProbeResult:
+    """The FAIL for a request that got no answer, attributed by ``exchange.classify``."""
     assert exchange.failure is not None
     return _result(
-        capability,
-        Verdict.FAIL,
-        exchange.failure.reason,
-        _evidence(exchange, None, notes),
-        exchange.failure.attribution,
+        capability, Verdict.FAIL, exchange.failure.reason, evidence, exchange.failure.attribution
     )
+
+
+def _ask_once(
+    capability: str,
+    client: OpenAI,
+    model: str,
+    case: probe_prompts.ProbeCase,
+    *,
+    timeout: float,
+    max_tokens: int,
+) -> tuple[Answer, Evidence] | ProbeResult:
+    """One non-streamed chat: its answer and evidence, or the FAIL when no answer came."""
+    exchange, answer = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens)
+    if answer is None:
+        return _failed_exchange(capability, exchange, _evidence(exchange, None, []))
+    return answer, _evidence(exchange, answer, [])
+
+
+@dataclass
+class _StreamedPair:
+    """A streamed answer next to its non-streamed (greedy) reference, with the evidence of both."""
+
+    streamed: Answer
+    reference: Answer | None
+    reference_exchange: Exchange
+    evidence: Evidence
+
+    def reference_failed(self, capability: str) -> ProbeResult:
+        """The FAIL for a reference request that got no answer."""
+        failure = self.reference_exchange.failure
+        assert failure is not None
+        return _result(
+            capability,
+            Verdict.FAIL,
+            f"the non-streamed reference request failed: {failure.reason}",
+            self.evidence,
+            failure.attribution,
+        )
+
+
+def _ask_streamed_pair(
+    capability: str,
+    client: OpenAI,
+    model: str,
+    case: probe_prompts.ProbeCase,
+    *,
+    timeout: float,
+    max_tokens: int,
+) -> _StreamedPair | ProbeResult:
+    """The same chat non-streamed, then streamed; the FAIL when the stream brought no answer.
+
+    A failed reference is left to the probe (``reference_failed``): some judge the streamed
+    answer first.
+    """
+    reference, whole = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens)
+    streamed, parts = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens, stream=True)
+    evidence = _paired_evidence(streamed, parts, reference, whole, [])
+    if parts is None:
+        return _failed_exchange(capability, streamed, evidence)
+    return _StreamedPair(parts, whole, reference, evidence)
 
 
 def _leaked_markup(answer: Answer, tool_names: tuple[str, ...] = ()) -> str | None:
@@ -124,11 +182,10 @@ def _text_probe(
     max_tokens: int,
     judge: Callable[[Answer], str | None],
 ) -> ProbeResult:
-    exchange, answer = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens)
-    notes: list[str] = []
-    if answer is None:
-        return _failed_exchange(capability, exchange, notes)
-    evidence = _evidence(exchange, answer, notes)
+    asked = _ask_once(capability, client, model, case, timeout=timeout, max_tokens=max_tokens)
+    if isinstance(asked, ProbeResult):
+        return asked
+    answer, evidence = asked
     leaked = _leaked_markup(answer)
     if not answer.content.strip() and leaked is None:
         why = "the answer has no text"
@@ -139,7 +196,7 @@ def _text_probe(
     problem = judge(answer)
     if problem is None:
         if case.expected_content is not None and answer.content == case.expected_content:
-            notes.append("the answer equals the fixture model's trained answer")
+            evidence.notes.append("the answer equals the fixture model's trained answer")
         return _result(capability, Verdict.PASS, "", evidence)
     if leaked is not None:
         return _result(capability, Verdict.FAIL, leaked, evidence, Attribution.PARSER)
@@ -233,28 +290,14 @@ def probe_streaming(
     """The answer arrives in several chunks that add up to the non-streamed (greedy) answer."""
     capability = "streaming"
     case = probe_prompts.count_to(count)
-    reference, whole = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens)
-    streamed, parts = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens, stream=True)
-    notes: list[str] = []
-    evidence = _paired_evidence(streamed, parts, reference, whole, notes)
-    if parts is None:
-        assert streamed.failure is not None
-        return _result(
-            capability,
-            Verdict.FAIL,
-            streamed.failure.reason,
-            evidence,
-            streamed.failure.attribution,
-        )
-    if whole is None:
-        assert reference.failure is not None
-        return _result(
-            capability,
-            Verdict.FAIL,
-            f"the non-streamed reference request failed: {reference.failure.reason}",
-            evidence,
-            reference.failure.attribution,
-        )
+    pair = _ask_streamed_pair(
+        capability, client, model, case, timeout=timeout, max_tokens=max_tokens
+    )
+    if isinstance(pair, ProbeResult):
+        return pair
+    if pair.reference is None:
+        return pair.reference_failed(capability)
+    parts, whole, evidence = pair.streamed, pair.reference, pair.evidence
     if not parts.content.strip():
         misfiled = (parts.reasoning or "").strip()
         if misfiled and misfiled == whole.content.strip():
@@ -372,11 +415,10 @@ def probe_tool_calling(
     """Asked about the weather with a ``get_weather`` tool offered, the model calls it."""
     capability = "tool_calling"
     case = probe_prompts.weather(city)
-    exchange, answer = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens)
-    notes: list[str] = []
-    if answer is None:
-        return _failed_exchange(capability, exchange, notes)
-    evidence = _evidence(exchange, answer, notes)
+    asked = _ask_once(capability, client, model, case, timeout=timeout, max_tokens=max_tokens)
+    if isinstance(asked, ProbeResult):
+        return asked
+    answer, evidence = asked
     problem = _judge_tool_call(answer, case, city)
     if problem is not None:
         return _result(capability, Verdict.FAIL, problem[1], evidence, problem[0])
@@ -394,34 +436,20 @@ def probe_tool_calling_streaming(
     """The same tool call through streaming: deltas assemble into the non-streamed call."""
     capability = "tool_calling_streaming"
     case = probe_prompts.weather(city)
-    reference, whole = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens)
-    streamed, parts = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens, stream=True)
-    notes: list[str] = []
-    evidence = _paired_evidence(streamed, parts, reference, whole, notes)
-    if parts is None:
-        assert streamed.failure is not None
-        return _result(
-            capability,
-            Verdict.FAIL,
-            streamed.failure.reason,
-            evidence,
-            streamed.failure.attribution,
-        )
+    pair = _ask_streamed_pair(
+        capability, client, model, case, timeout=timeout, max_tokens=max_tokens
+    )
+    if isinstance(pair, ProbeResult):
+        return pair
+    parts, whole, evidence = pair.streamed, pair.reference, pair.evidence
     problem = _judge_tool_call(parts, case, city)
     if problem is not None:
         return _result(capability, Verdict.FAIL, f"streamed: {problem[1]}", evidence, problem[0])
     if whole is None:
-        assert reference.failure is not None
-        return _result(
-            capability,
-            Verdict.FAIL,
-            f"the non-streamed reference request failed: {reference.failure.reason}",
-            evidence,
-            reference.failure.attribution,
-        )
+        return pair.reference_failed(capability)
     reference_problem = _judge_tool_call(whole, case, city)
     if reference_problem is not None:
-        notes.append(f"non-streamed: {reference_problem[1]}")
+        evidence.notes.append(f"non-streamed: {reference_problem[1]}")
         return _result(
             capability,
             Verdict.FAIL,
@@ -465,11 +493,10 @@ def probe_thinking(
     """Reasoning arrives in ``reasoning_content``, apart from a final answer without markup."""
     capability = "thinking"
     case = probe_prompts.THINKING
-    exchange, answer = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens)
-    notes: list[str] = []
-    if answer is None:
-        return _failed_exchange(capability, exchange, notes)
-    evidence = _evidence(exchange, answer, notes)
+    asked = _ask_once(capability, client, model, case, timeout=timeout, max_tokens=max_tokens)
+    if isinstance(asked, ProbeResult):
+        return asked
+    answer, evidence = asked
     markup = think_markup(answer.content)
     if markup:
         return _result(
@@ -495,7 +522,7 @@ def probe_thinking(
             why += f" (it stopped at max_tokens={max_tokens} while reasoning)"
         return _result(capability, Verdict.FAIL, why, evidence, Attribution.MODEL)
     if "1081" not in answer.content:
-        notes.append("the final answer does not contain the product 1081")
+        evidence.notes.append("the final answer does not contain the product 1081")
     return _result(capability, Verdict.PASS, "", evidence)
 
 
