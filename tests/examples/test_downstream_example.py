@@ -19,6 +19,12 @@ from pytest_mlxstack.hubserver import LocalHub
 from pytest_mlxstack.matrix.model import Matrix, load_matrix
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "downstream"
+# The names examples/downstream/.gitignore ignores ("name/" lines), wherever they are.
+IGNORED_NAMES = {
+    line.strip().strip("/")
+    for line in (EXAMPLE / ".gitignore").read_text(encoding="utf-8").splitlines()
+    if line.strip() and not line.startswith("#")
+}
 HUB_REPO = "mlx-community/Qwen3-0.6B-4bit"  # the hub entry of the example's catalog
 TOOL_TEMPLATE = (
     "{% if tools %}<tools>{{ tools | tojson }}</tools>{% endif %}"
@@ -54,11 +60,20 @@ class Downstream:
         )
 
 
-def make_downstream(tmp: Path) -> Downstream:
+def set_up_leftovers(directory: str, names: list[str]) -> set[str]:
+    """What following the example's README in this checkout leaves in it (its ``.venv``, the
+    ``models/tiny-chat`` link, matrices, caches): everything its ``.gitignore`` files ignore,
+    which a copy must not take along (a 2.7 GB ``.venv``; a link the copy makes itself)."""
+    if Path(directory).name == "models":
+        return {name for name in names if name != ".gitignore"}  # models/.gitignore: all else
+    return {name for name in names if name in IGNORED_NAMES}
+
+
+def make_downstream(tmp: Path, source: Path = EXAMPLE) -> Downstream:
     """A copy of the example, its local model linked as the README's set-up step does, and an
     environment whose every home is inside ``tmp``."""
     root = tmp / "downstream"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("matrices", "__pycache__"))
+    shutil.copytree(source, root, ignore=set_up_leftovers, symlinks=True)
     (root / "models" / "tiny-chat").symlink_to(fixture_model_path(), target_is_directory=True)
     env = {
         key: value
@@ -152,3 +167,26 @@ def test_its_catalog_structure_validates_offline(tmp_path: Path):
     run = make_downstream(tmp_path).pytest("--mlx-catalog=catalog/", env={"HF_HUB_OFFLINE": "1"})
     assert run.returncode == 0, run.stdout + run.stderr
     assert "7 passed, 2 skipped" in run.stdout
+
+
+def test_a_copy_leaves_out_what_following_the_readme_created(tmp_path: Path):
+    """A user who set the example up in this checkout has its .venv, the models/tiny-chat link,
+    matrices and caches in it: the copy must neither take them nor trip over the link."""
+    used = tmp_path / "used-example"
+    shutil.copytree(EXAMPLE, used, ignore=set_up_leftovers)
+    (used / ".venv" / "bin").mkdir(parents=True)
+    (used / ".venv" / "bin" / "python").write_text("a 2.7 GB environment")
+    (used / "models" / "tiny-chat").symlink_to(fixture_model_path(), target_is_directory=True)
+    for leftover in ("matrices/runs", ".pytest_cache/v", "tests/__pycache__", ".mlxstack-ci"):
+        (used / leftover).mkdir(parents=True)
+        (used / leftover / "file").write_text("left by a run")
+
+    root = make_downstream(tmp_path / "copy", source=used).root
+
+    assert {".venv", "matrices", ".pytest_cache", ".mlxstack-ci"}.isdisjoint(
+        path.name for path in root.iterdir()
+    )
+    assert not (root / "tests" / "__pycache__").exists()
+    assert sorted(path.name for path in (root / "models").iterdir()) == [".gitignore", "tiny-chat"]
+    assert (root / "models" / "tiny-chat").resolve() == fixture_model_path().resolve()
+    assert (root / "tests" / "test_smoke.py").is_file()
