@@ -5,7 +5,9 @@ a subprocess, so that the job itself does not depend on pytest's in-process stat
 tier-1 catalog checks (``--mlx-catalog``) and the built-in smoke, integration and harness
 suites (``--mlx-suites``) on the fixture catalog, the negative controls' known failures from
 ``suites/fixture_expectations.yaml``, and the matrix written under ``matrices/``. It streams
-pytest's progress, then prints a one-screen summary. Exit status: pytest's (non-zero on an
+pytest's progress, then prints a one-screen summary, with the regressions against the
+baseline the plugin compared with (``--mlx-baseline`` among the pytest arguments, else the
+matrix directory's previous ``latest.json``). Exit status: pytest's (non-zero on an
 unexpected failure), or 2 when no matrix was written.
 """
 
@@ -13,17 +15,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_mlxstack.matrix.diff import diff_matrices
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, Row, load_matrix
 from pytest_mlxstack.matrix.store import LATEST_JSON, RUNS_DIR
 
 EXPECTATIONS = Path(__file__).resolve().parent / "suites" / "fixture_expectations.yaml"
 SHORT = {"pass": "ok", "n/a": "n/a", "skip": "skip"}
+BASELINE_OPTION = "--mlx-baseline"
 
 
 def pytest_command(
@@ -45,9 +50,12 @@ def pytest_command(
     ]
 
 
-def summary_lines(matrix: Matrix, json_path: Path) -> list[str]:
-    """The grid (capability x model, ``direct proxied``), starts, counts and the failures
-    nobody expected, in about one screen."""
+def summary_lines(
+    matrix: Matrix, json_path: Path, baseline: tuple[Path, Matrix] | None = None
+) -> list[str]:
+    """The grid (capability x model, ``direct proxied``), starts, counts, the regressions
+    against ``baseline`` (its path and matrix) and the failures nobody expected, in about one
+    screen."""
     rows = matrix.rows
     columns = matrix.capabilities()
     capabilities = list(dict.fromkeys(capability for capability, _ in columns))
@@ -70,6 +78,8 @@ def summary_lines(matrix: Matrix, json_path: Path) -> list[str]:
         f"cells: {counts}",
         f"server starts per model: {starts}",
     ]
+    if baseline is not None:
+        lines += regression_lines(*baseline, matrix)
     unexpected = [
         f"  {row.model} [{row.quant}] {cell.capability} ({cell.route.value}): "
         f"{cell.attribution.value if cell.attribution else 'unattributed'}: {cell.reason:.160}"
@@ -84,6 +94,55 @@ def summary_lines(matrix: Matrix, json_path: Path) -> list[str]:
     if html.is_file():
         lines.append(f"report: {html}")
     return lines
+
+
+def regression_lines(baseline_path: Path, baseline: Matrix, matrix: Matrix) -> list[str]:
+    """``against <baseline>: N regressions, ...`` (the diff's headline), then one line per
+    regression cell, as the plugin's terminal summary lists them."""
+    shared_rows = {(r.model, r.quant, r.profile) for r in baseline.rows} & {
+        (r.model, r.quant, r.profile) for r in matrix.rows
+    }
+    if not shared_rows:
+        return [
+            f"against {baseline_path}: not compared, no row has the same model, quant and "
+            f"machine profile (pass --mlx-machine-profile to match the baseline's)"
+        ]
+    diff = diff_matrices(baseline, matrix)
+    lines = [f"against {baseline_path}: {diff.headline()}"]
+    for change in diff.regressions:
+        why = f"{change.attribution}: {change.reason}" if change.attribution else change.reason
+        lines.append(
+            f"  REGRESSION {change.model} [{change.quant}] {change.capability} "
+            f"({change.route}): {change.before} -> {change.after or 'missing'} ({why:.160})"
+        )
+    return lines
+
+
+def baseline_path(matrix_dir: Path, pytest_args: Sequence[str]) -> Path | None:
+    """The matrix the plugin compares this run with, found before the run replaces
+    ``latest.json``: the last ``--mlx-baseline`` of ``PYTEST_ADDOPTS`` and the pytest
+    arguments (``none``: no comparison), else the matrix directory's ``latest.json``. An
+    ``mlx_baseline`` ini key is not read. ``None`` when there is no such file."""
+    value = None
+    args = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *pytest_args]
+    for index, arg in enumerate(args):
+        if arg.startswith(BASELINE_OPTION + "="):
+            value = arg.split("=", 1)[1]
+        elif arg == BASELINE_OPTION and index + 1 < len(args):
+            value = args[index + 1]
+    if value is not None and value.strip().lower() == "none":
+        return None
+    path = matrix_dir / LATEST_JSON if value is None else Path(value.strip()).expanduser()
+    return path if path.is_file() else None
+
+
+def _read_baseline(path: Path | None) -> tuple[Path, Matrix] | None:
+    if path is None:
+        return None
+    try:
+        return path, load_matrix(path)
+    except MatrixFormatError:
+        return None  # pytest says so (a bad --mlx-baseline stops it; a bad latest.json is noted)
 
 
 def _pair(row: Row, capability: str) -> str:
@@ -134,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     matrix_dir = args.matrix_dir.resolve()
     command = pytest_command(catalog, matrix_dir, args.pytest_args)
+    baseline = _read_baseline(baseline_path(matrix_dir, args.pytest_args))
     print("mainjob: " + " ".join(command), flush=True)
     started = time.time()
     status = subprocess.call(command, env=os.environ.copy())
@@ -150,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path = _this_run(matrix_dir, matrix) or latest
     print()
     print(f"===== mainjob: matrix in {elapsed:.1f} s, pytest exit status {status} =====")
-    for line in summary_lines(matrix, json_path):
+    for line in summary_lines(matrix, json_path, baseline):
         print(line)
     return status
 

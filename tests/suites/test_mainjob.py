@@ -3,14 +3,19 @@ it for real)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from pytest_mlxstack.mainjob import summary_lines
+import pytest
+
+from pytest_mlxstack.mainjob import baseline_path, summary_lines
 from pytest_mlxstack.matrix.collect import MatrixCollector, cell_payload, row_payload
 from pytest_mlxstack.matrix.expectations import parse_expectations
 from pytest_mlxstack.matrix.metadata import collect_run_metadata
+from pytest_mlxstack.matrix.model import Matrix
+from pytest_mlxstack.matrix.store import write_matrix_file
 from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Verdict
 
 
@@ -71,3 +76,105 @@ def test_a_missing_catalog_is_one_sentence_and_exit_2(tmp_path: Path) -> None:
         f"mainjob: the catalog {tmp_path / 'nowhere'} does not exist; pass --catalog PATH"
     ]
     assert not (tmp_path / "matrices").exists()
+
+
+def one_model_matrix(model: str, verdicts: dict[str, Verdict], profile: str = "test") -> Matrix:
+    """A matrix of ``model [bf16]``: each capability straight to its server (direct)."""
+    collector = MatrixCollector()
+    for capability, verdict in verdicts.items():
+        blame = Attribution.MODEL if verdict is Verdict.FAIL else None
+        probe = result(capability, verdict, blame)
+        collector.add_cell(cell_payload(probe, model=model, quant="bf16", route="direct"))
+    collector.add_row(row_payload(model=model, quant="bf16", server_starts=1))
+    return collector.build(collect_run_metadata(profile=profile))
+
+
+def test_the_summary_lists_the_regressions_against_the_baseline(tmp_path: Path) -> None:
+    before = {"inference": Verdict.PASS, "tool_calling": Verdict.PASS, "thinking": Verdict.FAIL}
+    now = {"inference": Verdict.PASS, "tool_calling": Verdict.FAIL, "thinking": Verdict.PASS}
+    base = tmp_path / "base.json"
+
+    lines = summary_lines(
+        one_model_matrix("m", now), tmp_path / "m.json", (base, one_model_matrix("m", before))
+    )
+
+    start = lines.index(
+        f"against {base}: 1 regression, 1 fix, 0 changed, 0 new, 0 removed, 1 unchanged"
+    )
+    assert lines[start + 1] == (
+        "  REGRESSION m [bf16] tool_calling (direct): pass -> fail (model: why tool_calling)"
+    )
+    assert lines[start + 2] == "unexpected failures:"
+
+
+def test_a_baseline_of_another_machine_is_not_compared(tmp_path: Path) -> None:
+    verdicts = {"inference": Verdict.PASS}
+    base = (tmp_path / "base.json", one_model_matrix("m", verdicts, profile="ci-macos-14"))
+
+    lines = summary_lines(one_model_matrix("m", verdicts), tmp_path / "m.json", base)
+
+    assert [line for line in lines if line.startswith("against")] == [
+        f"against {base[0]}: not compared, no row has the same model, quant and machine "
+        "profile (pass --mlx-machine-profile to match the baseline's)"
+    ]
+
+
+def test_the_baseline_is_the_one_the_plugin_compares_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    matrix_dir, other = tmp_path / "matrices", tmp_path / "other.json"
+    assert baseline_path(matrix_dir, []) is None  # the first run: nothing to compare with
+    matrix_dir.mkdir()
+    for path in (matrix_dir / "latest.json", other):
+        path.write_text("{}")
+    assert baseline_path(matrix_dir, ["-x"]) == matrix_dir / "latest.json"
+    assert baseline_path(matrix_dir, ["--mlx-baseline=other.json"]) == Path("other.json")
+    assert baseline_path(matrix_dir, ["--mlx-baseline", str(other)]) == other
+    assert baseline_path(matrix_dir, ["--mlx-baseline=other.json", "--mlx-baseline=None"]) is None
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--mlx-baseline=none")
+    assert baseline_path(matrix_dir, []) is None
+    assert baseline_path(matrix_dir, ["--mlx-baseline=other.json"]) == Path("other.json")
+
+
+def test_the_main_job_names_a_regression_of_the_fixture_run(tmp_path: Path) -> None:
+    """The real main job on one negative control (one vllm-mlx, ~10 s): its tool calling
+    fails, so a baseline where it passed makes a regression in the end summary."""
+    pytest.importorskip("vllm_mlx", reason="the main job runs the real stack (stack extra)")
+    pytest.importorskip("litellm", reason="the main job runs the real stack (stack extra)")
+    baseline = tmp_path / "baseline.json"
+    passed = {"inference": Verdict.PASS, "tool_calling": Verdict.PASS}
+    write_matrix_file(one_model_matrix("tiny-chat-no-tools", passed), baseline)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLXSTACK_"))}
+    env["MLXSTACK_HOME"] = str(tmp_path / "home")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_mlxstack.mainjob",
+            "--matrix-dir",
+            str(tmp_path / "matrices"),
+            "--",
+            "--mlx-models=tiny-chat-no-tools",
+            "-m",
+            "smoke",
+            "--mlx-machine-profile=test",
+            f"--mlx-baseline={baseline}",
+            f"--basetemp={tmp_path / 'basetemp'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    summary = done.stdout.split("===== mainjob: matrix in", 1)[-1]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"against {baseline}: 1 regression, " in summary, summary
+    regressions = [line for line in summary.splitlines() if "REGRESSION" in line]
+    assert len(regressions) == 1, summary
+    assert regressions[0].startswith(
+        "  REGRESSION tiny-chat-no-tools [bf16] tool_calling (direct): pass -> fail (model: "
+    ), summary
