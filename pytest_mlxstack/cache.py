@@ -6,15 +6,22 @@ workers asking for the same model at once download it once. A completion marker 
 atomically after ``snapshot_download`` returns, so a download interrupted earlier (killed
 worker, lost network) is noticed and resumed instead of being served half-written.
 
+With ``on_progress``, a download says what it does in lines meant for a terminal: when it
+starts, then at most every ``progress_interval`` seconds the bytes on disk so far and the total
+the Hub lists, and when it ends (``huggingface_hub``'s own progress bars are usually captured).
+
 ``HF_TOKEN``, ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` are read at each call, not at import.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import re
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -25,6 +32,9 @@ from pytest_mlxstack.paths import default_cache_dir
 COMPLETE_MARKER = ".mlxstack-complete.json"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _TRUE = {"1", "true", "yes", "on"}
+PROGRESS_INTERVAL_S = 2.0
+_TOTAL_TIMEOUT_S = 10.0
+ProgressCallback = Callable[[str], None]
 
 
 class ModelCacheError(RuntimeError):
@@ -54,12 +64,17 @@ class ModelCache:
         *,
         allow_patterns: list[str] | None = None,
         refresh: bool = False,
+        on_progress: ProgressCallback | None = None,
+        progress_interval: float = PROGRESS_INTERVAL_S,
     ) -> Path:
         """The local folder of ``repo`` at ``revision``, downloading it first if needed.
 
         A completed download is returned without asking the Hub (so offline runs work) unless
         ``refresh`` is true. With ``HF_HUB_OFFLINE`` set, a model that is not complete in the
-        cache is an error rather than a download attempt.
+        cache is an error rather than a download attempt. ``on_progress`` gets one line when a
+        download starts, one at most every ``progress_interval`` seconds while it runs (bytes
+        so far, of the total when the Hub lists the sizes) and one when it is done; it is
+        called from this thread, never while nothing is downloaded.
         """
         target = self.path_for(repo, revision)
         if not refresh and self.is_complete(repo, revision):
@@ -83,7 +98,12 @@ class ModelCache:
                 # Another worker may have finished the download while we waited.
                 if not refresh and self.is_complete(repo, revision):
                     return target
-                self._download(repo, revision, target, allow_patterns)
+                if on_progress is None:
+                    self._download(repo, revision, target, allow_patterns)
+                else:
+                    self._download_reporting(
+                        repo, revision, target, allow_patterns, on_progress, progress_interval
+                    )
         except Timeout:
             raise ModelCacheError(
                 f"model {repo}{_at(revision)}: another process has held the download lock "
@@ -91,6 +111,45 @@ class ModelCache:
                 "lock file"
             ) from None
         return target
+
+    def _download_reporting(
+        self,
+        repo: str,
+        revision: str | None,
+        target: Path,
+        allow_patterns: list[str] | None,
+        on_progress: ProgressCallback,
+        interval: float,
+    ) -> None:
+        """``_download`` in a helper thread while this one reports the bytes on disk."""
+        on_progress(f"downloading {repo}{_at(revision) or '@main'} into {self.root}")
+        begun = time.monotonic()
+        failure: list[BaseException] = []
+
+        def download() -> None:
+            try:
+                self._download(repo, revision, target, allow_patterns)
+            except BaseException as exc:  # handed to the waiting thread, which raises it
+                failure.append(exc)
+
+        # A daemon: an interrupted run (Ctrl-C here) does not wait for the download to end.
+        worker = threading.Thread(target=download, name=f"mlxstack-pull {repo}", daemon=True)
+        worker.start()
+        total = _listed_size(repo, revision, allow_patterns)  # meanwhile; None if unknown
+        reported = -1
+        while True:
+            worker.join(max(interval, 0.01))
+            if not worker.is_alive():
+                break
+            done = _bytes_in(target)
+            if done != reported:  # a stalled download does not repeat itself
+                on_progress(f"downloading {repo}: {_size(done)}{_of(done, total)}")
+                reported = done
+        if failure:
+            raise failure[0]
+        on_progress(
+            f"downloaded {repo}: {_size(_bytes_in(target))} in {time.monotonic() - begun:.1f} s"
+        )
 
     def _download(
         self, repo: str, revision: str | None, target: Path, allow_patterns: list[str] | None
@@ -146,6 +205,60 @@ def _revision_dir(revision: str | None) -> str:
 
 def _at(revision: str | None) -> str:
     return f"@{revision}" if revision else ""
+
+
+def _listed_size(repo: str, revision: str | None, allow_patterns: list[str] | None) -> int | None:
+    """Bytes of the files a download of ``repo`` fetches, as the Hub lists them; ``None`` when
+    the Hub does not answer (the download itself then says why)."""
+    from huggingface_hub import HfApi
+
+    try:
+        info = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None).model_info(
+            repo,
+            revision=revision,
+            files_metadata=True,
+            timeout=_TOTAL_TIMEOUT_S,
+            token=os.environ.get("HF_TOKEN") or None,
+        )
+    except Exception:
+        return None
+    sizes = [s.size for s in info.siblings or [] if _allowed(s.rfilename, allow_patterns)]
+    if not sizes or any(size is None for size in sizes):
+        return None
+    return sum(size or 0 for size in sizes)
+
+
+def _allowed(name: str, patterns: list[str] | None) -> bool:
+    """``allow_patterns`` as ``snapshot_download`` reads them (fnmatch; ``dir/`` is ``dir/*``)."""
+    if patterns is None:
+        return True
+    return any(fnmatch.fnmatch(name, p + "*" if p.endswith("/") else p) for p in patterns)
+
+
+def _bytes_in(folder: Path) -> int:
+    """Bytes under ``folder``: finished files and ``huggingface_hub``'s partial ones (under
+    ``.cache/huggingface/``), without the completion marker."""
+    total = 0
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            if name == COMPLETE_MARKER:
+                continue
+            with contextlib.suppress(OSError):  # renamed or removed meanwhile
+                total += os.lstat(os.path.join(directory, name)).st_size
+    return total
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} GB" if unit == "GB" else f"{n / scale:.0f} {unit}"
+    return f"{n} B"
+
+
+def _of(done: int, total: int | None) -> str:
+    if not total:
+        return " so far"
+    return f" of {_size(total)} ({min(100, done * 100 // total)}%)"
 
 
 def _offline() -> bool:

@@ -8,7 +8,6 @@ for the whole run: xdist workers share the controller's pool directory (sent to 
 from __future__ import annotations
 
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -269,18 +268,10 @@ def _start(
 
 
 def reporting_pull(config: pytest.Config, cache: ModelCache) -> Callable[[str, str | None], Path]:
-    """``cache.pull`` that says on the terminal what it downloads and how long it took."""
+    """``cache.pull`` that says on the terminal what it downloads: when it starts, the bytes
+    so far every ~2 s, and how long it took."""
 
     def pull(repo: str, revision: str | None = None) -> Path:
-        if cache.is_complete(repo, revision):
-            return cache.pull(repo, revision)
-        report_progress(config, f"downloading {repo}@{revision or 'main'} into {cache.root}")
-        begun = time.monotonic()
-        path = cache.pull(repo, revision)
-        size_mb = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
-        report_progress(
-            config, f"downloaded {repo}: {size_mb:.0f} MB in {time.monotonic() - begun:.1f} s"
-        )
-        return path
+        return cache.pull(repo, revision, on_progress=lambda line: report_progress(config, line))
 
     return pull

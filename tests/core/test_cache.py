@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -147,6 +148,55 @@ def test_a_pinned_revision_gets_its_own_folder(hub: LocalHub, tmp_path: Path) ->
     assert path == tmp_path / "tiny-org--tagged" / "v1"
     assert cache.is_complete("tiny-org/tagged", "v1")
     assert not cache.is_complete("tiny-org/tagged")
+
+
+SLOW_REPO = "tiny-org/slow-model"
+PROGRESS = re.compile(r"^downloading tiny-org/slow-model: (\d+) (B|kB|MB) of 3 MB \((\d+)%\)$")
+
+
+def test_a_download_reports_its_bytes_while_it_runs(hub: LocalHub, tmp_path: Path) -> None:
+    hub.add_repo(SLOW_REPO, {**FILES, "model.safetensors": 3_000_000})
+    hub.latency = 0.3  # every request: the download takes over a second
+    lines: list[str] = []
+
+    path = ModelCache(tmp_path).pull(SLOW_REPO, on_progress=lines.append, progress_interval=0.1)
+
+    assert lines[0] == f"downloading {SLOW_REPO}@main into {tmp_path}"
+    assert re.fullmatch(rf"downloaded {SLOW_REPO}: 3 MB in \d+\.\d s", lines[-1]), lines
+    progress = [PROGRESS.match(line) for line in lines[1:-1]]
+    assert progress, lines
+    assert all(progress), lines  # every line between: bytes so far of the Hub's total
+    percents = [int(match[3]) for match in progress if match]
+    assert percents == sorted(percents)
+    assert (path / "model.safetensors").stat().st_size == 3_000_000
+
+
+def test_progress_lines_come_at_most_every_interval(hub: LocalHub, tmp_path: Path) -> None:
+    hub.add_repo(SLOW_REPO, {**FILES, "model.safetensors": 3_000_000})
+    hub.latency = 0.2
+    lines: list[str] = []
+
+    ModelCache(tmp_path).pull(SLOW_REPO, on_progress=lines.append, progress_interval=60)
+
+    assert [line.split(":")[0].split(" into ")[0] for line in lines] == [
+        f"downloading {SLOW_REPO}@main",
+        f"downloaded {SLOW_REPO}",
+    ]
+
+
+def test_a_failed_download_reports_its_start_and_raises_its_error(
+    hub: LocalHub, tmp_path: Path
+) -> None:
+    hub.add_repo("tiny-org/gated", FILES, gated="manual")
+    cache = ModelCache(tmp_path)
+    lines: list[str] = []
+
+    with pytest.raises(ModelCacheError, match="is gated on"):
+        cache.pull("tiny-org/gated", on_progress=lines.append, progress_interval=0.05)
+    cache.pull(REPO)
+    cache.pull(REPO, on_progress=lines.append)  # complete: nothing to say
+
+    assert lines == [f"downloading tiny-org/gated@main into {tmp_path}"]
 
 
 PULL = """
