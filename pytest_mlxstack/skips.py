@@ -21,8 +21,21 @@ import pytest
 STACK_HINT = "install it with: pip install 'pytest-mlxstack[stack]'"
 HARNESS_HINT = "install it with: pip install 'pytest-mlxstack[harness]'"
 
+# What the LiteLLM proxy imports when it starts (litellm itself plus what its ``proxy`` extra
+# brings); ``mlxstack up`` checks the same list before starting anything.
+LITELLM_PROXY_MODULES = (
+    "litellm",
+    "fastapi",
+    "uvicorn",
+    "backoff",
+    "apscheduler",
+    "orjson",
+    "websockets",
+    "fastapi_sso",
+)
 __all__ = [
     "check_memory_or_skip",
+    "LITELLM_PROXY_MODULES",
     "mlx_backend_problem",
     "skip_insufficient_memory",
     "skip_no_litellm",
@@ -105,7 +118,7 @@ def _skip_no_vllm() -> pytest.MarkDecorator:
 
 
 def _skip_no_litellm() -> pytest.MarkDecorator:
-    missing = _missing(("litellm", "fastapi", "uvicorn"))
+    missing = _missing(LITELLM_PROXY_MODULES)
     return pytest.mark.skipif(
         bool(missing),
         reason=(

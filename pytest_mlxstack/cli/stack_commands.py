@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import signal
 import sys
 import time
@@ -26,7 +27,6 @@ if TYPE_CHECKING:  # the stack modules are imported by the commands that need th
     from pytest_mlxstack.stack.spec import StackSpec
 
 STACK_EXTRA = "pip install 'pytest-mlxstack[stack]'"
-REQUIRED_FOR_UP = {"vllm_mlx": "vllm-mlx", "litellm": "litellm[proxy]"}
 DEFAULT_GRACE_S = 10.0
 WATCH_INTERVAL_S = 0.5
 
@@ -95,7 +95,8 @@ def _doc_first_paragraph() -> str:
 
 
 def _up(args: argparse.Namespace) -> int:
-    _require_stack_extra()
+    spec = _spec(args)
+    _require_stack_extra(litellm=spec.litellm.enabled)
     from pytest_mlxstack.cache import ModelCache
     from pytest_mlxstack.services import ServiceManager
     from pytest_mlxstack.stack.control import (
@@ -109,7 +110,6 @@ def _up(args: argparse.Namespace) -> int:
     from pytest_mlxstack.stack.masterkey import write_key_file
     from pytest_mlxstack.stack.runtime import new_stack_id, start_stack
 
-    spec = _spec(args)
     home = _home(args)
     stack_id = new_stack_id()
     manager = ServiceManager(home, grace_period=args.grace_period)
@@ -126,7 +126,7 @@ def _up(args: argparse.Namespace) -> int:
     except StackError as exc:
         manager.stop_all()
         remove_stack_files(home, stack_id)
-        raise CliError(str(exc)) from None
+        raise CliError(_one_line(exc)) from None
     except KeyboardInterrupt:
         manager.stop_all()
         remove_stack_files(home, stack_id)
@@ -243,12 +243,31 @@ def _raise_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def _require_stack_extra() -> None:
-    missing = [name for module, name in REQUIRED_FOR_UP.items() if not _importable(module)]
+def _require_stack_extra(*, litellm: bool) -> None:
+    """One sentence naming what is missing, before anything starts: vllm-mlx, an MLX backend
+    that can run here, and (unless ``--no-litellm``) the LiteLLM proxy and what it imports."""
+    from pytest_mlxstack.skips import LITELLM_PROXY_MODULES, mlx_backend_problem
+
+    missing = [] if _importable("vllm_mlx") else ["vllm-mlx"]
+    proxy_missing = []
+    if litellm:
+        if not _importable("litellm"):  # importing litellm itself takes seconds: only look
+            missing.append("litellm[proxy]")
+        else:
+            proxy_missing = [m for m in LITELLM_PROXY_MODULES[1:] if not _imports(m)]
     if missing:
         raise CliError(
             f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed, "
             f"so no stack can start; install the stack extra: {STACK_EXTRA}"
+        )
+    problem = mlx_backend_problem()
+    if problem is not None:
+        raise CliError(f"no tier can start: {problem}")
+    if proxy_missing:
+        raise CliError(
+            "litellm is installed without its proxy dependencies (cannot import: "
+            f"{', '.join(proxy_missing)}), so LiteLLM cannot start; install the stack extra, "
+            f"which brings litellm[proxy]: {STACK_EXTRA} (or serve the tiers with --no-litellm)"
         )
 
 
@@ -257,6 +276,36 @@ def _importable(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+def _imports(module: str) -> bool:
+    """Whether ``module`` really imports (installed but broken counts as missing)."""
+    try:
+        importlib.import_module(module)
+    except Exception:  # ImportError, or whatever a broken installation raises
+        return False
+    return True
+
+
+def _one_line(exc: Exception) -> str:
+    """A stack error as one line: a service that did not start keeps its first line, the path
+    of its log and the log's last line (usually the exception that ended it)."""
+    from pytest_mlxstack.services import ServiceStartError
+
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    first = re.sub(r"[;:,]?\s*last lines of its log:\s*$", "", lines[0]).rstrip()
+    cause = exc.__cause__
+    if not isinstance(cause, ServiceStartError):
+        return first if len(lines) == 1 else f"{first} ({' '.join(lines[1:]).strip()})"
+    parts = [first]
+    if cause.log_path is not None and str(cause.log_path) not in first:
+        parts.append(f"log: {cause.log_path}")
+    last = next(
+        (line.strip() for line in reversed(cause.log_tail.splitlines()) if line.strip()), ""
+    )
+    if last:
+        parts.append(f"its last log line: {last}")
+    return "; ".join(parts)
 
 
 # -- status, logs, down ----------------------------------------------------------------------

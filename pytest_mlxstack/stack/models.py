@@ -33,9 +33,14 @@ class ResolvedModel:
 
 
 def resolve_tier(
-    tier: TierSpec, *, catalogs: Sequence[Catalog], pull: PullFunction | None = None
+    tier: TierSpec,
+    *,
+    catalogs: Sequence[Catalog],
+    pull: PullFunction | None = None,
+    spec: StackSpec | None = None,
 ) -> ResolvedModel:
-    """Resolve one tier; ``catalogs`` are ``Catalog`` objects searched in order."""
+    """Resolve one tier; ``catalogs`` are ``Catalog`` objects searched in order. ``spec`` is
+    the stack the tier belongs to: an unknown model's hint depends on where it came from."""
     if tier.path is not None:
         folder = _existing_folder(tier.path, f"tier '{tier.name}' path")
         return ResolvedModel(
@@ -45,7 +50,7 @@ def resolve_tier(
             label=str(folder),
         )
     assert tier.model is not None
-    entry = _find_entry(tier.model, catalogs, tier.name)
+    entry = _find_entry(tier.model, catalogs, tier.name, spec)
     quant, source = _pick_source(entry, tier)
     if source.local_path is not None:
         folder = _existing_folder(
@@ -102,16 +107,30 @@ def _fixture_catalog_path() -> Path | None:
     return path
 
 
-def _find_entry(model: str, catalogs: Sequence[Catalog], tier: str) -> CatalogEntry:
+def _find_entry(
+    model: str, catalogs: Sequence[Catalog], tier: str, spec: StackSpec | None
+) -> CatalogEntry:
     known: list[str] = []
     for catalog in catalogs:
         if model in catalog.ids:
             return catalog.get(model)
         known += catalog.ids
     where = ", ".join(str(catalog.path) for catalog in catalogs)
+    choices = ", ".join(sorted(set(known)))
+    if spec is not None and spec.source is not None:  # a stack file: the fix is in that file
+        catalog_fix = (
+            "point `catalog:` at a catalog that has it"
+            if spec.catalog is not None
+            else "add `catalog:` to the stack file"
+        )
+        raise StackError(
+            f"Stack file {spec.source}, tier '{tier}': unknown model '{model}' (looked in "
+            f"{where}); use one of {choices}, {catalog_fix} or fix the model id"
+        )
     raise StackError(
-        f"Tier '{tier}': unknown model '{model}' (looked in {where}); use one of "
-        f"{', '.join(sorted(set(known)))}, or pass --catalog with the catalog that has it"
+        f"Tier '{tier}': unknown model '{model}' (looked in {where}); use one of {choices}, "
+        "or pass a catalog that has it (mlxstack up --model ... --catalog PATH; catalog: in "
+        "a stack file or StackSpec)"
     )
 
 

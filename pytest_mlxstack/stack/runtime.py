@@ -136,7 +136,8 @@ def start_stack(
     directory = Path(directory)
     catalogs = load_catalogs(spec) if needs_catalog(spec) else []
     resolved: dict[str, ResolvedModel] = {
-        tier.name: resolve_tier(tier, catalogs=catalogs, pull=pull) for tier in spec.tiers
+        tier.name: resolve_tier(tier, catalogs=catalogs, pull=pull, spec=spec)
+        for tier in spec.tiers
     }
     for tier in spec.tiers:
         check_port_free(tier.port, f"tier {tier.name}")

@@ -208,3 +208,96 @@ def test_logs_of_an_unknown_service_is_one_line(home: Path) -> None:
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith("mlxstack: No service 'nothing-here' is recorded under")
+
+
+def shadowing_packages(root: Path, modules: dict[str, str]) -> dict[str, str]:
+    """A PYTHONPATH folder whose packages shadow the real ones and raise on import, as a
+    broken or partial installation does; the environment that puts it first."""
+    for module, error in modules.items():
+        parts = module.split(".")
+        for depth in range(1, len(parts) + 1):
+            package = root.joinpath(*parts[:depth])
+            package.mkdir(parents=True, exist_ok=True)
+            (package / "__init__.py").touch()
+        (package / "__init__.py").write_text(f"raise {error}\n")
+    return {"PYTHONPATH": str(root)}
+
+
+def nothing_started(home: Path) -> bool:
+    stacks = home / "stacks"
+    return PidRegistry(home).records() == [] and (not stacks.exists() or not any(stacks.iterdir()))
+
+
+def test_no_mlx_backend_is_one_line_before_anything_starts(home: Path, tmp_path: Path) -> None:
+    # plain `mlx` on Linux: the package is there, but mlx.core cannot load its library
+    env = shadowing_packages(
+        tmp_path / "shadow",
+        {"mlx.core": 'ImportError("libmlx.so: cannot open shared object file")'},
+    )
+    result = mlxstack("up", "--detach", home=home, env=env)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("mlxstack: no tier can start: MLX is installed but cannot run here")
+    assert "libmlx.so" in line
+    assert "pip install 'pytest-mlxstack[stack]'" in line
+    assert nothing_started(home)
+
+
+def test_litellm_without_its_proxy_dependencies_is_one_line_before_anything_starts(
+    home: Path, tmp_path: Path
+) -> None:
+    env = shadowing_packages(
+        tmp_path / "shadow",
+        {
+            name: f"ModuleNotFoundError(\"No module named '{name}'\", name='{name}')"
+            for name in ("backoff", "apscheduler")
+        },
+    )
+    result = mlxstack("up", "--detach", home=home, env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "mlxstack: litellm is installed without its proxy dependencies (cannot import: "
+        "backoff, apscheduler), so LiteLLM cannot start; install the stack extra, which brings "
+        "litellm[proxy]: pip install 'pytest-mlxstack[stack]' (or serve the tiers with "
+        "--no-litellm)"
+    ]
+    assert nothing_started(home)
+
+
+def test_a_service_that_dies_at_start_is_one_line_with_its_log(home: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")  # vllm-mlx cannot load it and exits
+    stack_file = tmp_path / "stack.yaml"
+    stack_file.write_text("tiers:\n  broken:\n    path: ./broken-model\nlitellm: false\n")
+    result = mlxstack("up", "--stack", str(stack_file), "--detach", home=home)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("mlxstack: vllm-mlx for broken did not start: ")
+    log = Path(re.search(r"\(log (\S+)\)", line).group(1))  # type: ignore[union-attr]
+    assert log.is_file()
+    assert log.parent == home / "logs"
+    assert "its last log line: " in line
+    assert nothing_started(home)
+
+
+@pytest.mark.parametrize("with_catalog", [False, True])
+def test_unknown_model_in_a_stack_file_names_the_file_and_its_fix(
+    home: Path, tmp_path: Path, with_catalog: bool
+) -> None:
+    from pytest_mlxstack.fixture_models import fixture_catalog_path
+
+    stack_file = tmp_path / "stack.yaml"
+    catalog = f"catalog: {fixture_catalog_path()}\n" if with_catalog else ""
+    stack_file.write_text(f"{catalog}tiers:\n  fast:\n    model: nosuch\n")
+    result = mlxstack("up", "--stack", str(stack_file), home=home)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        f"mlxstack: Stack file {stack_file}, tier 'fast': unknown model 'nosuch' (looked in "
+    )
+    fix = "point `catalog:` at a catalog that has it" if with_catalog else "add `catalog:` to "
+    assert fix in line
+    assert line.endswith(" or fix the model id")
+    assert "--catalog" not in line  # refused with a stack file, so never suggested
+    assert nothing_started(home)
