@@ -34,8 +34,8 @@ LITELLM_PROXY_MODULES = (
     "fastapi_sso",
 )
 __all__ = [
-    "check_memory_or_skip",
     "LITELLM_PROXY_MODULES",
+    "check_memory_or_skip",
     "mlx_backend_problem",
     "skip_insufficient_memory",
     "skip_no_litellm",
