@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -9,6 +10,8 @@ import socket
 import stat
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +20,14 @@ import pytest
 from stack_helpers import bindable, files_containing, live_pids
 
 from pytest_mlxstack import skip_no_litellm, skip_no_mlx_backend, skip_no_openai, skip_no_vllm
-from pytest_mlxstack.probe_prompts import GREETING
+from pytest_mlxstack.probe_prompts import GREETING, WEATHER_TOOL, weather
 from pytest_mlxstack.registry import PidRegistry
 
 pytestmark = [skip_no_vllm, skip_no_litellm, skip_no_mlx_backend, skip_no_openai]
 
 MLXSTACK = str(Path(sys.executable).parent / "mlxstack")
+CHAT_POSTS = re.compile(r'"POST /v1/chat/completions HTTP/1\.1"')
+NO_KEY = "No api key passed in"  # how LiteLLM's auth check names a request without a key
 BLOCKER = '''
 import sys
 
@@ -100,6 +105,38 @@ def test_detached_stack_up_status_chat_logs_down(home: Path) -> None:
             model="fast", messages=GREETING.messages, temperature=0, max_tokens=16
         )
     assert reply.choices[0].message.content
+
+    # tool calling through LiteLLM: a structured get_weather call, as the model emitted it
+    with openai.OpenAI(base_url=proxy_url, api_key=key, max_retries=0) as client:
+        response = client.chat.completions.create(
+            model="fast",
+            messages=weather("Paris").messages,
+            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+            temperature=0,
+            max_tokens=60,
+        )
+    choice = response.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    calls = choice.message.tool_calls or []
+    assert [call.function.name for call in calls] == ["get_weather"]  # type: ignore[union-attr]
+    assert json.loads(calls[0].function.arguments) == {"location": "Paris"}  # type: ignore[union-attr]
+
+    # a request without the key is refused by LiteLLM's auth check and never reaches the model
+    seen = len(CHAT_POSTS.findall(mlxstack("logs", "fast", "--lines", "1000", home=home).stdout))
+    request = urllib.request.Request(
+        f"{proxy_url}/chat/completions",
+        data=json.dumps({"model": "fast", "messages": GREETING.messages}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    answer = refused.value.read().decode("utf-8", errors="replace")
+    assert refused.value.code in (401, 500)  # LiteLLM 1.106 without a database: 500
+    proxy_log = mlxstack("logs", "litellm", "--lines", "200", home=home).stdout
+    assert NO_KEY in answer + proxy_log
+    assert "choices" not in answer
+    tier_log = mlxstack("logs", "fast", "--lines", "1000", home=home).stdout
+    assert len(CHAT_POSTS.findall(tier_log)) == seen
 
     # logs: the proxy's log shows the request, never the key
     logs = mlxstack("logs", "litellm", "--lines", "200", home=home)

@@ -47,6 +47,10 @@ from pytest_mlxstack.stack.clients import proxy_client, tier_client
 pytestmark = [skip_no_vllm, skip_no_litellm, skip_no_mlx_backend, skip_no_openai]
 
 CHAT_POSTS = re.compile(r'"POST /v1/chat/completions HTTP/1\.1"')
+# How LiteLLM's auth check names a request without a key. 1.106 logs it
+# ("user_api_key_auth(): Exception occured - No api key passed in.") and answers a bare 500
+# "Internal Server Error", because its auth error handler fails without a database.
+NO_KEY = "No api key passed in"
 
 
 @dataclass
@@ -95,9 +99,24 @@ def test_chat_through_litellm_with_the_master_key(running: Running) -> None:
     assert answer == direct.choices[0].message.content  # LiteLLM passes it through unchanged
 
 
+def proxy_log_size(stack: Stack) -> int:
+    assert stack.proxy is not None
+    return stack.proxy.log_path.stat().st_size
+
+
+def proxy_log_since(stack: Stack, offset: int) -> str:
+    """What LiteLLM logged after ``offset`` bytes (it runs unbuffered: a line is written
+    before the answer that follows it is sent)."""
+    assert stack.proxy is not None
+    with open(stack.proxy.log_path, "rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode("utf-8", errors="replace")
+
+
 def test_request_without_the_key_is_refused_before_reaching_the_model(running: Running) -> None:
     stack = running.stack
     before = chat_posts_seen_by_the_model(stack)
+    logged_before = proxy_log_size(stack)
     body = json.dumps({"model": "fast", "messages": GREETING.messages}).encode()
     request = urllib.request.Request(
         f"{stack.proxy_url}/chat/completions",
@@ -107,8 +126,12 @@ def test_request_without_the_key_is_refused_before_reaching_the_model(running: R
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=30)
     # LiteLLM 1.106 without a database answers a missing key with 500 (its auth error handler
-    # fails), not 401; either way the request is refused.
+    # fails), not 401. A 500 alone could be any crash, so the refusal must be the auth check's:
+    # its log names the missing key, and the body is LiteLLM's, not a model's answer.
+    answer = refused.value.read().decode("utf-8", errors="replace")
     assert refused.value.code in (401, 500)
+    assert NO_KEY in answer + proxy_log_since(stack, logged_before)
+    assert "choices" not in answer
     assert chat_posts_seen_by_the_model(stack) == before
 
 
