@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -124,9 +125,10 @@ class ServerPool:
         if stale is not None:  # ours, but it died: forget it before starting again
             with contextlib.suppress(KeyError):
                 self.manager.stop(stale)
+            shutil.rmtree(self.directory / stale, ignore_errors=True)
         name = self._unique_name(model.served_name)
         labels = {KIND_LABEL: VLLM_KIND, "model": model.label, "pool": str(self.directory)}
-        home = self.directory / name / "home"
+        home = self.directory / name / "home"  # this server's own; every user shares it
         service = start_vllm(self.manager, name, key, tier.start_timeout, home, labels)
         self._owned[digest] = name
         self._used.add(digest)
@@ -173,6 +175,7 @@ class ServerPool:
                 time.sleep(POLL_S)
             with contextlib.suppress(KeyError):
                 self.manager.stop(name)
+            shutil.rmtree(self.directory / name, ignore_errors=True)  # its HOME, prefix cache
             with self._ledger() as ledger:
                 ledger["servers"].pop(digest, None)
             del self._owned[digest]

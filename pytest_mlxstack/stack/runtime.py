@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets as _random
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +39,16 @@ from pytest_mlxstack.stack.spec import StackSpec
 
 PROXY_SERVICE = "litellm"
 CONFIG_FILE = "litellm.yaml"
+HOME_DIR = "home"  # LiteLLM's HOME
+TIERS_DIR = "tiers"  # <tier>/home: the HOME of each vllm-mlx the stack starts itself
 
 
 @dataclass
 class Stack:
-    """A running stack. ``down()`` (or leaving the ``with`` block) stops what it started.
+    """A running stack. ``down()`` (or leaving the ``with`` block) stops what it started and
+    removes the files it wrote: the whole ``directory`` if ``start_stack`` created it, else
+    only its own entries in it (``home/``, ``tiers/``, ``litellm.yaml``). Logs live under the
+    service manager's home and stay.
 
     The master key is only reachable through ``master_key.reveal()``; the stack's ``repr``
     shows URLs and pids, never the key.
@@ -56,6 +62,7 @@ class Stack:
     proxy: ManagedService | None
     manager: ServiceManager = field(repr=False)
     _owned: list[str] = field(default_factory=list, repr=False)
+    _created: list[Path] = field(default_factory=list, repr=False)
 
     @property
     def proxy_url(self) -> str:
@@ -90,11 +97,14 @@ class Stack:
         return [service.port for service in self.services]
 
     def down(self) -> None:
-        """Stop the proxy and this stack's own tiers (pooled tiers belong to the pool)."""
+        """Stop the proxy and this stack's own tiers (pooled tiers belong to the pool), then
+        remove what ``start_stack`` created on disk. Idempotent."""
         while self._owned:
             name = self._owned.pop()
             with contextlib.suppress(KeyError):
                 self.manager.stop(name)
+        while self._created:
+            _remove(self._created.pop())
 
     def __enter__(self) -> Stack:
         return self
@@ -127,8 +137,11 @@ def start_stack(
 ) -> Stack:
     """Start ``spec``'s tiers (from ``pool`` when given) and LiteLLM; return the running stack.
 
-    Services are named ``<service_prefix><tier>`` and ``<service_prefix>litellm``; HOME of
-    every process is ``<directory>/home`` (pooled servers get one under the pool's directory).
+    Services are named ``<service_prefix><tier>`` and ``<service_prefix>litellm``. Every
+    process has a HOME of its own: LiteLLM ``<directory>/home``, a vllm-mlx this stack starts
+    ``<directory>/tiers/<tier>/home``; a pooled server has one under the pool's directory and
+    is shared, with its HOME and prefix cache, by every stack that uses it. ``down()`` removes
+    ``directory`` if this call created it, else only what it wrote there.
     ``labels`` go into each service's pid-registry record (``mlxstack status`` shows them).
     Raises ``StackError`` with one sentence for user errors; nothing is left running then.
     """
@@ -143,7 +156,8 @@ def start_stack(
         check_port_free(tier.port, f"tier {tier.name}")
     if spec.litellm.enabled:
         check_port_free(spec.litellm.port, "LiteLLM")
-    home = directory / "home"
+    created = _to_create(directory)
+    home = directory / HOME_DIR
     home.mkdir(parents=True, exist_ok=True)
     key = key or MasterKey.generate()
     manager.add_secret(key.reveal())
@@ -155,6 +169,7 @@ def start_stack(
         tiers={},
         proxy=None,
         manager=manager,
+        _created=created,
     )
     labels = {**(labels or {}), "stack": stack_id}
     try:
@@ -164,7 +179,8 @@ def start_stack(
                 server = pool.serve(tier, model)
             else:
                 name = f"{service_prefix}{tier.name}"
-                server = start_tier_server(manager, name, tier, model, home, labels)
+                tier_home = directory / TIERS_DIR / tier.name / HOME_DIR
+                server = start_tier_server(manager, name, tier, model, tier_home, labels)
                 stack._owned.append(name)
             stack.tiers[tier.name] = server
             if on_started is not None:
@@ -203,3 +219,22 @@ def _start_proxy(stack: Stack, name: str, home: Path, labels: dict[str, str]) ->
     except ServiceStartError as exc:
         raise StackError(f"LiteLLM did not start: {exc}") from exc
     return service
+
+
+def _to_create(directory: Path) -> list[Path]:
+    """What ``start_stack`` is about to create under ``directory`` (removed by ``down``)."""
+    if not directory.exists():
+        return [directory]
+    return [
+        path
+        for path in (directory / HOME_DIR, directory / TIERS_DIR, directory / CONFIG_FILE)
+        if not path.exists()
+    ]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

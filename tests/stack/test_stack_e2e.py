@@ -32,11 +32,12 @@ from pytest_mlxstack import (
 )
 from pytest_mlxstack.probe_prompts import GREETING, WEATHER_TOOL, weather
 from pytest_mlxstack.registry import PidRegistry
-from pytest_mlxstack.services import ServiceManager
+from pytest_mlxstack.services import ServiceManager, ServiceStartError
 from pytest_mlxstack.stack import (
     LiteLLMSpec,
     ServerPool,
     Stack,
+    StackError,
     StackSpec,
     TierSpec,
     default_stack_spec,
@@ -185,6 +186,11 @@ def test_second_stack_on_the_same_model_reuses_the_pooled_server(running: Runnin
     )
     with second:
         assert second.tier("other").service.pid == running.stack.tier("fast").service.pid
+        # one server, so one HOME (and prefix cache) for both stacks: the pool's, not theirs
+        shared_home = process_home(second.tier("other").service.pid)
+        assert shared_home.is_relative_to(running.home / "pool")
+        assert not shared_home.is_relative_to(second.directory)
+        assert not shared_home.is_relative_to(running.stack.directory)
         assert second.tier("other").startup_s is None  # reused, not started
         assert running.stack.tier("fast").startup_s is not None
         assert second.proxy is None
@@ -204,6 +210,28 @@ def test_the_master_key_is_in_no_file_and_no_repr(running: Running) -> None:
         assert key not in " ".join(psutil.Process(service.pid).cmdline())
 
 
+def process_home(pid: int) -> Path:
+    """The HOME a running process was started with."""
+    return Path(psutil.Process(pid).environ()["HOME"])
+
+
+def test_unpooled_stack_has_its_own_server_home_and_prefix_cache_and_down_removes_them(
+    tmp_path: Path,
+) -> None:
+    with ServiceManager(tmp_path / "home", grace_period=GRACE_S) as manager:
+        stack = start_stack(default_stack_spec(), manager=manager, directory=tmp_path / "stack")
+        tier, proxy = stack.tier("fast"), stack.proxy
+        assert proxy is not None
+        assert not tier.pooled
+        # vllm-mlx keeps its prefix cache under ~/.cache/vllm-mlx: HOME is the stack's own
+        assert process_home(tier.service.pid) == stack.directory / "tiers" / "fast" / "home"
+        assert process_home(proxy.pid) == stack.directory / "home"
+        logs = [service.log_path for service in stack.services]
+        stack.down()
+        assert not stack.directory.exists()  # start_stack created it: down() removes it
+        assert all(log.is_file() for log in logs)  # the logs (under the home) stay
+
+
 def test_down_leaves_no_process_and_frees_every_port(tmp_path: Path) -> None:
     with ServiceManager(tmp_path / "home", grace_period=GRACE_S) as manager:
         stack = start_stack(default_stack_spec(), manager=manager, directory=tmp_path / "stack")
@@ -217,4 +245,39 @@ def test_down_leaves_no_process_and_frees_every_port(tmp_path: Path) -> None:
         assert live_pids(pids) == []
         assert [port for port in ports if not bindable(port)] == []
         assert set(ports) & listening_ports() == set()
+        assert PidRegistry(tmp_path / "home").records() == []
+
+
+def test_down_keeps_a_directory_it_did_not_create_and_removes_only_its_own_files(
+    running: Running, tmp_path: Path
+) -> None:
+    mine = tmp_path / "notes.txt"
+    mine.write_text("the caller's file")
+    spec = StackSpec(tiers=(TierSpec("again", model="tiny-chat"),))
+    stack = start_stack(
+        spec,
+        manager=running.manager,
+        directory=tmp_path,
+        pool=running.pool,
+        service_prefix="kept-",
+    )
+    with stack:
+        assert (tmp_path / "home").is_dir()
+        assert (tmp_path / "litellm.yaml").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_failed_start_leaves_no_process_and_no_directory_but_its_log(tmp_path: Path) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")  # a folder vllm-mlx cannot load: it exits
+    spec = StackSpec(tiers=(TierSpec("broken", path=broken),))
+    with ServiceManager(tmp_path / "home", grace_period=GRACE_S) as manager:
+        with pytest.raises(StackError, match=r"vllm-mlx for broken did not start") as failed:
+            start_stack(spec, manager=manager, directory=tmp_path / "stack")
+        cause = failed.value.__cause__
+        assert isinstance(cause, ServiceStartError)
+        assert cause.log_path is not None
+        assert cause.log_path.is_file()  # kept for the failure report
+        assert not (tmp_path / "stack").exists()
         assert PidRegistry(tmp_path / "home").records() == []

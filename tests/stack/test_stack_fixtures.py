@@ -27,6 +27,8 @@ import json
 import os
 from pathlib import Path
 
+import psutil
+
 from pytest_mlxstack.probe_prompts import GREETING
 
 
@@ -49,6 +51,23 @@ def test_factory_stack_shares_the_pooled_server(mlx_stack_factory, mlx_stack, ti
     custom = mlx_stack_factory({"tiers": {"again": {"model": "tiny-chat"}}, "litellm": False})
     assert custom.tier("again").service.pid == mlx_stack.tier("fast").service.pid
     assert tier_client("again", stack=custom).models.list().data
+
+
+def home_of(pid):
+    return Path(psutil.Process(pid).environ()["HOME"])
+
+
+def test_unpooled_factory_stack_has_its_own_server_and_home(mlx_stack_factory, mlx_stack):
+    # vllm-mlx keeps its prefix cache under ~/.cache/vllm-mlx, so HOME decides who shares it
+    own = mlx_stack_factory(
+        {"tiers": {"solo": {"model": "tiny-chat"}}, "litellm": False}, pooled=False
+    )
+    shared = mlx_stack.tier("fast").service
+    assert not own.tier("solo").pooled
+    assert own.tier("solo").service.pid != shared.pid
+    assert home_of(own.tier("solo").service.pid).is_relative_to(own.directory)
+    assert not home_of(shared.pid).is_relative_to(own.directory)
+    assert not home_of(shared.pid).is_relative_to(mlx_stack.directory)  # the pool's
 """
 
 USES_STACK = """
@@ -84,8 +103,9 @@ def test_fixtures_serve_a_downstream_test_suite(
     monkeypatch.setenv("STACK_REPORT", str(report))
     pytester.makepyfile(test_downstream=DOWNSTREAM)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3)
-    # one vllm-mlx start for the whole session, although three tests and two stacks used it
+    result.assert_outcomes(passed=4)
+    # one pooled vllm-mlx start for the session, although four tests and two stacks used it
+    # (the third, unpooled stack has a server of its own, outside the pool)
     starts = [line for line in result.outlines if re.search(r"\d+ start\(s\)", line)]
     assert len(starts) == 1
     assert re.match(r"tiny-chat:\S+ as tiny-chat: 1 start\(s\)", starts[0])
