@@ -119,9 +119,9 @@ def _find_entry(
     choices = ", ".join(sorted(set(known)))
     if spec is not None and spec.source is not None:  # a stack file: the fix is in that file
         catalog_fix = (
-            "point `catalog:` at a catalog that has it"
+            "point 'catalog:' at a catalog that has it"
             if spec.catalog is not None
-            else "add `catalog:` to the stack file"
+            else "add 'catalog:' to the stack file"
         )
         raise StackError(
             f"Stack file {spec.source}, tier '{tier}': unknown model '{model}' (looked in "

@@ -333,7 +333,7 @@ def test_unknown_model_in_a_stack_file_names_the_file_and_its_fix(
     assert line.startswith(
         f"mlxstack: Stack file {stack_file}, tier 'fast': unknown model 'nosuch' (looked in "
     )
-    fix = "point `catalog:` at a catalog that has it" if with_catalog else "add `catalog:` to "
+    fix = "point 'catalog:' at a catalog that has it" if with_catalog else "add 'catalog:' to "
     assert fix in line
     assert line.endswith(" or fix the model id")
     assert "--catalog" not in line  # refused with a stack file, so never suggested
