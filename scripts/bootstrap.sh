@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 # vllm-mlx pulls torchvision and through it torch. Pinning a CPU build first keeps ~3 GB of CUDA
-# packages out on Linux (see docs/install.md); override with TORCH_SPEC="" to let pip choose.
+# packages out on Linux (see the README's Set-up); override with TORCH_SPEC="" to let pip choose.
 TORCH_SPEC=${TORCH_SPEC-torch==2.13.0}
 
 stamp="$VENV/.mlxstack-installed"
