@@ -2,15 +2,16 @@
 
 For each repository: does it exist, is it gated (and how), is it private, which files and sizes
 does it hold, does a pinned revision exist, and what chat template does it ship. The answers are
-kept apart with care: the Hub answers 401 ``RepoNotFound`` to an anonymous request both for a
-repository that does not exist and for a private one, so that answer is reported as
-"private-or-missing", never as "gated". Only the Hub's own ``gated`` field or a ``GatedRepo``
-error code makes a repository gated.
+kept apart with care: the Hub answers ``RepoNotFound`` (401 to an anonymous request, 404 with a
+token) both for a repository that does not exist and for a private one the caller may not read,
+so that answer is reported as "private-or-missing", never as "missing" for sure and never as
+"gated". Only the Hub's own ``gated`` field or a ``GatedRepo`` error code makes a repository
+gated.
 
-Requests run concurrently (a bounded thread pool), and 429/5xx answers and dropped connections
-are retried with exponential backoff that honours ``Retry-After``. ``HF_ENDPOINT``, ``HF_TOKEN``
-and ``HF_HUB_OFFLINE`` are read when the client is built, not when ``huggingface_hub`` is
-imported, so a test can point the checks at a local Hub.
+Requests run concurrently (a bounded thread pool), and 429 and any 5xx answer and dropped
+connections are retried with exponential backoff that honours ``Retry-After``.
+``HF_ENDPOINT``, ``HF_TOKEN`` and ``HF_HUB_OFFLINE`` are read when the client is built, not when
+``huggingface_hub`` is imported, so a test can point the checks at a local Hub.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from pytest_mlxstack.catalog.modelfiles import (
 from pytest_mlxstack.checks import template_problems
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 SIZE_TOLERANCE = 0.25
 _TRUE = {"1", "on", "yes", "true"}
 
@@ -58,7 +58,8 @@ class Verdict(str, Enum):
 
     EXISTS = "exists"
     GATED = "gated"
-    MISSING = "missing"
+    # The Hub never says "does not exist" for sure: it answers RepoNotFound for a private
+    # repository the caller may not read just as for a missing one.
     PRIVATE_OR_MISSING = "private-or-missing"
     UNREACHABLE = "unreachable"
     ERROR = "error"
@@ -104,6 +105,11 @@ class RetryPolicy:
         return float(min(backoff * (0.75 + random.random() / 2), self.max_delay))
 
 
+def is_retryable(status: int | None) -> bool:
+    """429 (rate limited) and every 5xx answer are worth another attempt."""
+    return status is not None and (status == 429 or 500 <= status <= 599)
+
+
 @dataclass(frozen=True)
 class RepoReport:
     """Everything the Hub told us about one repository (at one pinned revision)."""
@@ -120,7 +126,14 @@ class RepoReport:
     files: dict[str, int | None] = field(default_factory=dict)
     template_file: str | None = None
     chat_template: str | None = None
+    # Why the chat template was not read although the repository exists: the files are gated
+    # and the token (if any) has no access. The template check is then not verified.
     template_unreadable: str | None = None
+    # Reading the template failed for another reason (5xx, dropped connection, an odd answer):
+    # what happened, and whether it was the Hub being unreachable or an error.
+    template_error: str | None = None
+    template_error_verdict: Verdict | None = None
+    authenticated: bool = False  # whether the requests carried a token
     attempts: int = 1
 
     @property
@@ -172,6 +185,7 @@ class HubClient:
         """One repository's report; never raises for what the Hub answers."""
         attempts = _Attempts()
         endpoint = self.settings.endpoint
+        authenticated = self.settings.token is not None
         if self.settings.offline:
             return RepoReport(
                 repo, revision, Verdict.SKIPPED, "HF_HUB_OFFLINE is set", endpoint, attempts=0
@@ -186,7 +200,15 @@ class HubClient:
                 info = self._with_retries(attempts, self._info, repo, None)
         except Exception as exc:  # every failure becomes a verdict: one failing test, no crash
             verdict, detail = self._classify(exc)
-            return RepoReport(repo, revision, verdict, detail, endpoint, attempts=attempts.count)
+            return RepoReport(
+                repo,
+                revision,
+                verdict,
+                detail,
+                endpoint,
+                authenticated=authenticated,
+                attempts=attempts.count,
+            )
         files = {s.rfilename: s.size for s in (info.siblings or [])}
         gated = info.gated if info.gated in ("auto", "manual") else None
         report = RepoReport(
@@ -200,6 +222,7 @@ class HubClient:
             sha=info.sha,
             revision_found=revision_found,
             files=files,
+            authenticated=authenticated,
             attempts=attempts.count,
         )
         if revision_found is False:
@@ -228,16 +251,18 @@ class HubClient:
                     attempts, self._fetch_text, report.repo, filename, revision
                 )
             except GatedRepoError:
+                who = "this token has no access" if report.authenticated else "no token was sent"
                 return replace(
                     report,
-                    template_unreadable="the files are gated and the token (if any) has no access",
+                    template_unreadable=f"its files are gated and {who}",
                     attempts=attempts.count,
                 )
-            except Exception as exc:
-                _, detail = self._classify(exc)
+            except Exception as exc:  # the template was not checked: say so, never pass
+                verdict, detail = self._classify(exc)
                 return replace(
                     report,
-                    template_unreadable=f"reading {filename} failed: {detail}",
+                    template_error=f"reading {filename} failed: {detail}",
+                    template_error_verdict=verdict,
                     attempts=attempts.count,
                 )
             template = chat_template_from(filename, text)
@@ -251,7 +276,7 @@ class HubClient:
         return replace(report, attempts=attempts.count)
 
     def _with_retries(self, attempts: _Attempts, call: Callable[..., T], *args: Any) -> T:
-        """``call(*args)``, retried on 429/5xx and transport errors with backoff."""
+        """``call(*args)``, retried on 429, any 5xx and transport errors, with backoff."""
         while True:
             attempts.count += 1
             try:
@@ -259,7 +284,7 @@ class HubClient:
             except HfHubHTTPError as exc:
                 response = exc.response
                 status = response.status_code if response is not None else None
-                if status not in RETRY_STATUSES or attempts.count >= self.retry.attempts:
+                if not is_retryable(status) or attempts.count >= self.retry.attempts:
                     raise
                 retry_after = _retry_after(response.headers) if response is not None else None
             except httpx.TransportError:
@@ -271,7 +296,8 @@ class HubClient:
     def _classify(self, exc: Exception) -> tuple[Verdict, str]:
         """Turn what ``huggingface_hub`` raised into a verdict and a one-line detail.
 
-        Only a ``GatedRepo`` error code means gated; ``RepoNotFound`` never does.
+        Only a ``GatedRepo`` error code means gated; ``RepoNotFound`` never does, and it never
+        proves that a repository does not exist either (a private one answers the same).
         """
         anonymous = self.settings.token is None
         if isinstance(exc, OfflineModeIsEnabled):
@@ -298,10 +324,12 @@ class HubClient:
                 )
             if status == 401:
                 return Verdict.PRIVATE_OR_MISSING, f"{answer} (the token cannot see it)"
-            return Verdict.MISSING, f"{answer}" + ("" if anonymous else " with a valid token")
+            return Verdict.PRIVATE_OR_MISSING, f"{answer}" + (
+                "" if anonymous else " with a valid token"
+            )
         if status == 401 and not anonymous:
             return Verdict.ERROR, f"{answer}: the Hub rejected the token ({message or 'no reason'})"
-        if status in RETRY_STATUSES:
+        if is_retryable(status):
             return Verdict.UNREACHABLE, f"{answer} after {self.retry.attempts} attempts"
         return Verdict.ERROR, answer + (f": {message}" if message else "")
 
@@ -319,8 +347,11 @@ def hub_problems(entry: CatalogEntry, quant: str, report: RepoReport) -> list[st
     source = entry.sources[quant]
     repo = report.repo
     where = f"sources.{quant}.hf_repo {repo}"
-    if report.verdict is Verdict.MISSING:
-        return [f"{where} does not exist on the Hub ({report.detail}); correct hf_repo"]
+    if report.verdict is Verdict.PRIVATE_OR_MISSING and report.authenticated:
+        return [
+            f"{where} does not exist on the Hub, or is private and this token has no access "
+            f"({report.detail}); correct hf_repo, or use a token of an account that can read it"
+        ]
     if report.verdict is Verdict.PRIVATE_OR_MISSING:
         return [
             f"{where} is missing or private ({report.detail}); correct hf_repo, or set HF_TOKEN "
@@ -367,10 +398,39 @@ def hub_problems(entry: CatalogEntry, quant: str, report: RepoReport) -> list[st
         problems.append(f"{where} has no config.json; point hf_repo at a complete model")
     if not has_tokenizer(names):
         problems.append(f"{where} has no tokenizer files; point hf_repo at a complete model")
-    if report.template_unreadable is None:
+    if report.template_error is not None:
+        problems.append(_template_error(report, where))
+    elif report.template_unreadable is None:
         problems += template_problems(entry, report.chat_template, where)
     problems += _size_problems(entry, quant, report, where)
     return problems
+
+
+def hub_unverified(entry: CatalogEntry, quant: str, report: RepoReport) -> list[str]:
+    """Checks the Hub did not let us make (gated files without access), each with its fix.
+
+    Only meaningful when ``hub_problems`` found nothing: a check left out is then reported
+    (pytest skips the test with this reason) instead of passing silently.
+    """
+    repo = report.repo
+    fix = "set HF_TOKEN to a token with access to check it"
+    if report.verdict is Verdict.GATED and report.sha is None and entry.gated:
+        return [f"contents of {repo} not verified: the Hub answered {report.detail}; {fix}"]
+    if report.verdict.found and report.template_unreadable is not None:
+        return [
+            f"chat template not verified: {repo} is gated ({report.template_unreadable}); {fix}"
+        ]
+    return []
+
+
+def _template_error(report: RepoReport, where: str) -> str:
+    what = (
+        f"the chat template of {where} could not be read from the Hub at {report.endpoint} "
+        f"({report.template_error}), so it was not checked"
+    )
+    if report.template_error_verdict is Verdict.UNREACHABLE:
+        return f"{what}; retry later, or set HF_HUB_OFFLINE=1 to skip the Hub checks"
+    return f"{what}; check hf_repo, its files and HF_TOKEN"
 
 
 def _size_problems(entry: CatalogEntry, quant: str, report: RepoReport, where: str) -> list[str]:

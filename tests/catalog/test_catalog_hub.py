@@ -9,7 +9,14 @@ import pytest
 from catalog_helpers import PLAIN_TEMPLATE, entry, model_files, publish
 
 from pytest_mlxstack.catalog import CatalogEntry, load_catalog
-from pytest_mlxstack.hub import HubClient, HubSettings, RetryPolicy, Verdict, hub_problems
+from pytest_mlxstack.hub import (
+    HubClient,
+    HubSettings,
+    RetryPolicy,
+    Verdict,
+    hub_problems,
+    hub_unverified,
+)
 from pytest_mlxstack.hubserver import LocalHub
 
 REPO = "mlx-community/Qwen3-8B-4bit"
@@ -53,8 +60,7 @@ def test_a_missing_repository_is_never_reported_as_gated(
     report = client(hub, token).inspect("mlx-community/Qwen3.5-8B-4bit")
     assert report.verdict is not Verdict.GATED
     assert report.gated_mode is None
-    expected = Verdict.PRIVATE_OR_MISSING if token is None else Verdict.MISSING
-    assert report.verdict is expected
+    assert report.verdict is Verdict.PRIVATE_OR_MISSING  # the Hub never says "missing" for sure
     (problem,) = hub_problems(
         CatalogEntry.model_validate(
             entry(
@@ -73,10 +79,24 @@ def test_anonymous_401_says_it_cannot_tell_missing_from_private(hub: LocalHub) -
     assert "set HF_TOKEN" in problem
 
 
-def test_with_a_token_a_missing_repo_is_missing(hub: LocalHub) -> None:
-    hub.add_token("hf_valid")
-    (problem,) = problems_for(hub, entry(), token="hf_valid")
-    assert "does not exist on the Hub (HTTP 404 RepoNotFound with a valid token)" in problem
+@pytest.mark.parametrize("published", [False, True], ids=["missing", "private-to-others"])
+def test_with_a_token_404_means_missing_or_private_without_access(
+    hub: LocalHub, published: bool
+) -> None:
+    """The Hub answers 404 RepoNotFound to a token for a private repository it cannot read too."""
+    hub.add_token("hf_other")
+    if published:
+        publish(hub, entry(), private=True, allowed_tokens=["hf_owner"])
+    report = client(hub, "hf_other").inspect(REPO)
+    assert report.verdict is Verdict.PRIVATE_OR_MISSING
+    assert report.authenticated is True
+    (problem,) = hub_problems(CatalogEntry.model_validate(entry()), "int4", report)
+    assert (
+        "does not exist on the Hub, or is private and this token has no access "
+        "(HTTP 404 RepoNotFound with a valid token); correct hf_repo, or use a token of an "
+        "account that can read it" in problem
+    )
+    assert "gated" not in problem
 
 
 def test_private_repo_readable_by_the_token_is_flagged_private(hub: LocalHub) -> None:
@@ -94,7 +114,8 @@ def test_gated_repo_reports_its_mode_and_must_match_the_entry(hub: LocalHub, mod
     report = client(hub).inspect(REPO)
     assert report.verdict is Verdict.GATED
     assert report.gated_mode == mode
-    assert report.template_unreadable is not None  # files need approval
+    assert report.template_unreadable == "its files are gated and no token was sent"
+    assert report.template_error is None
     (problem,) = hub_problems(CatalogEntry.model_validate(entry()), "int4", report)
     assert f"is gated ({mode} approval) on the Hub but the entry says gated: false" in problem
     assert problems_for(hub, entry(gated=True)) == []
@@ -114,6 +135,74 @@ def test_gated_answer_to_the_metadata_request_is_gated_without_details(hub: Loca
     assert problems_for(hub, entry(gated=True)) == []
 
 
+@pytest.mark.parametrize("token", [None, "hf_other"])
+def test_gated_files_without_access_leave_the_template_unverified_not_passed(
+    hub: LocalHub, token: str | None
+) -> None:
+    hub.add_token("hf_other")
+    hub.add_repo(
+        REPO,
+        model_files(template=PLAIN_TEMPLATE, weights_size=4_600_000_000),  # drops tools
+        gated="manual",
+        allowed_tokens=["hf_granted"],
+    )
+    gated_entry = CatalogEntry.model_validate(entry(gated=True))
+    report = client(hub, token).inspect(REPO)
+    assert hub_problems(gated_entry, "int4", report) == []
+    who = "no token was sent" if token is None else "this token has no access"
+    assert hub_unverified(gated_entry, "int4", report) == [
+        f"chat template not verified: {REPO} is gated (its files are gated and {who}); set "
+        "HF_TOKEN to a token with access to check it"
+    ]
+    granted = client(hub, "hf_granted").inspect(REPO)  # with access the check runs, and fails
+    assert hub_unverified(gated_entry, "int4", granted) == []
+    (problem,) = hub_problems(gated_entry, "int4", granted)
+    assert "never reads `tools`" in problem
+
+
+def test_gated_metadata_answer_leaves_the_contents_unverified(hub: LocalHub) -> None:
+    publish(hub, entry())
+    hub.fail_next(1, status=403, error_code="GatedRepo", match="/api/models/")
+    report = client(hub).inspect(REPO)
+    gated_entry = CatalogEntry.model_validate(entry(gated=True))
+    assert hub_problems(gated_entry, "int4", report) == []
+    (reason,) = hub_unverified(gated_entry, "int4", report)
+    assert reason.startswith(
+        f"contents of {REPO} not verified: the Hub answered HTTP 403 GatedRepo"
+    )
+
+
+@pytest.mark.parametrize("template", [PLAIN_TEMPLATE, None], ids=["drops-tools", "none"])
+def test_a_template_that_cannot_be_fetched_is_a_problem(
+    hub: LocalHub, template: str | None
+) -> None:
+    """A 503 on the template file must fail the entry, whatever the template would have said."""
+    hub.add_repo(REPO, model_files(template=template, weights_size=4_600_000_000))
+    hub.fail_next(100, status=503, match="/resolve/")
+    report = client(hub).inspect(REPO)
+    assert report.verdict is Verdict.EXISTS
+    assert report.template_error_verdict is Verdict.UNREACHABLE
+    e = CatalogEntry.model_validate(entry())
+    (problem,) = hub_problems(e, "int4", report)
+    assert problem == (
+        f"the chat template of sources.int4.hf_repo {REPO} could not be read from the Hub at "
+        f"{hub.url} (reading tokenizer_config.json failed: HTTP 503 after 4 attempts), so it was "
+        "not checked; retry later, or set HF_HUB_OFFLINE=1 to skip the Hub checks"
+    )
+    assert hub_unverified(e, "int4", report) == []
+
+
+def test_a_template_answer_that_is_an_error_is_a_problem(hub: LocalHub) -> None:
+    publish(hub, entry())
+    hub.fail_next(1, status=400, match="/resolve/")
+    report = client(hub).inspect(REPO)
+    assert report.template_error_verdict is Verdict.ERROR
+    (problem,) = hub_problems(CatalogEntry.model_validate(entry()), "int4", report)
+    assert "could not be read from the Hub" in problem
+    assert "HTTP 400" in problem
+    assert problem.endswith("check hf_repo, its files and HF_TOKEN")
+
+
 def test_entry_claiming_gated_for_an_open_repo_fails(hub: LocalHub) -> None:
     publish(hub, entry())
     (problem,) = problems_for(hub, entry(gated=True))
@@ -128,6 +217,37 @@ def test_retries_5xx_then_succeeds(hub: LocalHub) -> None:
     assert report.attempts == 4  # 3 for the info, 1 for the template
     statuses = [r.status for r in hub.requests if r.path.startswith("/api/models/")]
     assert statuses == [503, 503, 200]
+
+
+@pytest.mark.parametrize("status", [500, 501, 505, 507, 508, 511, 599])
+def test_any_5xx_is_retried(hub: LocalHub, status: int) -> None:
+    publish(hub, entry())
+    hub.fail_next(1, status=status, match="/api/models/")
+    report = client(hub).inspect(REPO)
+    assert report.verdict is Verdict.EXISTS, report.detail
+    statuses = [r.status for r in hub.requests if r.path.startswith("/api/models/")]
+    assert statuses == [status, 200]
+
+
+@pytest.mark.parametrize("status", [501, 507])
+def test_persistent_unusual_5xx_is_unreachable_after_every_attempt(
+    hub: LocalHub, status: int
+) -> None:
+    publish(hub, entry())
+    hub.fail_next(100, status=status, match="/api/models/")
+    report = client(hub).inspect(REPO)
+    assert report.verdict is Verdict.UNREACHABLE
+    assert report.attempts == 4
+    assert report.detail == f"HTTP {status} after 4 attempts"
+
+
+@pytest.mark.parametrize("status", [400, 405, 418])
+def test_4xx_other_than_429_is_not_retried(hub: LocalHub, status: int) -> None:
+    publish(hub, entry())
+    hub.fail_next(1, status=status, match="/api/models/")
+    report = client(hub).inspect(REPO)
+    assert report.verdict is Verdict.ERROR
+    assert report.attempts == 1
 
 
 def test_429_waits_as_long_as_retry_after_says(hub: LocalHub) -> None:

@@ -96,7 +96,8 @@ def test_with_a_token_missing_and_private_differ(
     result.stdout.fnmatch_lines(
         [
             "*private-8b-4bit is private on the Hub*",
-            "*Qwen3.5-8B-4bit does not exist on the Hub (HTTP 404 RepoNotFound with a valid*",
+            "*Qwen3.5-8B-4bit does not exist on the Hub, or is private and this token has no "
+            "access (HTTP 404 RepoNotFound with a valid token)*",
         ]
     )
 
@@ -199,6 +200,42 @@ def test_under_xdist_every_test_runs_once(pytester: pytest.Pytester, local_hub: 
     result = pytester.runpytest_subprocess("--mlx-catalog=catalog", "-n", "2", "-p", "xdist")
     result.assert_outcomes(passed=7, failed=1, skipped=1)
     result.stdout.fnmatch_lines(["*FAILED *test_hub[[]qwen3.5-8b-int4[]]*"])
+
+
+def test_unreadable_chat_template_fails_the_hub_test(
+    pytester: pytest.Pytester, local_hub: LocalHub
+) -> None:
+    publish(local_hub, GOOD)
+    local_hub.fail_next(100, status=503, match="/resolve/")
+    write_catalog(pytester, GOOD)
+    result = pytester.runpytest("--mlx-catalog=catalog", "-k", "test_hub")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the chat template of sources.int4.hf_repo mlx-community/Qwen3-8B-4bit could not be "
+            "read from the Hub at * (reading tokenizer_config.json failed: HTTP 503 after 4 "
+            "attempts), so it was not checked; retry later*"
+        ]
+    )
+
+
+def test_gated_tool_repo_without_access_skips_with_the_reason(
+    pytester: pytest.Pytester, local_hub: LocalHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gated = entry(gated=True)  # a tool-calling entry whose template must read `tools`
+    publish(local_hub, gated, gated="manual", allowed_tokens=["hf_granted"])
+    write_catalog(pytester, gated)
+    anonymous = pytester.runpytest("--mlx-catalog=catalog", "-k", "test_hub", "-rs")
+    anonymous.assert_outcomes(skipped=1)
+    anonymous.stdout.fnmatch_lines(
+        [
+            "*chat template not verified: mlx-community/Qwen3-8B-4bit is gated (its files are "
+            "gated and no token was sent); set HF_TOKEN to a token with access to check it*"
+        ]
+    )
+    monkeypatch.setenv("HF_TOKEN", "hf_granted")
+    granted = pytester.runpytest("--mlx-catalog=catalog", "-k", "test_hub")
+    granted.assert_outcomes(passed=1)
 
 
 @pytest.mark.parametrize("value", ["0", "many"])
