@@ -9,23 +9,28 @@ so that answer is reported as "private-or-missing", never as "missing" for sure 
 gated.
 
 Requests run concurrently (a bounded thread pool), and 429 and any 5xx answer and dropped
-connections are retried with exponential backoff that honours ``Retry-After``.
+connections are retried with exponential backoff that honours ``Retry-After``. Under pytest-xdist
+``inspect_shared`` lets one process ask and the others read its answers from a file.
 ``HF_ENDPOINT``, ``HF_TOKEN`` and ``HF_HUB_OFFLINE`` are read when the client is built, not when
 ``huggingface_hub`` is imported, so a test can point the checks at a local Hub.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from filelock import FileLock
 from huggingface_hub import HfApi, get_session, get_token, hf_hub_url, hf_raise_for_status
 from huggingface_hub.errors import (
     DisabledRepoError,
@@ -37,6 +42,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
+from pytest_mlxstack.atomic import write_json_atomic
 from pytest_mlxstack.catalog import CatalogEntry
 from pytest_mlxstack.catalog.modelfiles import (
     chat_template_from,
@@ -47,6 +53,7 @@ from pytest_mlxstack.catalog.modelfiles import (
 from pytest_mlxstack.checks import template_problems
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+REPORTS_FORMAT = 1  # version of the shared reports file written by ``inspect_shared``
 SIZE_TOLERANCE = 0.25
 _TRUE = {"1", "on", "yes", "true"}
 
@@ -143,6 +150,22 @@ class RepoReport:
         if not sizes or any(s is None for s in sizes):
             return None
         return sum(s for s in sizes if s is not None)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values (``from_json`` reads them back)."""
+        data = asdict(self)
+        data["verdict"] = self.verdict.value
+        if self.template_error_verdict is not None:
+            data["template_error_verdict"] = self.template_error_verdict.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RepoReport:
+        values = dict(data)
+        values["verdict"] = Verdict(values["verdict"])
+        if values.get("template_error_verdict") is not None:
+            values["template_error_verdict"] = Verdict(values["template_error_verdict"])
+        return cls(**values)
 
 
 class _Attempts:
@@ -445,3 +468,41 @@ def _size_problems(entry: CatalogEntry, quant: str, report: RepoReport, where: s
         f"{where} weights take {on_hub:.2f} GB on the Hub but sources.{quant}.disk_size_gb says "
         f"{declared:g} (more than {SIZE_TOLERANCE:.0%} apart); set disk_size_gb to {on_hub:.2f}"
     ]
+
+
+def inspect_shared(
+    client: HubClient, targets: Iterable[tuple[str, str | None]], directory: Path
+) -> dict[tuple[str, str | None], RepoReport]:
+    """``client.inspect_many(targets)``, asked once for all processes sharing ``directory``.
+
+    pytest-xdist workers each collect every test, so each would ask the Hub about every
+    repository. Here the first process to take the lock asks about all of them and writes the
+    reports (atomically); the others wait for the lock and read them, asking only about
+    targets the file lacks. The file is keyed by endpoint and token, so different
+    credentials never share answers.
+    """
+    wanted = list(dict.fromkeys(targets))
+    settings = client.settings
+    token_digest = hashlib.sha256((settings.token or "").encode()).hexdigest()
+    key = hashlib.sha256(f"{settings.endpoint}\0{token_digest}".encode()).hexdigest()[:16]
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"hub-reports-{key}.json"
+    with FileLock(str(directory / f"hub-reports-{key}.lock")):
+        known = _read_reports(path)
+        missing = [t for t in wanted if t not in known]
+        if missing:
+            known.update(client.inspect_many(missing))
+            rows = [[repo, rev, report.to_json()] for (repo, rev), report in known.items()]
+            write_json_atomic(path, {"format": REPORTS_FORMAT, "reports": rows})
+    return {t: known[t] for t in wanted}
+
+
+def _read_reports(path: Path) -> dict[tuple[str, str | None], RepoReport]:
+    """Reports another process wrote; empty when there are none or they cannot be read."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != REPORTS_FORMAT:
+            return {}
+        return {(repo, rev): RepoReport.from_json(report) for repo, rev, report in data["reports"]}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}

@@ -2,8 +2,9 @@
 
 One test per entry and check (``test_benchmarks[qwen3-8b]``) or per source and check
 (``test_hub[qwen3-8b-int4]``). Structural checks run offline; the Hub checks of every selected
-source are asked concurrently once per session (per xdist worker) and each ``test_hub`` item
-then reports its own source. No model is downloaded.
+source are asked concurrently once per run (under xdist one worker asks and the others read its
+answers, see ``hub.inspect_shared``) and each ``test_hub`` item then reports its own source. No
+model is downloaded.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from pytest_mlxstack.hub import (
     Verdict,
     hub_problems,
     hub_unverified,
+    inspect_shared,
 )
-from pytest_mlxstack.wiring.catalog import CATALOG_RUN, MARKER, CatalogRun
+from pytest_mlxstack.wiring.catalog import CATALOG_RUN, MARKER, CatalogRun, shared_hub_dir
 
 pytestmark = getattr(pytest.mark, MARKER)  # catalog_validation, registered by the wiring
 
@@ -87,7 +89,11 @@ def test_local_files(case: Case) -> None:
 
 @pytest.fixture(scope="session")
 def hub_reports(request: pytest.FixtureRequest) -> dict[tuple[str, str | None], RepoReport]:
-    """Hub reports for the Hub sources of every selected ``test_hub`` item, asked concurrently."""
+    """Hub reports for the Hub sources of every selected ``test_hub`` item, asked concurrently.
+
+    Under xdist every worker collects every item: the reports are then asked once for the whole
+    run and shared through a file in the directory the controller hands its workers.
+    """
     settings = HubSettings.from_env()
     if settings.offline:
         return {}
@@ -101,7 +107,11 @@ def hub_reports(request: pytest.FixtureRequest) -> dict[tuple[str, str | None], 
         source = entry.sources[quant]
         if source.hf_repo is not None:
             targets.append((source.hf_repo, source.revision))
-    return HubClient(settings, workers=run.hub_workers).inspect_many(targets)
+    client = HubClient(settings, workers=run.hub_workers)
+    shared = shared_hub_dir(request.config)
+    if shared is None:
+        return client.inspect_many(targets)
+    return inspect_shared(client, targets, shared)
 
 
 def test_hub(case: Case, request: pytest.FixtureRequest) -> None:

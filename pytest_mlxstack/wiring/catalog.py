@@ -4,14 +4,19 @@ With ``--mlx-catalog`` (or the ``mlx_catalog`` ini key) the catalog is loaded at
 so a broken one stops the run with a one-sentence ``UsageError`` before anything is collected,
 and the built-in tier-1 suite (``pytest_mlxstack/suites/catalog_suite.py``) is added to the
 collection arguments. Without explicit paths only the suite runs, so it works in a repository
-with no test files; under xdist every worker adds it the same way from the same options.
+with no test files; under xdist every worker adds it the same way from the same options, and the
+controller hands its workers one directory (``workerinput``) where the Hub's answers are shared,
+so a run asks about each repository once whatever ``-n`` is.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +37,9 @@ class CatalogRun:
 
 
 CATALOG_RUN = pytest.StashKey[CatalogRun]()
+# The controller's directory for the Hub answers its xdist workers share, made on first use.
+_SHARED_DIR = pytest.StashKey[Path]()
+SHARED_DIR_KEY = "mlxstack_catalog_hub_dir"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,6 +89,32 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args[:] = [suite]  # no paths given: run only the suite (testpaths ignored)
     elif suite not in config.args:
         config.args.append(suite)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: every worker shares one directory for the Hub's answers."""
+    config: pytest.Config = node.config
+    if CATALOG_RUN not in config.stash:
+        return
+    if _SHARED_DIR not in config.stash:
+        config.stash[_SHARED_DIR] = Path(tempfile.mkdtemp(prefix="mlxstack-catalog-hub-"))
+    node.workerinput[SHARED_DIR_KEY] = str(config.stash[_SHARED_DIR])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The controller removes the shared directory once its workers are gone."""
+    shared = config.stash.get(_SHARED_DIR, None)
+    if shared is not None:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def shared_hub_dir(config: pytest.Config) -> Path | None:
+    """On an xdist worker, the directory where the run's Hub answers are shared; else None."""
+    workerinput = getattr(config, "workerinput", None)
+    if not isinstance(workerinput, dict) or SHARED_DIR_KEY not in workerinput:
+        return None
+    return Path(str(workerinput[SHARED_DIR_KEY]))
 
 
 def _catalog_path(config: pytest.Config) -> Path | None:

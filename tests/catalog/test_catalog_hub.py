@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +13,12 @@ from pytest_mlxstack.catalog import CatalogEntry, load_catalog
 from pytest_mlxstack.hub import (
     HubClient,
     HubSettings,
+    RepoReport,
     RetryPolicy,
     Verdict,
     hub_problems,
     hub_unverified,
+    inspect_shared,
 )
 from pytest_mlxstack.hubserver import LocalHub
 
@@ -393,3 +396,33 @@ def test_every_shipped_source_checks_clean_against_a_faithful_hub(hub: LocalHub)
     for e in catalog:
         for quant, s in e.sources.items():
             assert hub_problems(e, quant, reports[(s.hf_repo, s.revision)]) == [], e.id  # type: ignore[index]
+
+
+def _model_requests(hub: LocalHub) -> list[str]:
+    return [r.path for r in hub.requests if "/api/models/" in r.path or "/resolve/" in r.path]
+
+
+def test_shared_reports_are_asked_once_and_read_back_equal(hub: LocalHub, tmp_path: Path) -> None:
+    """What xdist workers do: the first asks and writes, the next only reads."""
+    repos = [f"org/model-{i}" for i in range(3)]
+    for repo in repos:
+        hub.add_repo(repo, model_files())
+    hub.add_token("hf_valid")
+    targets = [(r, None) for r in [*repos, "org/missing"]]
+    first = inspect_shared(client(hub), targets, tmp_path)
+    asked = len(_model_requests(hub))
+    assert asked == 3 * 2 + 1  # info and template per repository, info for the missing one
+    second = inspect_shared(client(hub), targets, tmp_path)
+    assert len(_model_requests(hub)) == asked  # read back, not asked again
+    assert second == first
+    assert second[("org/missing", None)].verdict is Verdict.PRIVATE_OR_MISSING
+    assert (
+        RepoReport.from_json(json.loads(json.dumps(first[targets[0]].to_json())))
+        == first[targets[0]]
+    )
+    hub.add_repo("org/late", model_files())
+    more = inspect_shared(client(hub), [*targets, ("org/late", None)], tmp_path)
+    assert len(_model_requests(hub)) == asked + 2  # only the target the file lacked
+    assert more[("org/late", None)].verdict is Verdict.EXISTS
+    other_token = inspect_shared(client(hub, "hf_valid"), targets[:1], tmp_path)
+    assert other_token[targets[0]].authenticated  # other credentials never share answers

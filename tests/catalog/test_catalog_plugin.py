@@ -202,6 +202,36 @@ def test_under_xdist_every_test_runs_once(pytester: pytest.Pytester, local_hub: 
     result.stdout.fnmatch_lines(["*FAILED *test_hub[[]qwen3.5-8b-int4[]]*"])
 
 
+def _model_requests(hub: LocalHub) -> int:
+    """Requests about repositories (what a rate limit counts), not huggingface_hub's own."""
+    return sum("/api/models/" in r.path or "/resolve/" in r.path for r in hub.requests)
+
+
+def test_under_xdist_the_hub_is_asked_once_per_run(
+    pytester: pytest.Pytester, local_hub: LocalHub
+) -> None:
+    """Every worker collects every test_hub item; still one inspection per repository."""
+    entries = [
+        entry(id=f"m{i}", sources={"int4": {"hf_repo": f"org/m{i}", "disk_size_gb": 4.6}})
+        for i in range(6)
+    ]
+    for data in entries:
+        publish(local_hub, data)
+    write_catalog(pytester, *entries)
+    counts = {}
+    for workers in ("0", "2"):
+        local_hub.clear_requests()
+        result = pytester.runpytest_subprocess(
+            "--mlx-catalog=catalog", "-k", "test_hub", "-v", "-n", workers, "-p", "xdist"
+        )
+        result.assert_outcomes(passed=6)
+        counts[workers] = _model_requests(local_hub)
+        if workers == "2":  # both workers ran test_hub items (each would have asked for all)
+            ran_on = {line.split()[0] for line in result.outlines if "PASSED ::test_hub" in line}
+            assert ran_on == {"[gw0]", "[gw1]"}, result.outlines
+    assert counts == {"0": 12, "2": 12}  # model info and chat template per repository
+
+
 def test_unreadable_chat_template_fails_the_hub_test(
     pytester: pytest.Pytester, local_hub: LocalHub
 ) -> None:
