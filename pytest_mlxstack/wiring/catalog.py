@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from huggingface_hub import constants as hf_constants
 
 from pytest_mlxstack.catalog import Catalog, CatalogError, default_catalog_path, load_catalog
 from pytest_mlxstack.hubserver import LocalHub
@@ -162,15 +163,26 @@ def _hub_workers(config: pytest.Config) -> int:
 
 
 @pytest.fixture
-def local_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
+def local_hub(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalHub]:
     """A running local Hugging Face Hub on 127.0.0.1, empty until ``add_repo`` is called.
 
-    ``HF_ENDPOINT`` points at it for the test, and ``HF_TOKEN``/``HF_HUB_OFFLINE`` are cleared
-    so requests are anonymous and online unless the test sets them. ``huggingface_hub`` reads
-    ``HF_ENDPOINT`` once at import: pass ``endpoint=local_hub.url`` to its functions.
+    ``HF_ENDPOINT`` points at it for the test, ``HF_HUB_OFFLINE`` is cleared, and every way
+    ``huggingface_hub`` finds a token is turned off (``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN``,
+    OIDC, and the token file of ``hf auth login``: ``HF_TOKEN_PATH`` points at a file that does
+    not exist), so requests are anonymous and online even on a developer's logged-in machine,
+    unless the test sets ``HF_TOKEN``. ``huggingface_hub`` reads ``HF_ENDPOINT`` once at import:
+    pass ``endpoint=local_hub.url`` to its functions.
     """
+    no_token_file = str(tmp_path_factory.mktemp("local-hub") / "no-token")
     with LocalHub() as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        monkeypatch.delenv("HF_TOKEN", raising=False)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE", "HF_OIDC_ID_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        # For processes the test starts (they read HF_TOKEN_PATH at import) ...
+        monkeypatch.setenv("HF_TOKEN_PATH", no_token_file)
+        # ... and for this one, where huggingface_hub read it at import already.
+        monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", no_token_file)
         yield hub

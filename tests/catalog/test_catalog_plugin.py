@@ -268,6 +268,42 @@ def test_gated_tool_repo_without_access_skips_with_the_reason(
     granted.assert_outcomes(passed=1)
 
 
+@pytest.mark.parametrize("login", ["token-file", "legacy-variable"])
+def test_local_hub_is_anonymous_on_a_logged_in_machine(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, login: str
+) -> None:
+    """A stored token (hf auth login) or HUGGING_FACE_HUB_TOKEN must not reach the local Hub."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    token_file = tmp_path / "hf-home" / "token"
+    token_file.parent.mkdir()
+    token_file.write_text("hf_stored_login_token\n")
+    monkeypatch.setenv("HF_TOKEN_PATH", str(token_file))  # read when huggingface_hub imports
+    if login == "legacy-variable":
+        monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "hf_legacy_variable")
+    pytester.makepyfile(
+        test_anonymous="""
+        import subprocess, sys
+        from huggingface_hub import HfApi, get_token
+        from pytest_mlxstack.hub import HubSettings
+
+        def test_anonymous(local_hub):
+            local_hub.add_repo("org/model", {"config.json": "{}"})
+            assert get_token() is None
+            assert HubSettings.from_env().token is None
+            HfApi(endpoint=local_hub.url).model_info("org/model")
+            assert [r.authenticated for r in local_hub.requests if "/api/models/" in r.path] == [
+                False
+            ]
+            child = "from huggingface_hub import get_token; print(get_token())"
+            out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+            assert out.stdout.strip() == "None"  # processes the test starts too
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize("value", ["0", "many"])
 def test_bad_hub_workers_is_a_usage_error(pytester: pytest.Pytester, value: str) -> None:
     write_catalog(pytester, GOOD)
