@@ -61,12 +61,39 @@ def test_shipped_catalog_passes_every_structural_check() -> None:
                 assert check(e, quant) == [], (e.id, quant)
 
 
+EVIDENCED_FILE = Path(__file__).with_name("evidenced_repos.txt")
+
+
+def evidenced_repos() -> set[str]:
+    """The allow-list: one Hub id a line, ``#`` comments (copied from the evidence file)."""
+    lines = EVIDENCED_FILE.read_text(encoding="utf-8").splitlines()
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
 def test_shipped_repositories_all_have_evidence() -> None:
     catalog = load_catalog()
     repos = {s.hf_repo for e in catalog for s in e.sources.values()}
     assert not repos & UNEVIDENCED
     assert all(r is not None and r.startswith("mlx-community/") for r in repos)
     assert all(e.evidence is not None and e.evidence.sources for e in catalog)
+
+
+def test_every_shipped_repository_id_is_on_the_evidenced_list() -> None:
+    """Each hf_repo and convert_from of catalog/*.yaml, not only those we know to be wrong."""
+    allowed = evidenced_repos()
+    assert not allowed & UNEVIDENCED, "the evidence file says these have no evidence"
+    unlisted = []
+    for path in sorted((REPO / "catalog").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for quant, source in data["sources"].items():
+            for key in ("hf_repo", "convert_from"):
+                value = source.get(key)
+                if value is not None and value not in allowed:
+                    unlisted.append(f"{path.name}: sources.{quant}.{key} {value}")
+    assert unlisted == [], (
+        f"ids without evidence; add the evidence to the evidence file and the id to "
+        f"{EVIDENCED_FILE.name}, or remove them"
+    )
 
 
 def test_shipped_parsers_follow_the_evidence() -> None:
