@@ -49,6 +49,38 @@ _TYPE_WORDS = {
 }
 
 
+class _DuplicateKeyError(yaml.YAMLError):
+    """A mapping that names the same key twice (plain YAML keeps the last one silently)."""
+
+    def __init__(self, key: Any, line: int, first_line: int) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys in a mapping.
+
+    With two ``int4:`` under ``sources`` the plain loader keeps the second and drops the first
+    without a word, so a catalog could ship a source nobody reviewed. Merge keys (``<<``) may
+    still be overridden, as YAML intends.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:
+                    continue  # an unhashable key: the base class reports it
+                if first != key_node.start_mark.line + 1:
+                    raise _DuplicateKeyError(key, key_node.start_mark.line + 1, first)
+        return super().construct_mapping(node, deep)
+
+
 def default_catalog_path() -> Path:
     """The shipped catalog: ``catalog_data`` in a wheel, else the checkout's ``catalog/``."""
     for candidate in (_PACKAGE_DIR / "catalog_data", _PACKAGE_DIR.parent / "catalog"):
@@ -144,7 +176,14 @@ def _load_file(file: Path) -> list[CatalogEntry]:
             file=file,
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    except _DuplicateKeyError as exc:
+        raise CatalogError(
+            f"the key {_describe(exc.key)} appears twice in one mapping, at lines "
+            f"{exc.first_line} and {exc.line} (YAML would silently keep only the last)",
+            f"keep one {_describe(exc.key)} there: merge the two or remove one",
+            file=file,
+        ) from None
     except yaml.YAMLError as exc:
         raise CatalogError(_yaml_problem(exc), "fix the YAML syntax there", file=file) from None
     if data is None:
@@ -210,6 +249,8 @@ def _explain(error: ErrorDetails, raw: dict[str, Any]) -> tuple[str, str, str]:
         }[kind]
         extra = " (scores run from 0 to 100)" if loc and loc[0] == "quality" else ""
         return f"is {value!r} but must be {bound}{extra}", f"write a number {bound}", where
+    if kind == "finite_number":
+        return f"is {value!r}, not a finite number", "write a finite number", where
     if kind == "string_too_short":
         return "is empty", "write a non-empty text", where
     if kind == "literal_error":

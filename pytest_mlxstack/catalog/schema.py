@@ -24,7 +24,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from pytest_mlxstack.catalog.parsers import parser_registry
+from pytest_mlxstack.catalog.parsers import (
+    FALLBACK_REASONING_PARSERS,
+    FALLBACK_TOOL_PARSERS,
+    parser_registry,
+)
 from pytest_mlxstack.catalog.vocabulary import QUANTIZATIONS
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -49,9 +53,13 @@ def _choices(names: frozenset[str] | set[str]) -> str:
 
 
 class _Strict(BaseModel):
-    """Unknown keys are errors: a misspelt key must not silently fall back to a default."""
+    """Unknown keys are errors: a misspelt key must not silently fall back to a default.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ``.inf`` and ``.nan`` are rejected too: they pass ``gt=0`` (or every comparison) and
+    would poison sizes, speeds and scores.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Source(_Strict):
@@ -297,10 +305,20 @@ class CatalogEntry(_Strict):
 
 
 def catalog_entry_json_schema() -> dict[str, Any]:
-    """The JSON Schema editors use to validate one catalog YAML file."""
+    """The JSON Schema editors use to validate one catalog YAML file.
+
+    Parser names are the built-in vllm-mlx 0.6.0 lists, so the exported file is the same on
+    every machine; the loader itself checks against the installed vllm-mlx.
+    """
     schema = CatalogEntry.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "pytest-mlxstack catalog entry"
     schema["properties"]["sources"]["propertyNames"] = {"enum": sorted(QUANTIZATIONS)}
     schema["properties"]["benchmarks"]["propertyNames"] = {"pattern": ID_PATTERN.pattern}
+    capabilities = schema["$defs"]["Capabilities"]["properties"]
+    for name, known in (
+        ("tool_call_parser", FALLBACK_TOOL_PARSERS),
+        ("reasoning_parser", FALLBACK_REASONING_PARSERS),
+    ):
+        capabilities[name]["anyOf"] = [{"type": "string", "enum": sorted(known)}, {"type": "null"}]
     return schema

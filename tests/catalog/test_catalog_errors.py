@@ -33,6 +33,11 @@ class Case:
     target: str | None = None  # load this file name instead of the folder
 
 
+# Two int4 sources in one file: plain YAML keeps the second and drops the first silently.
+DUPLICATE_INT4 = dump(VALID_ENTRY).replace(
+    "sources:\n", "sources:\n  int4:\n    hf_repo: org/other\n    disk_size_gb: 4.6\n", 1
+)
+
 CASES: dict[str, Case] = {
     "bad-yaml": Case(
         {"m.yaml": "id: x\nsources: {int4: [unclosed\n"},
@@ -195,6 +200,23 @@ CASES: dict[str, Case] = {
     "entry-without-id": Case(
         {"m.yaml": entry(id=None)}, "m.yaml", "<no id>", "id", "add id: a slug"
     ),
+    "duplicate-key": Case(
+        {"m.yaml": DUPLICATE_INT4}, "m.yaml", None, None, "keep one 'int4' there"
+    ),
+    "infinite-number": Case(
+        {"m.yaml": dump(VALID_ENTRY).replace("params_b: 8.2", "params_b: .inf")},
+        "m.yaml",
+        "qwen3-8b",
+        "params_b",
+        "write a finite number",
+    ),
+    "nan-size": Case(
+        {"m.yaml": entry(**_sources(int4={"hf_repo": "a/b", "disk_size_gb": float("nan")}))},
+        "m.yaml",
+        "qwen3-8b",
+        "sources.int4.disk_size_gb",
+        "write a finite number",
+    ),
     "bad-revision": Case(
         {
             "m.yaml": entry(
@@ -254,6 +276,28 @@ def test_yaml_error_names_the_line(write_catalog: WriteCatalog) -> None:
     folder = write_catalog({"m.yaml": "id: x\nname: [\n"})
     with pytest.raises(CatalogError, match=r"is not valid YAML at line 3"):
         load_catalog(folder)
+
+
+def test_duplicate_key_names_the_key_and_both_lines(write_catalog: WriteCatalog) -> None:
+    folder = write_catalog({"m.yaml": DUPLICATE_INT4})
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(folder)
+    assert str(caught.value) == (
+        f"Catalog file {folder / 'm.yaml'}: the key 'int4' appears twice in one mapping, at "
+        "lines 8 and 11 (YAML would silently keep only the last); keep one 'int4' there: merge "
+        "the two or remove one."
+    )
+
+
+def test_merge_keys_may_still_be_overridden(write_catalog: WriteCatalog) -> None:
+    """``<<: *anchor`` then the same key is YAML's override, not a duplicate."""
+    text = dump(VALID_ENTRY).replace(
+        "benchmarks:\n  m4-pro-48gb:\n",
+        "benchmarks:\n  m4-max-128gb: &bench {gen_tps: 40, memory_gb: 5.1}\n"
+        "  m4-pro-48gb:\n    <<: *bench\n",
+    )
+    catalog = load_catalog(write_catalog({"m.yaml": text}))
+    assert catalog.get("qwen3-8b").benchmarks["m4-pro-48gb"].gen_tps == 40
 
 
 def test_unreadable_bytes_are_a_sentence(tmp_path: Path) -> None:

@@ -152,6 +152,11 @@ def test_json_schema_accepts_the_shipped_files_and_rejects_broken_ones() -> None
     broken = entry(sources={"int9": {"hf_repo": "Qwen3-8B-4bit", "disk_size_gb": 1}})
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(broken))
     assert errors
+    validator = jsonschema.Draft202012Validator(schema)
+    for field, name in (("tool_call_parser", "qwen35"), ("reasoning_parser", "qwen3_5")):
+        caps = {**entry()["capabilities"], field: name}  # names vllm-mlx does not have
+        assert list(validator.iter_errors(entry(capabilities=caps))), field
+        assert not list(validator.iter_errors(entry(capabilities={**caps, field: None}))), field
 
 
 def test_parser_names_are_read_from_vllm_mlx_without_importing_it() -> None:
