@@ -9,6 +9,7 @@ written to a file only the user can read and is printed only with ``--show-key``
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import os
 import re
@@ -119,7 +120,7 @@ def _up(args: argparse.Namespace) -> int:
             spec,
             manager=manager,
             directory=stack_directory(home, stack_id),
-            pull=ModelCache(default_cache_dir()).pull,
+            pull=functools.partial(ModelCache(default_cache_dir()).pull, on_progress=_say),
             stack_id=stack_id,
             labels={ORIGIN_LABEL: CLI_ORIGIN},
         )
@@ -285,6 +286,11 @@ def _imports(module: str) -> bool:
     except Exception:  # ImportError, or whatever a broken installation raises
         return False
     return True
+
+
+def _say(line: str) -> None:
+    """A progress line (a model download) on stderr, so that stdout stays the summary."""
+    print(f"mlxstack: {line}", file=sys.stderr, flush=True)
 
 
 def _one_line(exc: Exception) -> str:

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import openai
 import pytest
+import yaml
 from stack_helpers import bindable, files_containing, live_pids
 
+import pytest_mlxstack.fixture_models
 from pytest_mlxstack import skip_no_litellm, skip_no_mlx_backend, skip_no_openai, skip_no_vllm
+from pytest_mlxstack.hubserver import LocalHub
 from pytest_mlxstack.probe_prompts import GREETING, WEATHER_TOOL, weather
 from pytest_mlxstack.registry import PidRegistry
 
@@ -338,3 +341,31 @@ def test_unknown_model_in_a_stack_file_names_the_file_and_its_fix(
     assert line.endswith(" or fix the model id")
     assert "--catalog" not in line  # refused with a stack file, so never suggested
     assert nothing_started(home)
+
+
+def test_up_downloads_a_hub_model_into_the_cache_and_says_so(home: Path, tmp_path: Path) -> None:
+    # the fixture model published on a local Hub: 'up' must fetch it through huggingface_hub
+    fixture = Path(pytest_mlxstack.fixture_models.__file__).parent / "tiny-chat"
+    files = {p.name: p.read_bytes() for p in fixture.iterdir() if p.name != "BUILD.json"}
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    entry = yaml.safe_load((fixture.parent / "catalog" / "tiny-chat.yaml").read_text())
+    entry["sources"] = {"bf16": {"hf_repo": "tiny-org/tiny-chat-mlx", "disk_size_gb": 0.00095}}
+    (catalog / "tiny-chat.yaml").write_text(yaml.safe_dump(entry))
+    cache = tmp_path / "cache"
+    with LocalHub() as hub:
+        hub.add_repo("tiny-org/tiny-chat-mlx", files)
+        env = {"HF_ENDPOINT": hub.url, "MLXSTACK_CACHE_DIR": str(cache), "HF_TOKEN": ""}
+        up = mlxstack(
+            "up", "--catalog", str(catalog), "--model", "tiny-chat", "--no-litellm", "--detach",
+            home=home, env=env,
+        )  # fmt: skip
+        assert up.returncode == 0, up.stderr
+    assert "mlxstack: downloading tiny-org/tiny-chat-mlx@main into" in up.stderr
+    assert re.search(r"mlxstack: downloaded tiny-org/tiny-chat-mlx: [\d.]+ [kM]B in", up.stderr)
+    assert "downloading" not in up.stdout  # stdout stays the summary a script can read
+    assert sorted(p.name for p in cache.rglob("model.safetensors")) == ["model.safetensors"]
+    status = mlxstack("status", home=home)
+    assert "tiny-chat:bf16" in status.stdout, status.stdout
+    down = mlxstack("down", home=home)
+    assert down.returncode == 0, down.stderr
