@@ -1,6 +1,7 @@
 """``mlxstack matrix render | merge | diff | schema``: work with matrix files outside pytest.
 
-Exit codes: 0 success; 1 ``diff`` found a regression; 2 bad input (one line on stderr).
+Exit codes: 0 success; 1 ``diff`` found a regression (a pass that now fails or is missing);
+2 bad input (one line on stderr), including a ``diff`` of two matrices without a common cell.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from pytest_mlxstack.atomic import write_text_atomic
 from pytest_mlxstack.cli import CliError
-from pytest_mlxstack.matrix.diff import diff_matrices
+from pytest_mlxstack.matrix.diff import diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.html import render_html
 from pytest_mlxstack.matrix.merge import merge_matrices
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
@@ -45,7 +46,9 @@ def register(subparsers: Any) -> None:
     merge.set_defaults(handler=_merge)
 
     diff = commands.add_parser(
-        "diff", help="regressions and fixes from BASE to NEW; exit 1 on a regression"
+        "diff",
+        help="regressions and fixes from BASE to NEW; exit 1 on a regression (pass -> fail "
+        "or missing), 2 when they share no cell",
     )
     diff.add_argument("base", type=Path, metavar="BASE")
     diff.add_argument("new", type=Path, metavar="NEW")
@@ -93,6 +96,9 @@ def _merge(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     base, new = _load(args.base), _load(args.new)
+    unrelated = no_shared_cells(base, new, base_name=str(args.base), new_name=str(args.new))
+    if unrelated is not None:
+        raise CliError(unrelated)
     result = diff_matrices(base, new)
     markdown = result.to_markdown(base=str(args.base), new=str(args.new))
     if args.markdown == "-":

@@ -1,7 +1,11 @@
-"""Compare two matrices cell by cell: what regressed (pass -> fail), what got fixed, what is new.
+"""Compare two matrices cell by cell: what regressed, what got fixed, what is new.
 
-Cells are matched on (model, quant, machine profile, capability, route). A regression is the
-only change that makes ``mlxstack matrix diff`` exit non-zero; other changes are reported.
+Cells are matched on (model, quant, machine profile, capability, route). A regression is a cell
+that passed in BASE and fails in NEW, or that passed in BASE and is missing from NEW (a model
+that no longer starts, a test that no longer records): a pass must not vanish silently. A
+regression makes ``mlxstack matrix diff`` exit non-zero; other changes are reported. Two
+matrices that share no cell at all (another machine profile, other models) cannot be compared:
+``no_shared_cells`` says so in one sentence.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from pytest_mlxstack.matrix.verdicts import Verdict
 ChangeKind = Literal["regression", "fix", "new", "removed", "changed"]
 CHANGE_KINDS: tuple[ChangeKind, ...] = ("regression", "fix", "changed", "new", "removed")
 CellKey = tuple[str, str, str, str, str]
+MISSING = "missing"  # what a regression shows as "after" when the cell is gone
+MISSING_REASON = "missing: the new matrix has no such cell (not run, or not recorded)"
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class CellChange:
 class MatrixDiff:
     changes: list[CellChange] = field(default_factory=list)
     unchanged: int = 0
+    shared: int = 0  # cells present in both matrices
 
     def of_kind(self, kind: ChangeKind) -> list[CellChange]:
         return [change for change in self.changes if change.kind == kind]
@@ -80,7 +87,7 @@ class MatrixDiff:
             lines.append(
                 f"  {change.kind:<10} {change.model} [{change.quant}] {change.capability} "
                 f"({change.route}) on {change.profile}: {change.before or '-'} -> "
-                f"{change.after or '-'}{_why(change)}"
+                f"{_after(change)}{_why(change)}"
             )
         return "\n".join(lines) + "\n"
 
@@ -93,7 +100,7 @@ class MatrixDiff:
             f"{marker} **{self.headline()}** (`{_md(base)}` → `{_md(new)}`)",
         ]
         titles = {
-            "regression": "Regressions (pass → fail)",
+            "regression": "Regressions (pass → fail or missing)",
             "fix": "Fixes (fail → pass)",
             "changed": "Other changes",
             "new": "New cells",
@@ -123,7 +130,7 @@ class MatrixDiff:
                     change.capability,
                     change.route,
                     change.before or "-",
-                    change.after or "-",
+                    _after(change),
                     why,
                 )
                 lines.append("| " + " | ".join(_md(text) for text in cells) + " |")
@@ -136,30 +143,55 @@ def diff_matrices(base: Matrix, new: Matrix) -> MatrixDiff:
     result = MatrixDiff()
     for key in sorted(before.keys() | after.keys(), key=_order):
         old, now = before.get(key), after.get(key)
+        if old is not None and now is not None:
+            result.shared += 1
         kind = _classify(old, now)
         if kind is None:
             result.unchanged += 1
             continue
-        shown = now or old
-        assert shown is not None
+        if now is None and kind == "regression":
+            attribution, reason = None, MISSING_REASON
+        else:
+            shown = now or old
+            assert shown is not None
+            attribution = shown.attribution.value if shown.attribution else None
+            reason = shown.reason
         result.changes.append(
             CellChange(
                 *key,
                 kind=kind,
                 before=old.verdict.value if old else None,
                 after=now.verdict.value if now else None,
-                attribution=shown.attribution.value if shown.attribution else None,
-                reason=shown.reason,
+                attribution=attribution,
+                reason=reason,
             )
         )
     return result
+
+
+def no_shared_cells(base: Matrix, new: Matrix, *, base_name: str, new_name: str) -> str | None:
+    """One sentence when ``base`` and ``new`` have no (model, quant, profile, capability, route)
+    cell in common, so that comparing them would say nothing; ``None`` when they share one."""
+    if diff_matrices(base, new).shared:
+        return None
+    return (
+        f"{base_name} (profiles: {_profiles(base)}) and {new_name} (profiles: "
+        f"{_profiles(new)}) share no (model, quant, profile, capability, route) cell, so there "
+        f"is nothing to compare; run the new matrix with the base's profile "
+        f"(--mlx-machine-profile) or compare matrices of the same models"
+    )
+
+
+def _profiles(matrix: Matrix) -> str:
+    names = sorted({row.profile for row in matrix.rows} | {run.profile for run in matrix.runs})
+    return ", ".join(names) or "none"
 
 
 def _classify(old: Cell | None, now: Cell | None) -> ChangeKind | None:
     if old is None:
         return "new"
     if now is None:
-        return "removed"
+        return "regression" if old.verdict is Verdict.PASS else "removed"
     if old.verdict is now.verdict:
         return None
     if old.verdict is Verdict.PASS and now.verdict is Verdict.FAIL:
@@ -182,6 +214,12 @@ def _key(row: Row, cell: Cell) -> CellKey:
 def _order(key: CellKey) -> tuple[object, ...]:
     model, quant, profile, capability, route = key
     return (model, quant, profile, *capability_rank(capability), route)
+
+
+def _after(change: CellChange) -> str:
+    if change.after is None:
+        return MISSING if change.kind == "regression" else "-"
+    return change.after
 
 
 def _why(change: CellChange) -> str:

@@ -24,7 +24,7 @@ from pytest_mlxstack.matrix.collect import (
     cell_payload,
     row_payload,
 )
-from pytest_mlxstack.matrix.diff import MatrixDiff, diff_matrices
+from pytest_mlxstack.matrix.diff import MISSING, MatrixDiff, diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.expectations import Expectations, ExpectationsError, load_expectations
 from pytest_mlxstack.matrix.html import render_html
 from pytest_mlxstack.matrix.metadata import collect_run_metadata
@@ -274,7 +274,18 @@ class MatrixWriter:
         matrix = state.collector.build(run)
         state.problems.extend(state.collector.warnings)
         state.matrix = matrix
-        state.diff = diff_matrices(baseline, matrix) if baseline is not None else None
+        if baseline is not None:
+            unrelated = no_shared_cells(
+                baseline,
+                matrix,
+                base_name=f"the baseline {state.baseline_path}",
+                new_name="this run's matrix",
+            )
+            if unrelated is None:
+                state.diff = diff_matrices(baseline, matrix)
+            else:
+                state.problems.append(unrelated)
+                baseline = None  # the page would list every cell as new or missing
         html = render_html(matrix, baseline=baseline) if _html_enabled(self.config) else None
         try:
             state.written = write_matrix(matrix, directory, html=html)
@@ -298,10 +309,21 @@ class MatrixWriter:
             write("cells: " + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()))
             if state.diff is not None:
                 write(f"against baseline {state.baseline_path}: {state.diff.headline()}")
+                missing = [c for c in state.diff.regressions if c.after is None]
                 for change in state.diff.regressions:
+                    if change.after is not None:
+                        write(
+                            f"  REGRESSION {change.model} [{change.quant}] {change.capability} "
+                            f"({change.route}): pass -> {change.after} ({change.attribution}: "
+                            f"{change.reason})",
+                            red=True,
+                        )
+                if missing:
+                    names = [f"{c.model} [{c.quant}] {c.capability} ({c.route})" for c in missing]
+                    more = f", and {len(names) - 5} more" if len(names) > 5 else ""
                     write(
-                        f"  REGRESSION {change.model} [{change.quant}] {change.capability} "
-                        f"({change.route}): pass -> fail ({change.attribution}: {change.reason})",
+                        f"  REGRESSION {len(missing)} cell(s) passed in the baseline and are "
+                        f"{MISSING} from this run: {', '.join(names[:5])}{more}",
                         red=True,
                     )
             for row, cell in state.matrix.unexpected_passes():

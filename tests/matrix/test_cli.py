@@ -57,13 +57,59 @@ def test_diff_exits_1_on_a_regression_and_writes_markdown(base_and_new, tmp_path
         "1 regression, 1 fix, 0 changed, 0 new, 0 removed, 0 unchanged"
     )
     markdown = (tmp_path / "summary.md").read_text()
-    assert "### Regressions (pass → fail)" in markdown
+    assert "### Regressions (pass → fail or missing)" in markdown
     assert "| qwen | 4bit | m2-max-64 | inference | direct | pass | fail |" in markdown
     assert "### Fixes (fail → pass)" in markdown
 
     fixes_only = mlxstack("matrix", "diff", new, new, "--markdown", "-", cwd=tmp_path)
     assert fixes_only.returncode == 0
     assert fixes_only.stdout.startswith("## Compatibility matrix diff")
+
+
+def test_diff_exits_1_when_a_passing_cell_is_missing(build_matrix, tmp_path):
+    """A model whose server no longer starts, a test no longer run: its passes vanish."""
+    both = [
+        ("qwen", "4bit", "inference", "direct", "pass"),
+        ("llama", "4bit", "inference", "direct", "pass"),
+        ("llama", "4bit", "thinking", "direct", "fail"),
+    ]
+    write_matrix_file(build_matrix(both), tmp_path / "base.json")
+    only_qwen = build_matrix(both[:1], run_id=NEW[0], created_at=NEW[1])
+    write_matrix_file(only_qwen, tmp_path / "new.json")
+
+    result = mlxstack("matrix", "diff", "base.json", "new.json", "--markdown", "s.md", cwd=tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "1 regression, 0 fixes, 0 changed, 0 new, 1 removed, 1 unchanged"
+    assert (
+        "  regression llama [4bit] inference (direct) on m2-max-64: pass -> missing (missing: "
+        in result.stdout
+    )
+    assert "removed    llama [4bit] thinking (direct) on m2-max-64: fail -> -" in result.stdout
+    assert "| llama | 4bit | m2-max-64 | inference | direct | pass | missing |" in (
+        (tmp_path / "s.md").read_text()
+    )
+
+
+def test_diff_of_matrices_without_a_common_cell_says_so_and_exits_2(build_matrix, tmp_path):
+    """The same models, but NEW was labelled with another machine profile: nothing matches,
+    which must not read as "0 regressions"."""
+    cells = [("qwen", "4bit", "inference", "direct", "pass")]
+    write_matrix_file(build_matrix(cells), tmp_path / "base.json")
+    other = build_matrix(cells, run_id=NEW[0], created_at=NEW[1], profile="Linux-x86_64 cpu")
+    write_matrix_file(other, tmp_path / "new.json")
+
+    result = mlxstack("matrix", "diff", "base.json", "new.json", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "mlxstack: base.json (profiles: m2-max-64) and new.json (profiles: Linux-x86_64 cpu) "
+        "share no (model, quant, profile, capability, route) cell, so there is nothing to "
+        "compare; run the new matrix with the base's profile (--mlx-machine-profile) or "
+        "compare matrices of the same models"
+    ]
 
 
 def test_merge_writes_one_matrix_and_reports_conflicts(build_matrix, tmp_path):

@@ -175,5 +175,8 @@ def test_changes_against_a_baseline_are_marked(build_matrix):
     assert "badge fixed" in badges
     assert "badge new" in badges
     text = page.text("body")
-    assert "1 regression, 1 fix, 0 changed, 1 new, 1 removed" in text
+    # thinking passed in the baseline and is missing now: a regression, shown as "missing"
+    assert "2 regressions, 1 fix, 0 changed, 1 new, 0 removed" in text
+    assert "missing: the new matrix has no such cell" in text
+    assert "<td>pass</td><td>missing</td>" in render_html(new, baseline=base)
     assert "base-run" in text

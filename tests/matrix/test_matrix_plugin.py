@@ -182,6 +182,33 @@ def test_a_regression_against_the_previous_run_is_reported(pytester, matrix_dir)
     fourth.stdout.fnmatch_lines([f"against baseline {first}: 1 regression*"])
 
 
+def test_a_pass_missing_from_the_run_is_a_regression(pytester, matrix_dir):
+    pytester.makepyfile(test_cells=RECORDING_TESTS)
+    _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}).assert_outcomes(passed=2, skipped=1)
+    without_tools = _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}, "-k", "not tools")
+    without_tools.stdout.fnmatch_lines(
+        [
+            f"against baseline {matrix_dir}/latest.json: 1 regression, *",
+            "*REGRESSION 1 cell(s) passed in the baseline and are missing from this run: "
+            "tiny-chat [[]bf16[]] tool_calling (proxied)",
+        ]
+    )
+
+
+def test_a_baseline_without_a_common_cell_is_named_not_diffed(pytester, matrix_dir):
+    pytester.makepyfile(test_cells=RECORDING_TESTS)
+    _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}, "--mlx-machine-profile=laptop")
+    relabelled = _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}, "--mlx-machine-profile=ci")
+    relabelled.stdout.fnmatch_lines(
+        [
+            f"*the baseline {matrix_dir}/latest.json (profiles: laptop) and this run's matrix "
+            "(profiles: ci) share no (model, quant, profile, capability, route) cell*"
+            "(--mlx-machine-profile)*"
+        ]
+    )
+    assert "against baseline" not in relabelled.stdout.str()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

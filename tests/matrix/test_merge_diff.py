@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_mlxstack.matrix.diff import diff_matrices
+from pytest_mlxstack.matrix.diff import diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.merge import merge_matrices
 
 OLD = ("20250101T000000Z-aaaaaa", "2025-01-01T00:00:00Z")
@@ -81,6 +81,7 @@ def test_diff_classifies_every_change(build_matrix):
             ("qwen", "4bit", "thinking", "direct", "pass"),
             ("qwen", "4bit", "streaming", "direct", "pass"),
             ("qwen", "4bit", "multi_turn", "direct", "pass"),
+            ("qwen", "4bit", "errors", "proxied", "fail"),
         ]
     )
     new = build_matrix(
@@ -100,13 +101,39 @@ def test_diff_classifies_every_change(build_matrix):
         ("inference", "direct"): "regression",
         ("tool_calling", "direct"): "fix",
         ("streaming", "direct"): "changed",
-        ("thinking", "direct"): "removed",
+        ("thinking", "direct"): "regression",  # a pass that vanished is not just "removed"
+        ("errors", "proxied"): "removed",  # a failure that vanished is
         ("inference", "proxied"): "new",
     }
     assert diff.unchanged == 1
+    assert diff.shared == 4
     assert diff.has_regressions
     assert diff.regressions[0].attribution == "parser"
+    gone = diff.by_key()[("qwen", "4bit", "m2-max-64", "thinking", "direct")]
+    assert (gone.before, gone.after, gone.attribution) == ("pass", None, None)
+    assert "qwen [4bit] thinking (direct) on m2-max-64: pass -> missing (missing: " in (
+        diff.to_text()
+    )
+    assert "| thinking | direct | pass | missing |" in diff.to_markdown()
     assert not diff_matrices(base, base).has_regressions
+
+
+def test_matrices_without_a_common_cell_are_named_with_their_profiles(build_matrix):
+    base = build_matrix([("qwen", "4bit", "inference", "direct", "pass")])
+    relabelled = build_matrix(
+        [("qwen", "4bit", "inference", "direct", "pass")],
+        run_id=NEW[0],
+        created_at=NEW[1],
+        profile="Linux-x86_64 cpu 24GiB",
+    )
+    assert no_shared_cells(base, base, base_name="a.json", new_name="b.json") is None
+    message = no_shared_cells(base, relabelled, base_name="a.json", new_name="b.json")
+    assert message == (
+        "a.json (profiles: m2-max-64) and b.json (profiles: Linux-x86_64 cpu 24GiB) share no "
+        "(model, quant, profile, capability, route) cell, so there is nothing to compare; run "
+        "the new matrix with the base's profile (--mlx-machine-profile) or compare matrices of "
+        "the same models"
+    )
 
 
 def test_markdown_is_a_table_with_untrusted_text_made_inert(build_matrix):
@@ -117,7 +144,7 @@ def test_markdown_is_a_table_with_untrusted_text_made_inert(build_matrix):
     new.rows[0].cells[0].reason = "content was <script>x</script> | and\nmore"
     markdown = diff_matrices(base, new).to_markdown(base="base.json", new="new.json")
 
-    assert "### Regressions (pass → fail)" in markdown
+    assert "### Regressions (pass → fail or missing)" in markdown
     table = [line for line in markdown.splitlines() if line.startswith("| qwen")]
     assert table == [
         "| qwen | 4bit | m2-max-64 | inference | direct | pass | fail | "
