@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +49,10 @@ def cell_payload(
     repo: str | None = None,
     revision: str | None = None,
     test_id: str | None = None,
+    secrets: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The JSON-able, redacted form of one recorded cell."""
+    """The JSON-able, redacted form of one recorded cell; ``secrets`` are exact values (a
+    stack's master key) redacted on top of every secret-shaped string."""
     payload = {
         "model": model,
         "quant": quant,
@@ -60,7 +63,7 @@ def cell_payload(
         "process": current_process(),
         "result": result.to_json(),
     }
-    return dict(sanitize(payload))
+    return dict(sanitize(payload, secrets))
 
 
 def row_payload(

@@ -10,10 +10,18 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 REDACTED = "[REDACTED]"
+
+# A name that says its value is a secret: api_key, LITELLM_MASTER_KEY, HF_TOKEN, password,
+# client_secret, ... (a prefix joined by "_" or "-" is allowed; "max_tokens" is not a secret).
+_SECRET_NAME = (
+    r"(?:[A-Za-z0-9]+[_-])*"
+    r"(?:api[_-]?key|master[_-]?key|access[_-]?token|auth[_-]?token|secret[_-]?key|"
+    r"password|passwd|secret|token)"
+)
 
 _SECRET_PATTERNS = (
     # A header written out in a string: "Authorization: Bearer abc", "x-api-key=abc".
@@ -29,36 +37,55 @@ _SECRET_PATTERNS = (
     # OpenAI/LiteLLM style keys (sk-..., sk-proj-...), Hugging Face tokens.
     (re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"), "sk-" + REDACTED),
     (re.compile(r"\bhf_[A-Za-z0-9]{10,}"), "hf_" + REDACTED),
-    # key=value pairs in URLs or log lines.
+    # URL query parameters: ?token=..., &api_key=..., &key=..., &client_secret=...
     (
-        re.compile(r"(?i)\b(api[_-]?key|access[_-]?token|master[_-]?key|password)=([^&\s\"']+)"),
-        r"\1=" + REDACTED,
+        re.compile(
+            r"(?i)([?&;](?:[A-Za-z0-9_.-]*[_-])?(?:key|token|secret|password|passwd)=)"
+            r"[^&#\s\"'<>]+"
+        ),
+        r"\1" + REDACTED,
+    ),
+    # NAME=value and name: value in log lines, environments, configs and JSON written out as
+    # text: LITELLM_MASTER_KEY=abc, master_key: abc, "api_key": "abc". No \b before the name,
+    # so that the part after an underscore (LITELLM_MASTER_KEY) still counts.
+    (
+        re.compile(
+            r"(?i)(?<![A-Za-z0-9])(" + _SECRET_NAME + r")([\"']?[ \t]*[:=][ \t]*[\"']?)"
+            r"(?!\[REDACTED\])[^\s\"',;&}<>]+"
+        ),
+        r"\1\2" + REDACTED,
     ),
 )
 
 # Mapping keys whose values are secrets whatever they look like.
 _SECRET_KEYS = re.compile(
-    r"(?i)^(authorization|proxy-authorization|x-api-key|api[_-]?key|"
-    r"master[_-]?key|litellm[_-]?master[_-]?key|password|secret|token|access[_-]?token)$"
+    r"(?i)^(authorization|proxy-authorization|x-api-key|" + _SECRET_NAME + r")$"
 )
+_MIN_SECRET = 4  # shorter "secrets" would redact ordinary words
 
 
-def redact_text(text: str) -> str:
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every known secret value and every secret-shaped string redacted."""
+    for secret in sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
 
 
-def sanitize(value: Any) -> Any:
+def sanitize(value: Any, secrets: Iterable[str] = ()) -> Any:
     """A plain-JSON copy of ``value`` with secrets redacted and non-finite floats as ``None``.
 
-    Tuples become lists, unknown objects their ``str()``: the result always survives
+    ``secrets`` are exact values to redact wherever they appear (a stack's master key, say),
+    on top of the secret-shaped strings every value is searched for. Tuples become lists,
+    unknown objects their ``str()``: the result always survives
     ``json.dumps(..., allow_nan=False)`` and xdist's report serialization.
     """
+    secrets = tuple(secrets)
     if isinstance(value, enum.Enum):
         value = value.value
     if isinstance(value, str):
-        return redact_text(str(value))
+        return redact_text(str(value), secrets)
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
@@ -66,13 +93,13 @@ def sanitize(value: Any) -> Any:
     if isinstance(value, Mapping):
         clean: dict[str, Any] = {}
         for key, item in value.items():
-            name = redact_text(str(key))
+            name = redact_text(str(key), secrets)
             if _SECRET_KEYS.match(name) and item not in (None, ""):
                 clean[name] = REDACTED
             else:
-                clean[name] = sanitize(item)
+                clean[name] = sanitize(item, secrets)
         return clean
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-        return [sanitize(item) for item in items]
-    return redact_text(str(value))
+        return [sanitize(item, secrets) for item in items]
+    return redact_text(str(value), secrets)

@@ -10,6 +10,7 @@ at least one cell was recorded.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,8 +145,12 @@ class MatrixRecorder:
         route: Route | str,
         repo: str | None = None,
         revision: str | None = None,
+        secrets: Iterable[str] = (),
     ) -> Cell:
-        """Add one cell (``result.capability`` through ``route``) to the row (model, quant)."""
+        """Add one cell (``result.capability`` through ``route``) to the row (model, quant).
+
+        ``secrets`` are exact values (a stack's master key, a token) redacted from the cell on
+        top of every secret-shaped string."""
         if not isinstance(result, ProbeResult):
             raise TypeError(f"mlx_matrix.record() takes a ProbeResult, got {type(result).__name__}")
         _require_text(model=model, quant=quant)
@@ -164,6 +169,7 @@ class MatrixRecorder:
             repo=repo,
             revision=revision,
             test_id=self._item.nodeid,
+            secrets=secrets,
         )
         self._item.user_properties.append((CELL_PROPERTY, payload))
         cell = cell_from_payload(payload)

@@ -72,9 +72,56 @@ def test_secrets_are_redacted_before_a_cell_leaves_the_process():
     assert payload["result"]["evidence"]["response"]["content"].startswith("the key is sk-[REDA")
 
 
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("master_key: s3cretvalue", "master_key: [REDACTED]"),
+        ("LITELLM_MASTER_KEY=plainsecret123", "LITELLM_MASTER_KEY=[REDACTED]"),
+        ("env: HF_TOKEN=abcdef ok", "env: HF_TOKEN=[REDACTED] ok"),
+        ('{"api_key": "abc123", "n": 1}', '{"api_key": "[REDACTED]", "n": 1}'),
+        ("password=hunter22 user=me", "password=[REDACTED] user=me"),
+        ("client_secret: xyz789", "client_secret: [REDACTED]"),
+        ("http://h/?token=abcdef", "http://h/?token=[REDACTED]"),
+        ("http://h/v1?a=1&key=abcdef&b=2", "http://h/v1?a=1&key=[REDACTED]&b=2"),
+        (
+            "http://h/?x_secret=s3c&password=p4ss",
+            "http://h/?x_secret=[REDACTED]&password=[REDACTED]",
+        ),
+    ],
+)
+def test_secret_names_and_query_parameters_are_redacted(text, redacted):
+    assert redact_text(text) == redacted
+
+
+def test_known_secret_values_are_redacted_whatever_their_shape():
+    master = "plain-master-value-91"  # no sk- prefix, no name before it
+    payload = cell_payload(
+        result("fail", notes=[f"litellm said: bad key {master}"], response={master: master}),
+        model="m",
+        quant="q",
+        route="proxied",
+        secrets=[master, ""],  # an empty secret must not redact everything
+    )
+    text = json.dumps(payload)
+    assert master not in text
+    assert payload["result"]["evidence"]["notes"] == ["litellm said: bad key [REDACTED]"]
+    assert payload["model"] == "m"
+
+
 def test_redaction_keeps_ordinary_text():
     assert redact_text("tokens: 12, the answer is 42") == "tokens: 12, the answer is 42"
+    for text in (
+        '{"max_tokens": 512, "prompt_tokens": 9, "completion_tokens": 3}',
+        "http://127.0.0.1:8000/v1/chat/completions?stream=true&max_tokens=64",
+        "The monkey=banana; a token of thanks",
+        "finish_reason: tool_calls",
+    ):
+        assert redact_text(text) == text
     assert sanitize({"n": float("inf"), "t": (1, 2)}) == {"n": None, "t": [1, 2]}
+    assert sanitize({"max_tokens": 5, "HF_TOKEN": "abc"}) == {
+        "max_tokens": 5,
+        "HF_TOKEN": "[REDACTED]",
+    }
 
 
 def test_a_malformed_payload_is_reported_not_swallowed():

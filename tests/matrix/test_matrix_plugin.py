@@ -209,6 +209,25 @@ def test_a_baseline_without_a_common_cell_is_named_not_diffed(pytester, matrix_d
     assert "against baseline" not in relabelled.stdout.str()
 
 
+def test_known_secret_values_given_to_record_never_reach_a_file(pytester, matrix_dir):
+    pytester.makepyfile(
+        """
+        from pytest_mlxstack.matrix.verdicts import Evidence, ProbeResult, Verdict
+
+        def test_secret(mlx_matrix):
+            result = ProbeResult("errors", Verdict.FAIL, reason="rejected plainmaster77",
+                                 evidence=Evidence(notes=["key was plainmaster77"]))
+            mlx_matrix.record(result, model="m", quant="q", route="proxied",
+                              secrets=["plainmaster77"])
+        """
+    )
+    pytester.runpytest("--junitxml=report.xml").assert_outcomes(passed=1)
+    for written in (matrix_dir / "latest.json", matrix_dir / "latest.html"):
+        assert "plainmaster77" not in written.read_text()
+    assert "plainmaster77" not in (pytester.path / "report.xml").read_text()
+    assert "rejected [REDACTED]" in (matrix_dir / "latest.json").read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
