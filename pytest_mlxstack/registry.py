@@ -4,13 +4,19 @@ It lets a later session clean up after an earlier one that was SIGKILLed or cras
 services would otherwise run forever, holding ports and memory), and lets ``mlxstack
 status/down`` see stacks started with ``mlxstack up --detach``. Every record carries the
 service's start time and command line, so a pid the kernel has reused is never signalled, and
-its owner, so a session only reaps services whose owning process is gone. Detached stacks have
-no owning session and are stopped only by ``mlxstack down``.
+its owner, so a session only reaps services whose owning process is gone. Under xdist the owner
+is a worker and the record also names the session's controller: a worker can outlive a
+SIGKILLed controller by a minute, and its services are orphans from the moment the controller
+is gone. Detached stacks have no owning session and are stopped only by ``mlxstack down``.
+
+A registry can also follow other homes (``link``): the services of a test that used its own
+home (the ``mlx_home`` fixture) are still reaped by the next session after a SIGKILL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -33,17 +39,22 @@ OwnerKind = Literal["pytest", "process", "detached"]
 
 @dataclass(frozen=True)
 class Owner:
-    """Who is responsible for stopping a service: a live process, or nobody (detached)."""
+    """Who is responsible for stopping a service: a live process, or nobody (detached).
+
+    ``session`` is the process the owner works for, when that is another one (the controller
+    of an xdist worker): the owner counts as gone as soon as either of them is.
+    """
 
     kind: OwnerKind
     pid: int | None = None
     create_time: float | None = None
+    session: Owner | None = None
 
     @classmethod
-    def current(cls, kind: OwnerKind = "process") -> Owner:
-        """This process (``kind="pytest"`` for a test session)."""
+    def current(cls, kind: OwnerKind = "process", *, session: Owner | None = None) -> Owner:
+        """This process (``kind="pytest"`` for a test session), working for ``session``."""
         proc = psutil.Process()
-        return cls(kind=kind, pid=proc.pid, create_time=proc.create_time())
+        return cls(kind=kind, pid=proc.pid, create_time=proc.create_time(), session=session)
 
     @classmethod
     def detached(cls) -> Owner:
@@ -51,9 +62,12 @@ class Owner:
         return cls(kind="detached")
 
     def is_alive(self) -> bool:
-        """Whether the owning process still runs; detached stacks always count as owned."""
+        """Whether the owning process (and the session it works for) still runs; detached
+        stacks always count as owned. A pid now used by another process counts as gone."""
         if self.kind == "detached":
             return True
+        if self.session is not None and not self.session.is_alive():
+            return False
         if self.pid is None or self.create_time is None:
             return False
         try:
@@ -65,6 +79,23 @@ class Owner:
             return False
         except psutil.AccessDenied:
             return True  # someone else's process with that pid: not provably dead, leave it
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON; ``session`` only when there is one."""
+        data: dict[str, Any] = {"kind": self.kind, "pid": self.pid, "create_time": self.create_time}
+        if self.session is not None:
+            data["session"] = self.session.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Owner:
+        session = data.get("session")
+        return cls(
+            kind=data["kind"],
+            pid=None if data.get("pid") is None else int(data["pid"]),
+            create_time=None if data.get("create_time") is None else float(data["create_time"]),
+            session=cls.from_json(session) if isinstance(session, dict) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -90,11 +121,11 @@ class ServiceRecord:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["cmdline"] = list(self.cmdline)
+        data["owner"] = self.owner.to_json()
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ServiceRecord:
-        owner = data["owner"]
         return cls(
             name=str(data["name"]),
             pid=int(data["pid"]),
@@ -103,13 +134,7 @@ class ServiceRecord:
             port=int(data["port"]),
             url=str(data["url"]),
             log_path=str(data["log_path"]),
-            owner=Owner(
-                kind=owner["kind"],
-                pid=None if owner.get("pid") is None else int(owner["pid"]),
-                create_time=(
-                    None if owner.get("create_time") is None else float(owner["create_time"])
-                ),
-            ),
+            owner=Owner.from_json(data["owner"]),
             marker=str(data.get("marker", "")),
             started_at=float(data.get("started_at", 0.0)),
             labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()},
@@ -122,6 +147,7 @@ class PidRegistry:
     def __init__(self, home: Path | str) -> None:
         self.home = Path(home)
         self.run_dir = self.home / "run"
+        self.links_dir = self.run_dir / "links"
 
     def add(self, record: ServiceRecord) -> Path:
         """Write ``record`` atomically (a reader never sees half a file)."""
@@ -168,6 +194,7 @@ class PidRegistry:
 
     def reap_orphans(self, grace_period: float = 10.0) -> list[ServiceRecord]:
         """Stop the services of dead sessions that still run; drop their records either way.
+        Linked homes are reaped too, and a link whose owner is gone is dropped afterwards.
 
         Returns the records whose processes were still running and had to be stopped.
         """
@@ -176,7 +203,40 @@ class PidRegistry:
             result = self.stop(record, grace_period)
             if result.signalled:
                 reaped.append(record)
+        for path, home, owner in self._links():
+            with contextlib.suppress(OSError):
+                reaped += PidRegistry(home).reap_orphans(grace_period)
+                if not owner.is_alive():
+                    path.unlink(missing_ok=True)
         return reaped
+
+    def link(self, home: Path | str, owner: Owner) -> Path:
+        """Have ``reap_orphans`` here also reap the registry of ``home`` (a home a test used
+        for itself), until ``unlink(home)`` or until ``owner`` is gone and it was reaped."""
+        self.links_dir.mkdir(parents=True, exist_ok=True)
+        path = self._link_path(home)
+        write_json_atomic(path, {"home": str(Path(home)), "owner": owner.to_json()})
+        return path
+
+    def unlink(self, home: Path | str) -> None:
+        """Stop following ``home`` (nothing happens if it was not linked)."""
+        self._link_path(home).unlink(missing_ok=True)
+
+    def _links(self) -> list[tuple[Path, Path, Owner]]:
+        if not self.links_dir.is_dir():
+            return []
+        found = []
+        for path in sorted(self.links_dir.glob("*.json")):
+            try:
+                data = json.loads(path.read_text("utf-8"))
+                found.append((path, Path(data["home"]), Owner.from_json(data["owner"])))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return found
+
+    def _link_path(self, home: Path | str) -> Path:
+        digest = hashlib.sha256(str(Path(home).absolute()).encode()).hexdigest()[:16]
+        return self.links_dir / f"{digest}.json"
 
     def _path(self, record: ServiceRecord) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", record.name) or "service"

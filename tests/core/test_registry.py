@@ -81,6 +81,86 @@ def test_services_of_a_live_owner_are_not_reaped(home: Path, tmp_path: Path) -> 
         PidRegistry(home).reap_orphans(grace_period=1)
 
 
+# An xdist worker in miniature: it starts a service for a session that another process runs
+# (the controller), then hangs in a test, outliving a SIGKILLed controller.
+WORKER = """
+import sys, time
+from pytest_mlxstack.registry import Owner
+from pytest_mlxstack.services import ServiceManager
+home, toy, pid_file, controller_pid, controller_created = sys.argv[1:6]
+session = Owner("pytest", int(controller_pid), float(controller_created))
+manager = ServiceManager(home, grace_period=1, owner=Owner.current("pytest", session=session))
+manager.start("svc", [sys.executable, toy, "--port", "{port}", "--pid-file", pid_file])
+print(manager.get("svc").pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_services_are_orphans_once_their_session_is_gone_even_if_their_owner_lingers(
+    home: Path, tmp_path: Path
+) -> None:
+    controller = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    created = psutil.Process(controller.pid).create_time()
+    args = [str(home), str(TOY_SERVER), str(tmp_path / "pids"), str(controller.pid), repr(created)]
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        service_pid = int(worker.stdout.readline())
+        [record] = PidRegistry(home).records()
+        assert record.owner.pid == worker.pid
+        assert record.owner.session == Owner("pytest", controller.pid, created)
+        assert PidRegistry(home).orphans() == []  # the whole session still runs
+
+        controller.kill()
+        controller.wait()
+        assert worker.poll() is None, "the worker lingers, as xdist workers do"
+        manager = ServiceManager(home, grace_period=1)
+
+        assert [r.name for r in manager.reaped] == ["svc"]
+        assert not running(service_pid)
+        assert PidRegistry(home).records() == []
+        assert worker.poll() is None  # only services are ever signalled, never their owner
+    finally:
+        for proc in (controller, worker):
+            proc.kill()
+            proc.wait()
+
+
+def test_a_session_whose_pid_now_belongs_to_another_process_counts_as_gone() -> None:
+    me = psutil.Process()
+    earlier = Owner("pytest", me.pid, me.create_time() - 3600)  # same pid, an older process
+
+    assert Owner.current("pytest", session=Owner.current()).is_alive()
+    assert not Owner.current("pytest", session=earlier).is_alive()
+    assert not Owner.current("pytest", session=dead_owner()).is_alive()
+
+
+def test_a_linked_home_is_reaped_once_its_owner_is_gone(home: Path, tmp_path: Path) -> None:
+    test_home, pid_file = tmp_path / "test-home", tmp_path / "pids"
+    owner, ports = run_owner(test_home, pid_file, "hang")
+    registry = PidRegistry(home)
+    created = psutil.Process(owner.pid).create_time()
+    try:
+        registry.link(test_home, Owner("pytest", owner.pid, created))
+        assert ServiceManager(home, grace_period=1).reaped == []  # its owner still runs
+    finally:
+        owner.kill()
+        owner.wait()
+
+    manager = ServiceManager(home, grace_period=1)
+    PidRegistry(test_home).reap_orphans(grace_period=1)  # (only does anything if this failed)
+
+    assert sorted(r.name for r in manager.reaped) == ["behave", "fork-child"]
+    assert [pid for pid in pids_in(pid_file) if running(pid)] == []
+    assert all(port_is_free(port) for port in ports)
+    assert PidRegistry(test_home).records() == []
+    assert list(registry.links_dir.iterdir()) == []  # followed no longer
+
+
 def test_detached_services_survive_sessions_until_stopped_explicitly(
     home: Path, tmp_path: Path
 ) -> None:
