@@ -5,6 +5,10 @@ the pid registry, and waits for its health path to answer, polling every 20 ms a
 whether the process died meanwhile. Stopping sends SIGTERM to the whole process tree, waits at
 most a grace period, SIGKILLs what is left, and returns as soon as everything has exited.
 Only processes the manager started (identified by pid *and* start time) are ever signalled.
+
+Log tails are redacted: the values of secret-looking variables in each service's final
+environment (``HF_TOKEN``, anything named like ``*TOKEN*``, ``*KEY*``, ``*SECRET*``,
+``*PASSWORD*``) never appear in what the manager hands out.
 """
 
 from __future__ import annotations
@@ -49,6 +53,12 @@ PROBE_TIMEOUT_S = 0.5
 LOG_TAIL_LINES = 40
 BIND_ATTEMPTS = 4
 REDACTED = "[REDACTED]"
+# Values of these variables are redacted whatever their length; other names that look secret
+# (``_SECRET_NAME``) only when the value is long enough to be one (not "1" or "true").
+SECRET_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "LITELLM_MASTER_KEY", "OPENAI_API_KEY")
+_SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+_MIN_GUESSED_SECRET_LEN = 6
+WATCHDOG_POLL_S = 0.2
 STACK_EXTRA_HINT = "pip install 'pytest-mlxstack[stack]'"
 
 _ADDRESS_IN_USE = re.compile(
@@ -203,6 +213,11 @@ class ServiceManager:
         ``mlxstack status``). Raises ``ServiceStartError`` if the process exits
         during start-up (with its exit code and log tail) or does not answer in ``timeout``.
         """
+        if isinstance(argv, (str, bytes)):
+            raise TypeError(
+                f"ServiceManager.start({name!r}, ...): argv is the string {argv!r}, not a list "
+                "of arguments; pass a list such as shlex.split(command)"
+            )
         if not argv:
             raise ValueError(f"service {name!r}: argv is empty; give the command to run")
         if not health_path.startswith("/"):
@@ -260,6 +275,8 @@ class ServiceManager:
         child_env.update(env or {})
         child_env[MARKER_ENV] = marker
         child_env.setdefault("PYTHONUNBUFFERED", "1")
+        for secret in secret_values(child_env):
+            self.add_secret(secret)
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log_file = open(log_path, "wb")  # noqa: SIM115 - closed once the child has it
@@ -510,6 +527,20 @@ class ServiceManager:
         return self.redact(read_tail(path, lines))
 
 
+def secret_values(env: Mapping[str, str]) -> list[str]:
+    """The values in ``env`` that must never be shown: those of ``SECRET_ENV_VARS`` and of
+    other variables named like a token, key, secret or password."""
+    found = []
+    for name, value in env.items():
+        if not value:
+            continue
+        if name in SECRET_ENV_VARS or (
+            _SECRET_NAME.search(name) and len(value) >= _MIN_GUESSED_SECRET_LEN
+        ):
+            found.append(value)
+    return found
+
+
 def read_tail(path: Path | str, lines: int = LOG_TAIL_LINES, max_bytes: int = 64 * 1024) -> str:
     """The last ``lines`` lines of a text file (reading at most its last ``max_bytes``)."""
     try:
@@ -587,3 +618,35 @@ def stop_all_managers() -> None:
 
 
 atexit.register(stop_all_managers)
+
+
+class OwnerWatchdog:
+    """Stops the services of every manager in this process once ``owner`` is gone.
+
+    For a process working for another one, such as an xdist worker for its controller: when
+    the controller is SIGKILLed the worker can linger for a minute, stuck in a test, with its
+    services running. A daemon thread checks ``owner`` every ``poll_interval`` seconds; once
+    it is gone, it stops every service, and keeps stopping any the lingering process starts.
+    """
+
+    def __init__(self, owner: Owner, *, poll_interval: float = WATCHDOG_POLL_S) -> None:
+        self.owner = owner
+        self.poll_interval = poll_interval
+        self.fired = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mlxstack-watchdog", daemon=True)
+
+    def start(self) -> OwnerWatchdog:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching (the process is ending normally)."""
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.poll_interval):
+            if self.fired.is_set() or not self.owner.is_alive():
+                self.fired.set()
+                with contextlib.suppress(RuntimeError):  # managers added meanwhile: next poll
+                    stop_all_managers()

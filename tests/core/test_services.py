@@ -226,3 +226,38 @@ def test_a_service_that_dies_later_is_still_cleaned_up(
 def test_start_litellm_refuses_a_key_litellm_would_reject(manager: ServiceManager) -> None:
     with pytest.raises(ValueError, match="sk-1234"):
         manager.start_litellm("proxy", "/dev/null", master_key="sk-1234")
+
+
+def test_secrets_passed_in_env_or_set_after_the_manager_was_made_are_redacted(
+    manager: ServiceManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    via_argument = "hf_secret_passed_to_start"
+    via_environment = "sk-set-after-the-manager-existed"
+    monkeypatch.setenv("MY_SERVICE_API_KEY", via_environment)  # a name that looks secret
+    monkeypatch.setenv("MY_TOKEN_LIMIT", "1")  # too short to be a secret: left alone
+
+    manager.start("a", toy_argv("behave", "--echo-env", "HF_TOKEN"), env={"HF_TOKEN": via_argument})
+    manager.start("b", toy_argv("behave", "--echo-env", "MY_SERVICE_API_KEY"))
+    manager.start("c", toy_argv("behave", "--echo-env", "MY_TOKEN_LIMIT"))
+
+    assert "HF_TOKEN=[REDACTED]" in manager.log_tail("a")
+    assert "MY_SERVICE_API_KEY=[REDACTED]" in manager.log_tail("b")
+    assert "MY_TOKEN_LIMIT=1" in manager.log_tail("c")
+    tails = manager.log_tail("a") + manager.log_tail("b")
+    assert via_argument not in tails
+    assert via_environment not in tails
+
+
+@pytest.mark.parametrize("command", ["python -m http.server {port}", b"python server.py"])
+def test_a_command_given_as_one_string_is_one_clear_type_error(
+    manager: ServiceManager, command: str
+) -> None:
+    with pytest.raises(TypeError) as caught:
+        manager.start("web", command)
+
+    assert str(caught.value) == (
+        f"ServiceManager.start('web', ...): argv is the string {command!r}, not a list of "
+        "arguments; pass a list such as shlex.split(command)"
+    )
+    assert manager.services == {}
+    assert manager.registry.records() == []
