@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import math
 import platform
 import sys
 from typing import Any
@@ -20,7 +21,6 @@ import pytest
 
 STACK_HINT = "install it with: pip install 'pytest-mlxstack[stack]'"
 HARNESS_HINT = "install it with: pip install 'pytest-mlxstack[harness]'"
-
 # What the LiteLLM proxy imports when it starts (litellm itself plus what its ``proxy`` extra
 # brings); ``mlxstack up`` checks the same list before starting anything.
 LITELLM_PROXY_MODULES = (
@@ -33,6 +33,7 @@ LITELLM_PROXY_MODULES = (
     "websockets",
     "fastapi_sso",
 )
+
 __all__ = [
     "LITELLM_PROXY_MODULES",
     "check_memory_or_skip",
@@ -82,8 +83,24 @@ def _memory_gib(kind: str) -> float:
     return float(value) / 2**30
 
 
+def _checked_gib(min_gb: object, what: str) -> float:
+    """``min_gb`` as a positive number of GiB, or one sentence saying what to pass instead."""
+    if isinstance(min_gb, bool) or not isinstance(min_gb, (int, float)):
+        raise TypeError(
+            f"{what} takes a number of GiB, got {type(min_gb).__name__} {min_gb!r}; "
+            f"write it as a number, such as {what}(8)"
+        )
+    if not math.isfinite(min_gb) or min_gb <= 0:
+        raise ValueError(
+            f"{what} takes a positive number of GiB, got {min_gb!r}; write it as a positive "
+            f"number, such as {what}(8)"
+        )
+    return float(min_gb)
+
+
 def skip_insufficient_memory(min_gb: float) -> pytest.MarkDecorator:
     """Skip unless the machine has at least ``min_gb`` GiB of RAM in total."""
+    min_gb = _checked_gib(min_gb, "skip_insufficient_memory")
     total = _memory_gib("total")
     return pytest.mark.skipif(
         total < min_gb,
@@ -96,6 +113,7 @@ def skip_insufficient_memory(min_gb: float) -> pytest.MarkDecorator:
 
 def check_memory_or_skip(min_gb: float) -> None:
     """Skip the running test unless ``min_gb`` GiB of RAM are available right now."""
+    min_gb = _checked_gib(min_gb, "check_memory_or_skip")
     available = _memory_gib("available")
     if available < min_gb:
         pytest.skip(
@@ -105,9 +123,14 @@ def check_memory_or_skip(min_gb: float) -> None:
 
 
 def _skip_not_darwin() -> pytest.MarkDecorator:
+    # Metal MLX needs Apple Silicon: an Intel Mac is macOS but cannot run it.
     return pytest.mark.skipif(
-        sys.platform != "darwin",
-        reason=f"needs macOS (Metal); this is {sys.platform} {platform.machine()}",
+        sys.platform != "darwin" or platform.machine() != "arm64",
+        reason=(
+            f"needs macOS on Apple Silicon (Metal); this is {sys.platform} "
+            f"{platform.machine()}; run it on an Apple Silicon Mac, or use skip_no_mlx_backend "
+            "instead to run it on Linux with mlx[cpu]"
+        ),
     )
 
 

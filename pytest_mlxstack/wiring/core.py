@@ -4,6 +4,11 @@ Kept thin: the logic lives in ``ports``, ``registry``, ``services`` and ``cache`
 modules read the resolved settings through ``settings(config)`` and make session-long service
 managers with ``new_service_manager(config)``, so that their services are reaped, shown in
 failure reports and stopped on SIGTERM like the ones of the ``service_manager`` fixture.
+
+Under xdist the controller hands each worker its identity and a port session in
+``workerinput``: registry records name the controller, so services are orphans as soon as it
+is gone; a watchdog in each worker stops its services when the controller dies; and no port
+is handed out twice in the session, even after it was released.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from pytest_mlxstack.paths import (
     default_home,
     default_matrix_dir,
 )
-from pytest_mlxstack.ports import PortAllocator
+from pytest_mlxstack.ports import PortAllocationError, PortAllocator, PortSession
 from pytest_mlxstack.registry import Owner, PidRegistry
 from pytest_mlxstack.services import (
     DEFAULT_GRACE_PERIOD_S,
     LOG_TAIL_LINES,
+    SECRET_ENV_VARS,
+    OwnerWatchdog,
     ServiceManager,
     read_tail,
     stop_all_managers,
@@ -40,6 +47,7 @@ from pytest_mlxstack.services import (
 from pytest_mlxstack.wiring.core_shutdown import SigtermShutdown, announce_worker
 
 GRACE_ENV = "MLXSTACK_GRACE_PERIOD"
+SESSION_KEY = "mlxstack_session"  # workerinput: the controller's identity and port session
 MARKERS = {
     "catalog_validation": "validates a model catalog (structure and Hub metadata) without "
     "starting any model.",
@@ -49,8 +57,6 @@ MARKERS = {
     "concurrency, master key, shutdown).",
     "harness": "tier 4: the OpenAI Python client through LiteLLM, as a coding agent uses it.",
 }
-# Values of these environment variables never appear in a log section.
-SECRET_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "LITELLM_MASTER_KEY", "OPENAI_API_KEY")
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,10 @@ class Settings:
 @dataclass
 class _CoreState:
     settings: Settings
+    session_owner: Owner | None = None  # on an xdist worker: its controller
+    port_session: PortSession | None = None  # on an xdist controller, once workers start
+    port_session_id: str | None = None
+    watchdog: OwnerWatchdog | None = None
     port_allocator: PortAllocator | None = None
     managers: weakref.WeakSet[ServiceManager] = field(default_factory=weakref.WeakSet)
     shutdown: SigtermShutdown = field(default_factory=SigtermShutdown)
@@ -127,10 +137,41 @@ def pytest_configure(config: pytest.Config) -> None:
     state.shutdown.install()
     if hasattr(config, "workerinput"):
         announce_worker(config)
+        _join_session(state, config.workerinput)
     elif config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(
             state.shutdown.controller_plugin(), "mlxstack-core-xdist-shutdown"
         )
+        config.pluginmanager.register(_SessionHandover(state), "mlxstack-core-xdist-session")
+
+
+class _SessionHandover:
+    """On the xdist controller: tells each worker who runs the session and its port session."""
+
+    def __init__(self, state: _CoreState) -> None:
+        self.state = state
+        self.me = Owner.current("pytest")
+
+    def pytest_configure_node(self, node: Any) -> None:
+        state = self.state
+        if state.port_session is None:
+            with contextlib.suppress(PortAllocationError):  # workers' allocations will say why
+                state.port_session = PortSession(state.settings.home / "ports")
+        node.workerinput[SESSION_KEY] = {
+            "pid": self.me.pid,
+            "create_time": self.me.create_time,
+            "ports": state.port_session.id if state.port_session else None,
+        }
+
+
+def _join_session(state: _CoreState, workerinput: Any) -> None:
+    """On an xdist worker: work for the controller, and stop every service once it is gone."""
+    data = workerinput.get(SESSION_KEY) if isinstance(workerinput, dict) else None
+    if not isinstance(data, dict):
+        return
+    state.session_owner = Owner("pytest", int(data["pid"]), float(data["create_time"]))
+    state.port_session_id = data.get("ports")
+    state.watchdog = OwnerWatchdog(state.session_owner).start()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -154,6 +195,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             manager.stop_all()
     if state.port_allocator is not None:
         state.port_allocator.release_all()
+    if state.port_session is not None:
+        state.port_session.close()
+    if state.watchdog is not None:
+        state.watchdog.stop()
     state.shutdown.restore()
 
 
@@ -174,9 +219,9 @@ def settings(config: pytest.Config) -> Settings:
 
 
 def _resolve(config: pytest.Config) -> Settings:
-    home = _path_setting(config, "mlx_home", HOME_ENV) or default_home()
-    cache_dir = _path_setting(config, "mlx_cache_dir", CACHE_ENV) or default_cache_dir()
-    matrix_dir = _path_setting(config, "mlx_matrix_dir", MATRIX_ENV) or default_matrix_dir()
+    home = _directory_setting(config, "mlx_home", HOME_ENV) or default_home()
+    cache_dir = _directory_setting(config, "mlx_cache_dir", CACHE_ENV) or default_cache_dir()
+    matrix_dir = _directory_setting(config, "mlx_matrix_dir", MATRIX_ENV) or default_matrix_dir()
     grace_text, source = _raw_setting(config, "mlx_grace_period", GRACE_ENV)
     grace = DEFAULT_GRACE_PERIOD_S
     if grace_text is not None:
@@ -205,18 +250,33 @@ def _raw_setting(config: pytest.Config, name: str, env: str) -> tuple[str | None
     return None, ""
 
 
-def _path_setting(config: pytest.Config, name: str, env: str) -> Path | None:
-    """Relative paths are taken from where they were written: the invocation directory for
-    options and the environment, the ini file's directory for ini values."""
+def _directory_setting(config: pytest.Config, name: str, env: str) -> Path | None:
+    """A directory setting; relative paths are taken from where they were written: the
+    invocation directory for options and the environment, the ini file's directory for ini
+    values. A path that cannot be a directory (it, or a parent, is a file) is a usage error."""
     text, source = _raw_setting(config, name, env)
     if text is None:
         return None
     path = Path(text).expanduser()
-    if path.is_absolute():
-        return path
-    if source.startswith("ini") and config.inipath is not None:
-        return config.inipath.parent / path
-    return config.invocation_params.dir / path
+    if not path.is_absolute():
+        if source.startswith("ini") and config.inipath is not None:
+            path = config.inipath.parent / path
+        else:
+            path = config.invocation_params.dir / path
+    for existing in (path, *path.parents):
+        try:
+            if not existing.exists():
+                continue
+            if existing.is_dir():
+                break
+        except OSError:
+            break  # not inspectable: leave the error to the first use
+        where = "is a file" if existing == path else f"is inside {existing}, which is a file"
+        raise pytest.UsageError(
+            f"{source}: {path} {where}, not a directory; point it at a directory (it is "
+            "created if missing)"
+        )
+    return path
 
 
 def _markers(config: pytest.Config) -> list[str]:
@@ -249,21 +309,24 @@ def port_allocator_for(config: pytest.Config) -> PortAllocator:
     twice."""
     state = config.stash[_STATE]
     if state.port_allocator is None:
-        state.port_allocator = PortAllocator(state.settings.home / "ports")
+        state.port_allocator = PortAllocator(
+            state.settings.home / "ports", session=state.port_session_id
+        )
     return state.port_allocator
 
 
-def new_service_manager(config: pytest.Config, **kwargs: Any) -> ServiceManager:
+def new_service_manager(
+    config: pytest.Config, home: Path | None = None, **kwargs: Any
+) -> ServiceManager:
     """A ``ServiceManager`` wired into the session: shared ports, the configured grace
-    period, log tails on failed tests, stopped on SIGTERM and at the end of the session."""
+    period, log tails on failed tests (secrets redacted), stopped on SIGTERM and at the end of
+    the session. Its registry and logs live in the session's home unless ``home`` is given."""
     state = config.stash[_STATE]
     kwargs.setdefault("grace_period", state.settings.grace_period)
     kwargs.setdefault("port_allocator", port_allocator_for(config))
-    kwargs.setdefault("owner", Owner.current("pytest"))
+    kwargs.setdefault("owner", Owner.current("pytest", session=state.session_owner))
     kwargs.setdefault("reap", False)  # the controller reaps once, at session start
-    secrets = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
-    kwargs["redact"] = [*kwargs.get("redact", ()), *(s for s in secrets if s)]
-    manager = ServiceManager(state.settings.home, **kwargs)
+    manager = ServiceManager(home or state.settings.home, **kwargs)
     state.managers.add(manager)
     return manager
 
@@ -307,11 +370,25 @@ def port_allocator(pytestconfig: pytest.Config) -> PortAllocator:
 @pytest.fixture
 def service_manager(request: pytest.FixtureRequest) -> Iterator[ServiceManager]:
     """A ``ServiceManager`` whose services are stopped when the test ends; their log tails
-    are attached to the report of a failed test."""
-    manager = new_service_manager(request.config)
+    are attached to the report of a failed test. When the test also uses ``mlx_home``, the
+    services' registry records and logs live there (ports stay unique across the session)."""
+    home: Path | None = None
+    if "mlx_home" in request.fixturenames:
+        home = request.getfixturevalue("mlx_home")
+    manager = new_service_manager(request.config, home)
     request.node.stash[_FUNCTION_MANAGER] = manager
-    with manager:
-        yield manager
+    session_registry = PidRegistry(settings(request.config).home)
+    if home is not None:
+        # The session's registry follows the test's home: a SIGKILLed session's services
+        # there are reaped by the next session like any other.
+        with contextlib.suppress(OSError):
+            session_registry.link(home, manager.owner)
+    try:
+        with manager:
+            yield manager
+    finally:
+        if home is not None:
+            session_registry.unlink(home)
 
 
 @pytest.fixture(scope="session")
@@ -352,6 +429,7 @@ def mlx_home(
 
 __all__ = [
     "MARKERS",
+    "SECRET_ENV_VARS",
     "Settings",
     "new_service_manager",
     "port_allocator_for",

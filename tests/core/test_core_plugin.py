@@ -3,18 +3,22 @@ log sections on failure, xdist, and cleanup when pytest is interrupted or killed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from core_helpers import TOY_SERVER, pids_in, running, wait_for
 
 from pytest_mlxstack.registry import PidRegistry
+from pytest_mlxstack.skips import check_memory_or_skip, skip_insufficient_memory
 from pytest_mlxstack.wiring.core import MARKERS
 
 
@@ -177,6 +181,95 @@ def test_a_bad_grace_period_is_one_usage_error_sentence(
     assert "Traceback" not in result.stderr.str()
 
 
+@pytest.mark.parametrize(
+    ("how", "source", "problem"),
+    [
+        ("--mlx-home=afile", "--mlx-home", "{root}/afile is a file"),
+        ("ini", "ini option mlx_home", "{root}/afile is a file"),
+        ("env", "environment variable MLXSTACK_HOME", "{root}/afile is a file"),
+        (
+            "--mlx-cache-dir=afile/models",
+            "--mlx-cache-dir",
+            "{root}/afile/models is inside {root}/afile, which is a file",
+        ),
+    ],
+)
+def test_a_directory_setting_that_names_a_file_is_one_usage_error_sentence(
+    pytester: pytest.Pytester,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+    source: str,
+    problem: str,
+) -> None:
+    (pytester.path / "afile").write_text("not a directory")
+    pytester.makepyfile("def test_nothing(): pass")
+    args = [how] if how.startswith("--") else []
+    if how == "ini":
+        pytester.makeini("[pytest]\nmlx_home = afile\n")
+    if how == "env":
+        monkeypatch.setenv("MLXSTACK_HOME", str(pytester.path / "afile"))
+
+    result = pytester.runpytest(*args)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert errors == [
+        f"ERROR: {source}: {problem.format(root=pytester.path)}, not a directory; point it at a "
+        "directory (it is created if missing)"
+    ]
+    assert "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("8", "takes a number of GiB, got str '8'; write it as a number"),
+        (None, "takes a number of GiB, got NoneType None; write it as a number"),
+        (True, "takes a number of GiB, got bool True; write it as a number"),
+        (-5, "takes a positive number of GiB, got -5; write it as a positive number"),
+        (float("nan"), "takes a positive number of GiB, got nan; write it as a positive number"),
+    ],
+)
+def test_a_memory_size_that_is_not_a_positive_number_is_one_clear_sentence(
+    value: object, message: str
+) -> None:
+    for name, check in [
+        ("skip_insufficient_memory", skip_insufficient_memory),
+        ("check_memory_or_skip", check_memory_or_skip),
+    ]:
+        with pytest.raises((TypeError, ValueError)) as caught:
+            check(value)  # type: ignore[arg-type]
+        assert str(caught.value) == f"{name} {message}, such as {name}(8)"
+
+
+@pytest.mark.skipif(
+    sys.platform == "darwin" and platform.machine() == "arm64",
+    reason="on an Apple Silicon Mac skip_not_darwin does not skip; run this test elsewhere",
+)
+def test_skip_not_darwin_says_where_the_test_can_run_instead(
+    pytester: pytest.Pytester, home: Path
+) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_mlxstack import skip_not_darwin
+
+        @skip_not_darwin
+        def test_metal():
+            pass
+        """
+    )
+    result = pytester.runpytest("-rs")
+
+    result.assert_outcomes(skipped=1)
+    reasons = [line.split(": ", 1)[1] for line in result.outlines if line.startswith("SKIPPED")]
+    assert reasons == [
+        f"needs macOS on Apple Silicon (Metal); this is {sys.platform} {platform.machine()}; "
+        "run it on an Apple Silicon Mac, or use skip_no_mlx_backend instead to run it on Linux "
+        "with mlx[cpu]"
+    ]
+
+
 def test_skip_reasons_say_what_is_missing_and_how_to_get_it(
     pytester: pytest.Pytester, home: Path
 ) -> None:
@@ -336,6 +429,75 @@ def test_mlx_home_is_isolated_and_keeps_the_persistent_cache(
     assert cache.is_dir()
 
 
+def test_secrets_given_to_start_or_set_during_the_test_never_reach_a_log_section(
+    pytester: pytest.Pytester, home: Path
+) -> None:
+    passed, set_later = "hf_passed-to-start-0123456789", "sk-set-during-the-test-0123456789"
+    pytester.makepyfile(
+        f"""
+        import sys
+
+        TOY = [sys.executable, {str(TOY_SERVER)!r}, "--port", "{{port}}"]
+
+        def test_env_argument(service_manager):
+            service_manager.start(
+                "passed", TOY + ["--echo-env", "HF_TOKEN"], env={{"HF_TOKEN": {passed!r}}}
+            )
+            assert 1 == 2
+
+        def test_set_during_the_test(service_manager, monkeypatch):
+            monkeypatch.setenv("MY_GATEWAY_API_KEY", {set_later!r})
+            service_manager.start("later", TOY + ["--echo-env", "MY_GATEWAY_API_KEY"])
+            assert 1 == 2
+        """
+    )
+    recorder = pytester.inline_run()
+
+    # (The traceback quotes the test's source, literals included; the log sections must not.)
+    reports = [r for r in recorder.getreports("pytest_runtest_logreport") if r.when == "call"]
+    sections = {
+        title.split(" (")[0]: text
+        for report in reports
+        for title, text in report.sections
+        if title.startswith("mlxstack log:")
+    }
+    assert sorted(sections) == ["mlxstack log: later", "mlxstack log: passed"]
+    assert "HF_TOKEN=[REDACTED]" in sections["mlxstack log: passed"].splitlines()
+    assert "MY_GATEWAY_API_KEY=[REDACTED]" in sections["mlxstack log: later"].splitlines()
+    assert not any(passed in text or set_later in text for text in sections.values())
+
+
+def test_service_manager_keeps_records_and_logs_in_mlx_home_when_a_test_uses_it(
+    pytester: pytest.Pytester, home: Path
+) -> None:
+    pytester.makepyfile(
+        f"""
+        import sys
+        from pathlib import Path
+        from pytest_mlxstack.registry import PidRegistry
+
+        TOY = [sys.executable, {str(TOY_SERVER)!r}, "--port", "{{port}}"]
+        SESSION_HOME = Path({str(home)!r})
+
+        def test_own_home(mlx_home, service_manager):
+            service = service_manager.start("toy", TOY)
+            assert service_manager.home == mlx_home
+            assert service.log_path.parent == mlx_home / "logs"
+            assert [r.name for r in PidRegistry(mlx_home).records()] == ["toy"]
+            assert PidRegistry(SESSION_HOME).records() == []
+            # followed by the session's registry, so a SIGKILLed session's services are reaped
+            assert len(list(PidRegistry(SESSION_HOME).links_dir.iterdir())) == 1
+
+        def test_session_home(service_manager):
+            service = service_manager.start("toy", TOY)
+            assert service.log_path.parent == SESSION_HOME / "logs"
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+    assert list(PidRegistry(home).links_dir.iterdir()) == []
+
+
 def test_ports_are_unique_across_xdist_workers(pytester: pytest.Pytester, home: Path) -> None:
     out = pytester.mkdir("ports")
     pytester.makepyfile(
@@ -350,18 +512,30 @@ def test_ports_are_unique_across_xdist_workers(pytester: pytest.Pytester, home: 
             worker = os.environ.get("PYTEST_XDIST_WORKER", "none")
             ports = [port_allocator.allocate() for _ in range(3)]  # held until the end
             ports.append(service_manager.start("toy", TOY).port)
+            port_allocator.release(ports[0])  # released early: still never handed out again
             with open(os.path.join({str(out)!r}, f"{{worker}}-{{n}}"), "w") as handle:
                 handle.write(" ".join(map(str, ports)))
+            session = service_manager.owner.session
+            with open(os.path.join({str(out)!r}, f"session-{{worker}}"), "w") as handle:
+                handle.write(f"{{port_allocator.session}} {{session.pid}} {{os.getppid()}}")
         """
     )
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
 
     result.assert_outcomes(passed=12)
-    files = list(out.iterdir())
+    files = [f for f in out.iterdir() if f.name.startswith("gw")]
     ports = [int(p) for f in files for p in f.read_text().split()]
     assert {f.name.split("-")[0] for f in files} == {"gw0", "gw1"}
     assert len(ports) == 48
     assert len(set(ports)) == 48
+    # Both workers shared one port session and named the controller (their parent) as the
+    # session's owner; the session's ledger is gone with the session.
+    sessions = {f.read_text() for f in out.iterdir() if f.name.startswith("session-")}
+    assert len(sessions) == 1
+    port_session, controller, parent = sessions.pop().split()
+    assert port_session != "None"
+    assert controller == parent
+    assert list((home / "ports" / "sessions").iterdir()) == []
 
 
 INTERRUPTED_SESSION = """
@@ -381,13 +555,23 @@ def test_hangs(service_manager, session_service_manager):
 """
 
 
+SIGINT_IGNORED = "<sigint ignored>"
+
+
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.fixture
 def hanging_session(
     pytester: pytest.Pytester, home: Path, request: pytest.FixtureRequest
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """An inner pytest session hanging in a test with three services up (one forked);
-    indirect parameters are extra pytest arguments (``-n 2``)."""
+    indirect parameters are extra pytest arguments (``-n 2``), and ``SIGINT_IGNORED`` starts
+    it with SIGINT ignored, as a background job of a non-interactive shell is."""
     extra = list(getattr(request, "param", ()))
+    sigint_ignored = SIGINT_IGNORED in extra
+    extra = [arg for arg in extra if arg != SIGINT_IGNORED]
     pytester.makepyfile(test_hang=INTERRUPTED_SESSION.format(toy=str(TOY_SERVER)))
     pid_file, ready = pytester.path / "pids", pytester.path / "ready"
     env = dict(os.environ, PID_FILE=str(pid_file), READY_FILE=str(ready))
@@ -397,6 +581,7 @@ def hanging_session(
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=ignore_sigint if sigint_ignored else None,
     )
     if not wait_for(ready.exists, timeout=60):
         session.kill()
@@ -441,6 +626,59 @@ def test_the_next_session_reaps_what_a_sigkilled_session_left(
     result.stdout.fnmatch_lines(["mlxstack: stopped 3 service(s) left by an earlier session"])
     assert [pid for pid in pids_in(pid_file) if running(pid)] == []
     assert PidRegistry(home).records() == []
+
+
+XDIST = pytest.param(("-n", "2"), id="xdist-workers")
+
+
+@pytest.mark.parametrize("hanging_session", [XDIST], indirect=True)
+def test_after_a_sigkilled_xdist_controller_the_next_session_leaves_nothing_running(
+    pytester: pytest.Pytester, hanging_session: tuple[subprocess.Popen[bytes], Path], home: Path
+) -> None:
+    session, pid_file = hanging_session
+    records = PidRegistry(home).records()
+    assert len(records) == 3
+    # Owned by the worker, which can outlive the controller; orphans once the controller is gone.
+    assert {r.owner.pid for r in records}.isdisjoint({session.pid})
+    assert {r.owner.session.pid for r in records if r.owner.session} == {session.pid}
+    session.kill()
+    session.wait()
+
+    (pytester.path / "test_hang.py").unlink()
+    pytester.makepyfile(test_next="def test_nothing(): pass")
+    result = pytester.runpytest_subprocess("--mlx-grace-period=1", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1)
+    # Whether the worker's watchdog or this session's reaper stopped them does not matter.
+    assert [pid for pid in pids_in(pid_file) if running(pid)] == []
+    assert PidRegistry(home).records() == []
+
+
+@pytest.mark.parametrize(
+    "hanging_session",
+    [pytest.param(("-n", "2", SIGINT_IGNORED), id="xdist-workers-sigint-ignored")],
+    indirect=True,
+)
+def test_a_worker_stops_its_services_when_its_controller_is_sigkilled(
+    hanging_session: tuple[subprocess.Popen[bytes], Path], home: Path
+) -> None:
+    session, pid_file = hanging_session
+    workers = psutil.Process(session.pid).children()
+    assert len(workers) == 2
+
+    session.kill()
+    session.wait()
+
+    # No later session runs, and execnet's SIGINT to an orphaned worker is ignored here, so
+    # no teardown runs either: the worker's watchdog must stop its services. (Without it they
+    # outlive the worker, which execnet ends with os._exit.)
+    try:
+        assert wait_for(lambda: not any(running(pid) for pid in pids_in(pid_file)), timeout=30)
+        assert wait_for(lambda: PidRegistry(home).records() == [], timeout=10)
+    finally:
+        for worker in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
 
 
 def test_start_errors_carry_only_the_log_tail(pytester: pytest.Pytester, home: Path) -> None:
