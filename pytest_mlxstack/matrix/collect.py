@@ -195,6 +195,7 @@ class MatrixCollector:
                     capability=cell.capability,
                     route=cell.route,
                     verdict=cell.verdict,
+                    attribution=cell.attribution,
                 )
                 cells.append(
                     cell.model_copy(update={"run_id": run.run_id, "expectation": expectation})

@@ -11,10 +11,14 @@ Format::
         route: proxied                 # optional: direct | proxied (default: both)
         quant: 4bit                    # optional (default: every quantization)
         verdict: fail                  # pass | fail | skip | n/a
+        attribution: model             # optional, with verdict fail: whose fault it must be
         reason: the model was never trained on tool calls
         link: https://github.com/org/repo/issues/12   # optional
 
-A bare list of entries (without the ``expectations:`` key) is accepted too.
+A bare list of entries (without the ``expectations:`` key) is accepted too. With
+``attribution``, a failure is only the known one when it is attributed the same way: the same
+capability failing for another reason (a parser bug where the model was blamed, a server that
+did not start) fails the test, saying what was expected and what happened.
 """
 
 from __future__ import annotations
@@ -29,10 +33,20 @@ from urllib.parse import urlparse
 import yaml
 
 from pytest_mlxstack.matrix.model import Expectation, ExpectationStatus
-from pytest_mlxstack.matrix.verdicts import Route, Verdict
+from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
 
-_KNOWN_FIELDS = ("model", "capability", "route", "quant", "verdict", "reason", "link")
+_KNOWN_FIELDS = (
+    "model",
+    "capability",
+    "route",
+    "quant",
+    "verdict",
+    "attribution",
+    "reason",
+    "link",
+)
 _VERDICTS = ", ".join(v.value for v in Verdict)
+_ATTRIBUTIONS = ", ".join(a.value for a in Attribution)
 _ROUTES = ", ".join(r.value for r in Route)
 
 
@@ -49,6 +63,7 @@ class ExpectationRule:
     route: Route | None = None
     quant: str | None = None
     link: str | None = None
+    attribution: Attribution | None = None
     where: str = ""
 
     def matches(self, *, model: str, quant: str, capability: str, route: Route) -> bool:
@@ -92,22 +107,45 @@ class Expectations:
         return best
 
     def judge(
-        self, *, model: str, quant: str, capability: str, route: Route | str, verdict: Verdict
+        self,
+        *,
+        model: str,
+        quant: str,
+        capability: str,
+        route: Route | str,
+        verdict: Verdict,
+        attribution: Attribution | str | None = None,
     ) -> Expectation | None:
-        """How the actual ``verdict`` compares with what the file expects, if it says anything."""
+        """How the actual ``verdict`` (and, for a failure, its ``attribution``) compares with
+        what the file expects, if it says anything."""
         rule = self.find(model=model, quant=quant, capability=capability, route=route)
         if rule is None:
             return None
         return Expectation(
             verdict=rule.verdict,
+            attribution=rule.attribution,
             reason=rule.reason,
             link=rule.link,
-            status=compare(rule.verdict, verdict),
+            status=compare(
+                rule.verdict,
+                verdict,
+                expected_attribution=rule.attribution,
+                actual_attribution=Attribution(attribution) if attribution else None,
+            ),
         )
 
 
-def compare(expected: Verdict, actual: Verdict) -> ExpectationStatus:
+def compare(
+    expected: Verdict,
+    actual: Verdict,
+    *,
+    expected_attribution: Attribution | None = None,
+    actual_attribution: Attribution | None = None,
+) -> ExpectationStatus:
+    """``known_failure`` needs the attribution too when the file names one."""
     if expected is Verdict.FAIL and actual is Verdict.FAIL:
+        if expected_attribution is not None and actual_attribution is not expected_attribution:
+            return "mismatch"
         return "known_failure"
     if expected is Verdict.FAIL and actual is Verdict.PASS:
         return "unexpected_pass"
@@ -198,6 +236,20 @@ def _parse_entry(entry: Any, where: str) -> ExpectationRule:
         raise ExpectationsError(
             f"{where}: link {link!r} is not an http(s) URL; give the issue's web address"
         )
+    attribution: Attribution | None = None
+    if entry.get("attribution") is not None:
+        try:
+            attribution = Attribution(str(entry["attribution"]))
+        except ValueError:
+            raise ExpectationsError(
+                f"{where}: attribution {entry['attribution']!r} is not one of {_ATTRIBUTIONS}; "
+                f"leave it out to accept any"
+            ) from None
+        if verdict is not Verdict.FAIL:
+            raise ExpectationsError(
+                f"{where}: attribution is given with verdict {verdict.value}; only a failure "
+                f"has one, so remove it or expect fail"
+            )
     quant = entry.get("quant")
     return ExpectationRule(
         model=model,
@@ -207,6 +259,7 @@ def _parse_entry(entry: Any, where: str) -> ExpectationRule:
         route=route,
         quant=str(quant) if quant is not None else None,
         link=str(link) if link is not None else None,
+        attribution=attribution,
         where=where,
     )
 

@@ -125,6 +125,9 @@ def _cell_view(cell: Cell, change: CellChange | None) -> CellView:
         view.expectation = _EXPECTATION_LABELS[cell.expectation.status] or None
         view.expectation_status = cell.expectation.status
         view.expectation_reason = cell.expectation.reason
+        if cell.expectation.attribution is not None:
+            expected = f"expected {cell.expectation.verdict.value} as "
+            view.expectation_reason += f" ({expected}{cell.expectation.attribution.value})"
         view.expectation_link = _safe_link(cell.expectation.link)
     return view
 

@@ -19,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pytest_mlxstack.matrix.redact import sanitize
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
 
-SCHEMA_VERSION: Literal[1] = 1
+SCHEMA_VERSION: Literal[2] = 2
+# Older versions this one reads: version 1 lacks an expectation's ``attribution`` and is
+# otherwise the same, so it reads as version 2.
+UPGRADABLE_VERSIONS = (1,)
 
 # Cells are ordered in this sequence (other capabilities follow alphabetically), so that the
 # grid reads the same way in every matrix.
@@ -69,6 +72,9 @@ class Expectation(_Strict):
     """What the expectations file said about a cell, and how the run compared."""
 
     verdict: Verdict
+    attribution: Attribution | None = Field(
+        default=None, description="Whose fault the expected failure is; null: any attribution."
+    )
     reason: str = ""
     link: str | None = None
     status: ExpectationStatus
@@ -143,7 +149,7 @@ class MergeConflict(_Strict):
 class Matrix(_Strict):
     """A whole matrix file: one or more runs (several after a merge) and their rows."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     runs: list[RunMetadata] = Field(min_length=1)
     rows: list[Row] = Field(default_factory=list)
     conflicts: list[MergeConflict] = Field(
@@ -193,7 +199,9 @@ class Matrix(_Strict):
                 f"'rows'; regenerate it with pytest or 'mlxstack matrix merge'"
             )
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version in UPGRADABLE_VERSIONS:
+            data = {**data, "schema_version": SCHEMA_VERSION}
+        elif version != SCHEMA_VERSION:
             hint = (
                 "upgrade pytest-mlxstack to read it"
                 if isinstance(version, int) and version > SCHEMA_VERSION

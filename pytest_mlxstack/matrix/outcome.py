@@ -26,6 +26,9 @@ def decide(
 ) -> Outcome:
     """``fail`` fails with reason and attribution, ``skip``/``n/a`` skip, a known failure xfails.
 
+    A failure the expectations file expects with another attribution is not the known one: it
+    fails, saying which attribution was expected and which one happened.
+
     An unexpected pass passes: the matrix and the terminal summary flag it instead.
     """
     what = f"{result.capability} {label}".strip()
@@ -37,6 +40,17 @@ def decide(
         if expectation is not None and expectation.status == "known_failure":
             link = f" ({expectation.link})" if expectation.link else ""
             return Outcome("xfail", f"known failure: {expectation.reason}{link}; {failure}")
+        if (
+            expectation is not None
+            and expectation.verdict is Verdict.FAIL
+            and expectation.attribution is not None
+        ):
+            return Outcome(
+                "fail",
+                f"{what} was expected to fail as {expectation.attribution.value} "
+                f"({expectation.reason}) but failed as {blame}: "
+                f"{result.reason or 'no reason given'}",
+            )
         if expectation is not None:
             failure += f" [the expectations file says {expectation.verdict.value}]"
         return Outcome("fail", failure)

@@ -174,7 +174,12 @@ class MatrixRecorder:
         self._item.user_properties.append((CELL_PROPERTY, payload))
         cell = cell_from_payload(payload)
         expectation = self._expectations.judge(
-            model=model, quant=quant, capability=cell.capability, route=route, verdict=cell.verdict
+            model=model,
+            quant=quant,
+            capability=cell.capability,
+            route=route,
+            verdict=cell.verdict,
+            attribution=cell.attribution,
         )
         cell = cell.model_copy(update={"expectation": expectation})
         self._recorded.append((result, cell, f"({route.value}) for {model} [{quant}]"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_mlxstack.matrix.expectations import (
@@ -9,7 +11,8 @@ from pytest_mlxstack.matrix.expectations import (
     load_expectations,
     parse_expectations,
 )
-from pytest_mlxstack.matrix.verdicts import Verdict
+from pytest_mlxstack.matrix.outcome import decide
+from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Verdict
 
 RULES = parse_expectations(
     {
@@ -67,6 +70,82 @@ def test_an_expected_pass_that_fails_is_a_mismatch():
     assert judge("tiny-chat", "thinking", "direct", "pass").status == "as_expected"
 
 
+BLAMED = parse_expectations(
+    [
+        {
+            "model": "tiny-chat-no-tools",
+            "capability": "tool_calling",
+            "verdict": "fail",
+            "attribution": "model",
+            "reason": "never calls tools",
+        }
+    ]
+)
+
+
+def blamed(attribution: Attribution | None, verdict: str = "fail"):
+    result = ProbeResult("tool_calling", Verdict(verdict), "why", attribution)
+    expectation = BLAMED.judge(
+        model="tiny-chat-no-tools",
+        quant="bf16",
+        capability="tool_calling",
+        route="direct",
+        verdict=result.verdict,
+        attribution=result.attribution,
+    )
+    return result, expectation
+
+
+def test_a_known_failure_with_an_attribution_xfails_only_for_that_cause():
+    result, expectation = blamed(Attribution.MODEL)
+    assert (expectation.status, expectation.attribution) == ("known_failure", Attribution.MODEL)
+    assert decide(result, expectation).action == "xfail"
+
+    result, expectation = blamed(Attribution.SERVER_DOWN)
+    assert expectation.status == "mismatch"
+    outcome = decide(result, expectation, label="(direct) for tiny-chat-no-tools [bf16]")
+    assert outcome.action == "fail"
+    assert outcome.message == (
+        "tool_calling (direct) for tiny-chat-no-tools [bf16] was expected to fail as model "
+        "(never calls tools) but failed as server_down: why"
+    )
+
+    result, expectation = blamed(None)
+    assert expectation.status == "mismatch"
+    assert "but failed as unattributed: why" in decide(result, expectation).message
+
+    result, expectation = blamed(None, "pass")
+    assert expectation.status == "unexpected_pass"
+    assert decide(result, expectation).action == "pass"
+
+
+def test_without_an_attribution_any_failure_is_the_known_one():
+    assert judge("tiny-chat-no-tools", "tool_calling", "direct", "fail").attribution is None
+    expectation = RULES.judge(
+        model="tiny-chat-no-tools",
+        quant="bf16",
+        capability="tool_calling",
+        route="direct",
+        verdict=Verdict.FAIL,
+        attribution=Attribution.SERVER_DOWN,
+    )
+    assert expectation.status == "known_failure"
+
+
+def test_the_fixture_expectations_name_whose_fault_each_failure_is():
+    import pytest_mlxstack.suites
+
+    path = Path(pytest_mlxstack.suites.__file__).parent / "fixture_expectations.yaml"
+    rules = load_expectations(path).rules
+    assert {(r.model, r.capability): r.attribution.value for r in rules} == {
+        ("tiny-chat-no-tools", "tool_calling"): "model",
+        ("tiny-chat-no-tools", "tool_calling_streaming"): "model",
+        ("tiny-chat-bad-tool-syntax", "tool_calling"): "parser",
+        ("tiny-chat-bad-tool-syntax", "tool_calling_streaming"): "parser",
+        ("tiny-chat-no-think", "thinking"): "model",
+    }
+
+
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
@@ -87,6 +166,14 @@ def test_an_expected_pass_that_fails_is_a_mismatch():
         (
             {"model": "m", "capability": "x", "verdict": "fail", "reason": "r", "link": "ftp://x"},
             "not an http",
+        ),
+        (
+            {"model": "m", "capability": "x", "verdict": "fail", "reason": "r", "attribution": "x"},
+            "attribution 'x' is not one of server_down, server_error, parser, model",
+        ),
+        (
+            {"model": "m", "capability": "x", "verdict": "pass", "attribution": "model"},
+            "attribution is given with verdict pass; only a failure has one",
         ),
         ("just text", "must be a mapping"),
     ],

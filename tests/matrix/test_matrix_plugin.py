@@ -209,6 +209,24 @@ def test_a_baseline_without_a_common_cell_is_named_not_diffed(pytester, matrix_d
     assert "against baseline" not in relabelled.stdout.str()
 
 
+def test_a_failure_expected_with_another_attribution_fails_with_one_sentence(pytester, matrix_dir):
+    pytester.makepyfile(test_cells=RECORDING_TESTS)  # tool_calling fails as the parser's fault
+    pytester.path.joinpath("known.yaml").write_text(
+        "- {model: tiny-chat, capability: tool_calling, verdict: fail, attribution: model,\n"
+        "   reason: never calls tools}\n"
+    )
+    result = pytester.runpytest("--mlx-expectations=known.yaml")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*tool_calling (proxied) for tiny-chat [[]bf16[]] was expected to fail as model "
+            "(never calls tools) but failed as parser: <tool_call> markup left in content"
+        ]
+    )
+    cell = load_matrix(matrix_dir / "latest.json").rows[0].cell("tool_calling", "proxied")
+    assert (cell.expectation.status, cell.expectation.attribution.value) == ("mismatch", "model")
+
+
 def test_known_secret_values_given_to_record_never_reach_a_file(pytester, matrix_dir):
     pytester.makepyfile(
         """

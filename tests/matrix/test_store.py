@@ -10,7 +10,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
+from pytest_mlxstack.matrix.expectations import parse_expectations
+from pytest_mlxstack.matrix.model import SCHEMA_VERSION, Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.schema import matrix_json_schema, schema_text
 from pytest_mlxstack.matrix.store import write_matrix, write_matrix_file
 
@@ -45,6 +46,27 @@ def test_published_schema_is_current():
         "'mlxstack matrix schema -o matrices/matrix.schema.json' and bump SCHEMA_VERSION "
         "if the shape changed"
     )
+
+
+def test_a_version_1_file_reads_as_version_2(build_matrix, tmp_path):
+    """Version 2 added an expectation's ``attribution``; version 1 files are otherwise the
+    same and stay readable (published baselines, older nightly artefacts)."""
+    expectations = parse_expectations(
+        [{"model": "tiny-chat", "capability": "tool_calling", "verdict": "fail", "reason": "r"}]
+    )
+    data = build_matrix(CELLS, expectations=expectations).to_json()
+    data["schema_version"] = 1
+    for row in data["rows"]:
+        for cell in row["cells"]:
+            if cell["expectation"] is not None:
+                del cell["expectation"]["attribution"]
+    (tmp_path / "v1.json").write_text(json.dumps(data))
+
+    matrix = load_matrix(tmp_path / "v1.json")
+
+    assert matrix.schema_version == SCHEMA_VERSION == 2
+    cell = matrix.rows[0].cell("tool_calling", "proxied")
+    assert (cell.expectation.status, cell.expectation.attribution) == ("known_failure", None)
 
 
 def test_schema_rejects_a_cell_without_a_verdict(build_matrix):
