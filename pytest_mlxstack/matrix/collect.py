@@ -7,8 +7,10 @@ Payloads are sanitized (secrets redacted) when they are created, before they tra
 Aggregation is deterministic whatever order the workers report in:
 - a cell recorded twice keeps the worst verdict (fail > pass > skip > n/a), because a cell
   must not say "pass" when any test saw the capability fail; ties go to the lower test id;
-- a row's ``server_starts`` is the sum over processes of each process's latest count (every
-  xdist worker has its own server pool); ``startup_s`` and ``memory_mb`` keep the maximum.
+- a row's ``server_starts``, ``startup_s`` and ``memory_mb`` keep the maximum reported. The
+  server pool is shared by every xdist worker of a run through its ledger, and each process
+  reports the run's start count read from it, so the largest report is the newest count (a
+  sum would count the same start once per worker).
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ class _RowFacts:
     revisions: set[str] = field(default_factory=set)
     startup_s: float | None = None
     memory_mb: float | None = None
-    starts_by_process: dict[str, int] = field(default_factory=dict)
+    server_starts: int | None = None
 
 
 class MatrixCollector:
@@ -168,9 +170,7 @@ class MatrixCollector:
         facts.startup_s = _max(facts.startup_s, startup_s)
         facts.memory_mb = _max(facts.memory_mb, memory_mb)
         if starts is not None:
-            process = str(payload.get("process") or "main")
-            previous = facts.starts_by_process.get(process, 0)
-            facts.starts_by_process[process] = max(previous, starts)
+            facts.server_starts = max(facts.server_starts or 0, starts)
 
     @staticmethod
     def _add_source(facts: _RowFacts, payload: dict[str, Any]) -> None:
@@ -209,9 +209,7 @@ class MatrixCollector:
                     revision=self._single(model, quant, "revision", facts.revisions),
                     startup_s=facts.startup_s,
                     memory_mb=facts.memory_mb,
-                    server_starts=sum(facts.starts_by_process.values())
-                    if facts.starts_by_process
-                    else None,
+                    server_starts=facts.server_starts,
                     cells=cells,
                 )
             )

@@ -158,6 +158,16 @@ class ServerPool:
         """Starts per (model, flags) across every process of the run, in first-start order."""
         return read_start_counts(self.directory)
 
+    def starts_of(self, tier: TierSpec, model: ResolvedModel) -> int:
+        """How often any process of the run started the server for this tier's model and
+        flags (0: never; 2: it died and a later ``serve`` started it again)."""
+        digest = _digest(server_key(tier, model))
+        if not (self.directory / LEDGER).is_file():
+            return 0
+        with FileLock(str(self.directory / f"{LEDGER}.lock")):
+            entry = _read_ledger(self.directory)["starts"].get(digest)
+        return int(entry["starts"]) if entry is not None else 0
+
     # -- leaving ---------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("openai", reason="the built-in suites need the harness extra (openai)")
 
-from pytest_mlxstack.matrix.verdicts import Route
+from pytest_mlxstack.matrix.verdicts import ProbeResult, Route
 from pytest_mlxstack.probes import probe_model_listing
-from pytest_mlxstack.suites.recording import probe_record_check, record
+from pytest_mlxstack.suites.recording import probe_record_check
 from pytest_mlxstack.suites.selection import SuiteTarget
 from pytest_mlxstack.suites.session import SuiteStack
 from pytest_mlxstack.wiring.matrix import MatrixRecorder
@@ -53,6 +53,8 @@ def test_openai_client(
 def test_model_listing(
     mlx_suite_target: SuiteTarget, mlx_suite_stack: SuiteStack, mlx_matrix: MatrixRecorder
 ) -> None:
-    result = probe_model_listing(mlx_suite_stack.proxy_client(), mlx_suite_target.tier, route=ROUTE)
-    record(result, mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix)
-    mlx_matrix.check(result)
+    def probe() -> ProbeResult:
+        client = mlx_suite_stack.proxy_client()
+        return probe_model_listing(client, mlx_suite_target.tier, route=ROUTE)
+
+    probe_record_check("model_listing", mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix, probe)

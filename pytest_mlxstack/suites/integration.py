@@ -18,12 +18,12 @@ import httpx
 import psutil
 
 from pytest_mlxstack.cache import ModelCache
-from pytest_mlxstack.matrix.verdicts import Route, Verdict
+from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
 from pytest_mlxstack.ports import port_is_free
 from pytest_mlxstack.probes import probe_concurrency, probe_inference, probe_routing
 from pytest_mlxstack.stack import ServerPool, StackSpec, start_stack
 from pytest_mlxstack.stack.clients import proxy_client
-from pytest_mlxstack.suites.recording import record
+from pytest_mlxstack.suites.recording import probe_record_check
 from pytest_mlxstack.suites.selection import SuiteTarget
 from pytest_mlxstack.suites.session import SuiteStack
 from pytest_mlxstack.wiring.core import new_service_manager
@@ -42,22 +42,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_routing_by_tier_name(
     mlx_suite_target: SuiteTarget, mlx_suite_stack: SuiteStack, mlx_matrix: MatrixRecorder
 ) -> None:
-    result = probe_routing(
-        mlx_suite_stack.proxy_client(),
-        mlx_suite_target.tier,
-        direct=mlx_suite_stack.direct_client(mlx_suite_target),
-        served_name=mlx_suite_stack.served_name(mlx_suite_target),
-    )
-    record(result, mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix)
-    mlx_matrix.check(result)
+    def probe() -> ProbeResult:
+        return probe_routing(
+            mlx_suite_stack.proxy_client(),
+            mlx_suite_target.tier,
+            direct=mlx_suite_stack.direct_client(mlx_suite_target),
+            served_name=mlx_suite_stack.served_name(mlx_suite_target),
+        )
+
+    probe_record_check("routing", mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix, probe)
 
 
 def test_concurrent_requests(
     mlx_suite_target: SuiteTarget, mlx_suite_stack: SuiteStack, mlx_matrix: MatrixRecorder
 ) -> None:
-    result = probe_concurrency(mlx_suite_stack.proxy_client(), mlx_suite_target.tier)
-    record(result, mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix)
-    mlx_matrix.check(result)
+    def probe() -> ProbeResult:
+        return probe_concurrency(mlx_suite_stack.proxy_client(), mlx_suite_target.tier)
+
+    probe_record_check("concurrency", mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix, probe)
 
 
 def test_model_listing_names_every_tier(mlx_suite_stack: SuiteStack) -> None:

@@ -6,6 +6,8 @@ passes, the proxy is to blame (``attribute_proxy``). Only failures pay for the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
 from pytest_mlxstack.probes import attribute_proxy, run_probe
 from pytest_mlxstack.suites.selection import SuiteTarget
@@ -16,7 +18,10 @@ from pytest_mlxstack.wiring.matrix import MatrixRecorder
 def probe_target(
     capability: str, target: SuiteTarget, suite: SuiteStack, route: Route
 ) -> ProbeResult:
-    """The probe's verdict for ``target`` through ``route`` (``n/a`` if undeclared)."""
+    """The probe's verdict for ``target`` through ``route`` (``n/a`` if undeclared;
+    ``fail``/``server_down`` with the start error if its server did not start)."""
+    if suite.is_down(target):
+        return suite.down_result(capability, target)
     declared = target.entry.capabilities
     direct = suite.direct_client(target)
     if route is Route.DIRECT:
@@ -35,10 +40,11 @@ def record(
     route: Route,
     matrix: MatrixRecorder,
 ) -> None:
-    """Put ``result`` and the row's facts into the matrix.
+    """Put ``result`` and the row's facts into the matrix (the stack's master key redacted).
 
-    The servers this process started are reported with every test, whichever target the test
-    is about: under xdist the process that started a server may run none of its tests.
+    The start-up time of the servers this process started is reported with every test,
+    whichever target the test is about: under xdist the process that started a server may
+    run none of its tests. Start counts come from the pool's ledger, the same in every process.
     """
     facts = suite.row_facts(target)
     matrix.record(
@@ -48,10 +54,11 @@ def record(
         route=route,
         repo=facts["repo"],
         revision=facts["revision"],
+        secrets=suite.secrets,
     )
     matrix.record_row(model=target.entry.id, quant=target.quant, **facts)
     for other in suite.targets:
-        if other != target and suite.server_starts(other):
+        if other != target and other.tier in suite.started_here:
             matrix.record_row(
                 model=other.entry.id,
                 quant=other.quant,
@@ -61,10 +68,22 @@ def record(
 
 
 def probe_record_check(
-    capability: str, target: SuiteTarget, suite: SuiteStack, route: Route, matrix: MatrixRecorder
+    capability: str,
+    target: SuiteTarget,
+    suite: SuiteStack,
+    route: Route,
+    matrix: MatrixRecorder,
+    probe: Callable[[], ProbeResult] | None = None,
 ) -> ProbeResult:
-    """Probe, record, then fail/skip/xfail the calling test as the verdict says."""
-    result = probe_target(capability, target, suite, route)
+    """Probe, record, then fail/skip/xfail the calling test as the verdict says.
+
+    ``probe`` replaces the catalog probe of ``capability`` (routing, listing, concurrency);
+    it is not called for a target whose server did not start.
+    """
+    if probe is None or suite.is_down(target):
+        result = probe_target(capability, target, suite, route)
+    else:
+        result = probe()
     record(result, target, suite, route, matrix)
     matrix.check(result)
     return result

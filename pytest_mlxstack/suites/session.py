@@ -3,28 +3,38 @@ vllm-mlx from the session's server pool (one start per model and flags), one Lit
 
 Smoke tests reach a tier's vllm-mlx directly, harness tests go through LiteLLM by tier name,
 integration tests use the stack as a whole. Row facts for the matrix (start-up time, memory,
-server starts) are read from the running processes and the pool.
+server starts) are read from the running processes and the pool's ledger.
+
+Each model's server is started on its own first: a model whose server does not start (broken
+weights, a missing folder, a crash while loading) is kept as *down*, with the error and the end
+of its log, and the stack runs with the others. Every capability test of a down model records
+a ``fail`` cell attributed ``server_down`` carrying that evidence, so one broken model costs its
+own cells, not the whole matrix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from pytest_mlxstack.services import ServiceManager
+from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Verdict
+from pytest_mlxstack.services import ServiceManager, ServiceStartError
 from pytest_mlxstack.stack import ServerPool, Stack, StackSpec, TierSpec, start_stack
 from pytest_mlxstack.stack.clients import proxy_client, tier_client
-from pytest_mlxstack.stack.models import PullFunction
+from pytest_mlxstack.stack.errors import StackError
+from pytest_mlxstack.stack.models import PullFunction, ResolvedModel, load_catalogs, resolve_tier
 from pytest_mlxstack.suites.selection import SuiteTarget
 
 if TYPE_CHECKING:
     from openai import OpenAI
 
 TWIN_SUFFIX = "-twin"
+FIXTURE_PREFIX = "fixture:"
 
 
 def suite_stack_spec(
@@ -41,16 +51,59 @@ def suite_stack_spec(
     return StackSpec(tiers=tuple(tiers), catalog=catalog)
 
 
+@dataclass(frozen=True)
+class TierDown:
+    """Why a target's server did not start: the error's first line, and the rest (the end of
+    the server's log), both already redacted of the run's known secrets."""
+
+    error: str
+    detail: str = ""
+
+
 @dataclass
 class SuiteStack:
-    """The running suite stack, with clients and the facts the matrix rows need."""
+    """The running suite stack, with clients and the facts the matrix rows need.
 
-    stack: Stack
+    ``down`` holds the targets whose server did not start; the stack serves the others (and
+    is missing altogether when none started: ``stack`` then raises ``StackError``).
+    """
+
+    running: Stack | None
     pool: ServerPool
     targets: list[SuiteTarget]
     startup_s: dict[str, float] = field(default_factory=dict)  # tier -> seconds to serve
     started_here: set[str] = field(default_factory=set)  # tiers whose server we started
+    down: dict[str, TierDown] = field(default_factory=dict)  # tier -> why it did not start
+    served: dict[str, tuple[TierSpec, ResolvedModel]] = field(default_factory=dict, repr=False)
     _clients: dict[str, OpenAI] = field(default_factory=dict, repr=False)
+
+    @property
+    def stack(self) -> Stack:
+        """The running stack; ``StackError`` when no target's server started."""
+        if self.running is None:
+            reasons = "; ".join(f"{tier}: {why.error}" for tier, why in self.down.items())
+            raise StackError(f"no model of the suite stack started ({reasons})")
+        return self.running
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Exact values the matrix must never show (the stack's LiteLLM master key)."""
+        return (self.running.master_key.reveal(),) if self.running is not None else ()
+
+    def is_down(self, target: SuiteTarget) -> bool:
+        return target.tier in self.down
+
+    def down_result(self, capability: str, target: SuiteTarget) -> ProbeResult:
+        """The ``fail`` / ``server_down`` verdict of any probe of a target that did not start."""
+        why = self.down[target.tier]
+        notes = [why.error] + ([why.detail] if why.detail else [])
+        return ProbeResult(
+            capability=capability,
+            verdict=Verdict.FAIL,
+            reason=f"the server did not start, so nothing was asked: {why.error}",
+            attribution=Attribution.SERVER_DOWN,
+            evidence=Evidence(notes=notes),
+        )
 
     def direct_client(self, target: SuiteTarget) -> OpenAI:
         """An ``openai.OpenAI`` for the target's own vllm-mlx (``model=served_name``)."""
@@ -73,21 +126,24 @@ class SuiteStack:
         return list(self.stack.tiers)
 
     def server_starts(self, target: SuiteTarget) -> int:
-        """Servers this process started for the target: 1 or 0.
+        """How often the run started the target's server (model and flags) so far: 1, more
+        when it died and a later ``serve`` started it again, 0 when it never started.
 
-        The pool is shared by every xdist worker of the run and the matrix adds up what each
-        process reports, so each reports only its own starts; the total is the run's.
+        Read from the pool's ledger, which every xdist worker of the run shares, so each
+        process reports the run's count and the matrix keeps the largest.
         """
-        return int(target.tier in self.started_here)
+        served = self.served.get(target.tier)
+        return self.pool.starts_of(*served) if served is not None else 0
 
     def row_facts(self, target: SuiteTarget) -> dict[str, Any]:
         """Keyword arguments for ``mlx_matrix.record_row``."""
-        source = target.source
+        repo, revision = row_source(target)
+        running = None if self.is_down(target) else self.stack.tier(target.tier).service.pid
         return {
-            "repo": source.hf_repo,
-            "revision": source.revision,
+            "repo": repo,
+            "revision": revision,
             "startup_s": self.startup_s.get(target.tier),
-            "memory_mb": _memory_mb(self.stack.tier(target.tier).service.pid),
+            "memory_mb": _memory_mb(running) if running is not None else None,
             "server_starts": self.server_starts(target),
         }
 
@@ -97,7 +153,8 @@ class SuiteStack:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
-        self.stack.down()
+        if self.running is not None:
+            self.running.down()
 
 
 def start_suite_stack(
@@ -109,15 +166,88 @@ def start_suite_stack(
     directory: Path,
     pull: PullFunction | None,
     twin: bool = False,
+    redact: Callable[[str], str] | None = None,
 ) -> SuiteStack:
-    """Start the suite stack; the seconds each server this process started took are kept."""
+    """Start each target's server from the pool, then LiteLLM in front of those that started.
+
+    A target whose server does not start is recorded in ``down`` (its error passed through
+    ``redact``, by default the manager's); the others are unaffected. ``StackError`` only when
+    the catalog cannot be read or LiteLLM does not start. The seconds each server this process
+    started took are kept.
+    """
+    redact = redact or manager.redact
     spec = suite_stack_spec(targets, catalog, twin=twin)
-    stack = start_stack(spec, manager=manager, directory=directory, pool=pool, pull=pull)
-    startup = {name: server.startup_s for name, server in stack.tiers.items() if server.startup_s}
-    ours = {t.tier for t in targets if t.tier in startup}
-    return SuiteStack(
-        stack=stack, pool=pool, targets=list(targets), startup_s=startup, started_here=ours
-    )
+    catalogs = load_catalogs(spec)
+    tiers = {tier.name: tier for tier in spec.tiers}
+    suite = SuiteStack(running=None, pool=pool, targets=list(targets))
+    for target in targets:
+        tier = tiers[target.tier]
+        try:
+            model = resolve_tier(tier, catalogs=catalogs, pull=pull)
+            server = pool.serve(tier, model)
+        except StackError as exc:
+            suite.down[target.tier] = _why_down(exc, redact)
+            pool.on_progress(
+                f"{target.label} did not start; its tests fail as server_down "
+                f"({suite.down[target.tier].error})"
+            )
+            continue
+        suite.served[target.tier] = (tier, model)
+        if server.startup_s:
+            suite.startup_s[target.tier] = server.startup_s
+            suite.started_here.add(target.tier)
+    live = [target for target in targets if target.tier not in suite.down]
+    if live:
+        suite.running = start_stack(
+            suite_stack_spec(live, catalog, twin=twin),
+            manager=manager,
+            directory=directory,
+            pool=pool,
+            pull=pull,
+        )
+    return suite
+
+
+def _why_down(exc: StackError, redact: Callable[[str], str]) -> TierDown:
+    message = redact(str(exc))
+    head, _, rest = message.partition("\n")
+    cause = exc.__cause__
+    if isinstance(cause, ServiceStartError) and cause.log_tail and not rest:
+        rest = redact(cause.log_tail)
+    head = head.removesuffix(":").removesuffix("; last lines of its log")
+    detail = f"last lines of its log:\n{rest}" if rest else ""
+    return TierDown(error=head, detail=detail)
+
+
+def row_source(target: SuiteTarget) -> tuple[str | None, str | None]:
+    """Where a row's weights came from, for the matrix's Source column: the Hub repository
+    and revision; for a fixture model shipped with the plugin ``fixture:<name>`` and the first
+    12 hex digits of its weights' sha256 (from its ``BUILD.json``); for another local folder,
+    its path."""
+    source = target.source
+    if source.hf_repo is not None:
+        return source.hf_repo, source.revision
+    assert source.local_path is not None
+    folder = Path(source.local_path)
+    if _is_fixture_model(folder):
+        return FIXTURE_PREFIX + folder.name, _build_hash(folder)
+    return str(folder), None
+
+
+def _is_fixture_model(folder: Path) -> bool:
+    try:
+        from pytest_mlxstack.fixture_models import VARIANTS, fixture_model_path
+    except ImportError:  # the fixture models are not part of this installation
+        return False
+    return folder.name in VARIANTS and folder.resolve() == fixture_model_path(folder.name)
+
+
+def _build_hash(folder: Path) -> str | None:
+    try:
+        build = json.loads((folder / "BUILD.json").read_text(encoding="utf-8"))
+        return str(build["files"]["model.safetensors"])[:12]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _memory_mb(pid: int) -> float | None:

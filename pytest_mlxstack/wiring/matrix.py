@@ -196,7 +196,9 @@ class MatrixRecorder:
         memory_mb: float | None = None,
         server_starts: int | None = None,
     ) -> None:
-        """Facts about the row itself. ``server_starts`` counts this process's starts so far."""
+        """Facts about the row itself. ``server_starts`` is how often the run has started the
+        row's server so far (the suites read it from the server pool's ledger, which every
+        xdist worker shares); the matrix keeps the largest value any test reported."""
         _require_text(model=model, quant=quant)
         for name, value in (("startup_s", startup_s), ("memory_mb", memory_mb)):
             if value is not None and (

@@ -171,7 +171,9 @@ def mlx_suite_stack(
     model_cache: ModelCache,
 ) -> Iterator[SuiteStack]:
     """Every selected target as a tier (vllm-mlx from the session pool) behind one LiteLLM,
-    started once per session and shared by the smoke, integration and harness suites."""
+    started once per session and shared by the smoke, integration and harness suites. A
+    target whose server does not start is "down": its tests record ``server_down`` cells and
+    fail, and the others run."""
     pytest.importorskip("openai", reason="the built-in suites need the harness extra (openai)")
     with new_service_manager(pytestconfig) as manager:
         try:
@@ -184,7 +186,7 @@ def mlx_suite_stack(
                 pull=reporting_pull(pytestconfig, model_cache),
                 twin="integration" in mlx_suite_run.suites,
             )
-        except StackError as exc:
+        except StackError as exc:  # the catalog or LiteLLM: a model that fails is only "down"
             pytest.fail(f"the suite stack did not start: {exc}", pytrace=False)
         try:
             yield suite

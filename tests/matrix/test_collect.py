@@ -40,14 +40,20 @@ def test_a_cell_recorded_twice_keeps_the_failure_in_any_order(make_run):
     assert (cell.verdict.value, cell.test_id) == ("fail", "t2")
 
 
-def test_server_starts_add_up_across_worker_processes(make_run):
+def test_server_starts_are_the_run_count_not_a_sum_over_workers(make_run):
+    """Every worker reads the same count from the shared pool ledger: two workers reporting
+    1 saw one start, and a later report of 2 (the server died and came back) wins."""
     collector = MatrixCollector()
-    for process, starts in (("gw0", 1), ("gw0", 1), ("gw1", 1), ("gw1", 2)):
+    for process, starts in (("gw0", 1), ("gw1", 1), ("gw0", 1)):
         collector.add_row(row_payload(model="m", quant="q", server_starts=starts, process=process))
     collector.add_row(row_payload(model="m", quant="q", startup_s=3.5, memory_mb=900.0))
     collector.add_row(row_payload(model="m", quant="q", startup_s=4.5, process="gw1"))
-    row = collector.build(make_run("r", "2025-01-01T00:00:00Z")).rows[0]
-    assert (row.server_starts, row.startup_s, row.memory_mb) == (3, 4.5, 900.0)
+    collector.add_row(row_payload(model="n", quant="q", server_starts=1, process="gw0"))
+    collector.add_row(row_payload(model="n", quant="q", server_starts=2, process="gw1"))
+    collector.add_row(row_payload(model="n", quant="q", server_starts=1, process="gw0"))
+    m, n = collector.build(make_run("r", "2025-01-01T00:00:00Z")).rows
+    assert (m.server_starts, m.startup_s, m.memory_mb) == (1, 4.5, 900.0)
+    assert n.server_starts == 2
 
 
 def test_secrets_are_redacted_before_a_cell_leaves_the_process():

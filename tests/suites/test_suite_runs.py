@@ -1,0 +1,203 @@
+"""The built-in suites run for real (vllm-mlx, LiteLLM, the openai client) in inner pytest
+processes: a model whose server does not start, xdist workers sharing one server, and a
+server that dies and comes back.
+
+Each run uses one or two fixture models and the smoke (plus harness) suite, so that it stays
+around ten seconds of real serving.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from pytest_mlxstack.fixture_models import fixture_catalog_path, fixture_model_path
+from pytest_mlxstack.matrix.model import Matrix, Row, load_matrix
+from pytest_mlxstack.registry import PidRegistry
+from pytest_mlxstack.skips import skip_no_litellm, skip_no_mlx_backend, skip_no_openai, skip_no_vllm
+from pytest_mlxstack.wiring.suites import SUITE_DIR
+
+pytestmark = [skip_no_vllm, skip_no_litellm, skip_no_mlx_backend, skip_no_openai]
+
+SMOKE = ("inference", "streaming", "tool_calling", "tool_calling_streaming", "thinking")
+HARNESS = (
+    "inference",
+    "streaming",
+    "tool_calling",
+    "tool_calling_streaming",
+    "multi_turn",
+    "system_prompt",
+    "thinking",
+    "errors",
+    "model_listing",
+)
+BROKEN = "tiny-chat-broken"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Its own pid registry, ports and pool: nothing shared with the outer run."""
+    path = tmp_path / "mlxhome"
+    monkeypatch.setenv("MLXSTACK_HOME", str(path))
+    monkeypatch.delenv("MLXSTACK_MATRIX_DIR", raising=False)
+    return path
+
+
+def run_suites(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        f"--mlx-matrix-dir={pytester.path / 'matrices'}",
+        f"--junitxml={pytester.path / 'junit.xml'}",
+        *args,
+    )
+
+
+def outcomes(pytester: pytest.Pytester) -> dict[str, str]:
+    """``{test name: passed|failure|error|skipped}`` from the inner run's JUnit XML."""
+    found = {}
+    for case in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase"):
+        verdicts = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
+        found[case.get("name", "")] = verdicts[0] if verdicts else "passed"
+    return found
+
+
+def the_row(matrix: Matrix, model: str) -> Row:
+    (row,) = [row for row in matrix.rows if row.model == model]
+    return row
+
+
+def broken_copy_catalog(root: Path) -> Path:
+    """A catalog of tiny-chat and a copy of it whose weights are cut short: vllm-mlx exits
+    while loading the copy."""
+    broken = root / "models" / BROKEN
+    shutil.copytree(fixture_model_path("tiny-chat"), broken)
+    with (broken / "model.safetensors").open("r+b") as weights:
+        weights.truncate(1000)
+    catalog = root / "catalog"
+    catalog.mkdir()
+    entry = (fixture_catalog_path() / "tiny-chat.yaml").read_text(encoding="utf-8")
+    good = entry.replace("../tiny-chat", str(fixture_model_path("tiny-chat")))
+    (catalog / "tiny-chat.yaml").write_text(good, encoding="utf-8")
+    bad = entry.replace("id: tiny-chat\n", f"id: {BROKEN}\n").replace("../tiny-chat", str(broken))
+    (catalog / f"{BROKEN}.yaml").write_text(bad, encoding="utf-8")
+    return catalog
+
+
+def test_a_model_whose_server_does_not_start_costs_only_its_own_cells(
+    pytester: pytest.Pytester, home: Path
+) -> None:
+    catalog = broken_copy_catalog(pytester.path)
+    result = run_suites(pytester, "--mlx-suites=smoke,harness", f"--mlx-suite-catalog={catalog}")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()[-3000:]
+    matrix = load_matrix(pytester.path / "matrices" / "latest.json")
+    expected = {(c, "direct") for c in SMOKE} | {(c, "proxied") for c in HARNESS}
+
+    good = the_row(matrix, "tiny-chat")
+    assert {cell.key: cell.verdict.value for cell in good.cells} == dict.fromkeys(expected, "pass")
+    assert (good.server_starts, good.repo) == (1, "fixture:tiny-chat")
+    assert re.fullmatch(r"[0-9a-f]{12}", good.revision or ""), good.revision
+
+    bad = the_row(matrix, BROKEN)
+    assert {cell.key: (cell.verdict.value, cell.attribution) for cell in bad.cells} == (
+        dict.fromkeys(expected, ("fail", "server_down"))
+    )
+    assert (bad.server_starts, bad.repo) == (0, str(pytester.path / "models" / BROKEN))
+    cell = bad.cell("inference", "direct")
+    assert cell is not None
+    assert cell.reason.startswith("the server did not start, so nothing was asked: vllm-mlx for")
+    assert "exited with code" in cell.reason
+    _, log = cell.evidence.notes
+    assert log.startswith("last lines of its log:\n")
+    assert "Traceback" in log or "Error" in log  # vllm-mlx's own account of the crash
+
+    tests = outcomes(pytester)
+    assert len(tests) == 2 * (len(SMOKE) + len(HARNESS))
+    assert {v for name, v in tests.items() if "[tiny-chat-bf16" in name} == {"passed"}
+    assert {v for name, v in tests.items() if BROKEN in name} == {"failure"}
+    result.stdout.fnmatch_lines(
+        [
+            "*inference (direct) for tiny-chat-broken [[]bf16[]] failed (server_down): the "
+            "server did not start, so nothing was asked: vllm-mlx for *"
+        ]
+    )
+    result.stdout.fnmatch_lines([f"mlxstack: {BROKEN}-bf16 did not start; its tests fail as *"])
+    assert PidRegistry(home).records() == []
+
+
+def test_xdist_workers_share_one_server_and_write_one_matrix(
+    pytester: pytest.Pytester, home: Path
+) -> None:
+    result = run_suites(pytester, "--mlx-suites=smoke", "--mlx-models=tiny-chat", "-n", "2")
+
+    result.assert_outcomes(passed=len(SMOKE))
+    runs = list((pytester.path / "matrices" / "runs").glob("*.json"))
+    assert len(runs) == 1  # the controller wrote it; the workers wrote nothing
+    (row,) = load_matrix(runs[0]).rows
+    assert {cell.key: cell.verdict.value for cell in row.cells} == {
+        (capability, "direct"): "pass" for capability in SMOKE
+    }
+    # Both workers used the server; the pool (and its start count) is the run's, not theirs.
+    assert row.server_starts == 1
+    assert {cell.test_id.split("::")[-1].split("[")[0] for cell in row.cells} == {
+        f"test_{capability}" for capability in SMOKE
+    }
+    starts = [line for line in result.outlines if re.search(r"\d+ start\(s\)", line)]
+    assert len(starts) == 1, starts
+    assert ": 1 start(s) " in starts[0], starts
+
+
+RESTART = """
+import psutil
+from openai import OpenAI
+
+from pytest_mlxstack.matrix.verdicts import Route, Verdict
+from pytest_mlxstack.probes import run_probe
+from pytest_mlxstack.suites.recording import record
+
+
+def test_a_server_that_died_is_started_again(
+    mlx_suite_run, mlx_suite_stack, mlx_server_pool, mlx_matrix
+):
+    (target,) = mlx_suite_run.targets
+    assert mlx_suite_stack.server_starts(target) == 1
+    server = psutil.Process(mlx_suite_stack.stack.tier(target.tier).service.pid)
+    for process in [*server.children(recursive=True), server]:
+        process.kill()
+    server.wait(30)
+    # What any later stack of the session gets: the pool starts the dead server again.
+    tier, model = mlx_suite_stack.served[target.tier]
+    again = mlx_server_pool.serve(tier, model)
+    with OpenAI(base_url=again.base_url, api_key="unused", max_retries=0) as client:
+        result = run_probe("inference", client, again.served_name)
+    assert result.verdict is Verdict.PASS, result.reason
+    record(result, target, mlx_suite_stack, Route.DIRECT, mlx_matrix)
+    (count,) = mlx_server_pool.start_counts()
+    assert count.starts == mlx_suite_stack.server_starts(target) == 2
+"""
+
+
+def test_a_server_that_died_and_came_back_counts_two_starts(
+    pytester: pytest.Pytester, home: Path
+) -> None:
+    """The smoke suite records one start; then a test kills the pooled server and has the
+    pool start it again: the row must say 2, as the pool's ledger does."""
+    pytester.makepyfile(test_restart=RESTART)
+    result = run_suites(
+        pytester,
+        str(SUITE_DIR / "smoke.py"),
+        "test_restart.py",
+        "--mlx-suites=smoke",
+        "--mlx-models=tiny-chat",
+    )
+
+    result.assert_outcomes(passed=len(SMOKE) + 1)
+    (row,) = load_matrix(pytester.path / "matrices" / "latest.json").rows
+    assert row.server_starts == 2
+    result.stdout.fnmatch_lines(["tiny-chat:bf16 as tiny-chat: 2 start(s) *"])
+    assert PidRegistry(home).records() == []
