@@ -269,14 +269,19 @@ def test_bad_options_are_one_sentence_not_a_traceback(pytester, matrix_dir, args
 
 
 def test_an_unwritable_matrix_directory_fails_the_session_loudly(pytester, monkeypatch):
-    blocker = pytester.path / "not-a-directory"
-    blocker.write_text("a file where the matrix directory should be")
-    monkeypatch.setenv("MLXSTACK_MATRIX_DIR", str(blocker))
+    # A matrix directory that is itself a file is refused at start-up (core wiring); one whose
+    # runs/ is a file passes that check and only fails when the matrix is written.
+    directory = pytester.path / "matrices"
+    directory.mkdir()
+    blocker = directory / "runs"
+    blocker.write_text("a file where the runs directory should be")
+    monkeypatch.setenv("MLXSTACK_MATRIX_DIR", str(directory))
     pytester.makepyfile(test_cells=RECORDING_TESTS)
     result = _run_with_env(pytester, {"TOOLS_VERDICT": "pass"})
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR
-    result.stdout.fnmatch_lines([f"*could not write the matrix to {blocker} (*"])
-    assert blocker.read_text() == "a file where the matrix directory should be"
+    result.stdout.fnmatch_lines([f"*could not write the matrix to {directory} (*"])
+    assert blocker.read_text() == "a file where the runs directory should be"
+    assert not (directory / "latest.json").exists()
 
 
 def _run_with_env(pytester: pytest.Pytester, env: dict[str, str], *args: str):
