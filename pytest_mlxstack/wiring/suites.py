@@ -6,6 +6,9 @@ so it works in a repository with no tests, and every xdist worker adds them from
 options. The catalog (``--mlx-suite-catalog``, default: the fixture catalog) and the model
 selection (``--mlx-models``) are read at configure time, so a typo stops the run at once with
 one sentence. Select tiers with ``-m smoke`` / ``-m integration`` / ``-m harness``.
+
+When the run moves on to a built-in tier (its first test starts), the controller prints one
+progress line, such as ``mlxstack: tier 2 (smoke): 4 models``.
 """
 
 from __future__ import annotations
@@ -30,11 +33,14 @@ from pytest_mlxstack.suites.selection import (
     split_model_args,
 )
 from pytest_mlxstack.suites.session import SuiteStack, start_suite_stack
-from pytest_mlxstack.wiring.core import new_service_manager
+from pytest_mlxstack.wiring.catalog import CATALOG_RUN
+from pytest_mlxstack.wiring.catalog import SUITE_PATH as CATALOG_SUITE_PATH
+from pytest_mlxstack.wiring.core import new_service_manager, report_progress
 from pytest_mlxstack.wiring.stack import reporting_pull
 
 SUITE_DIR = Path(__file__).resolve().parent.parent / "suites"
 NOT_CONFIGURED = "run with --mlx-suites to run the built-in suites"
+TIER_NUMBERS = {"catalog": 1, "smoke": 2, "integration": 3, "harness": 4}
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,57 @@ def pytest_configure(config: pytest.Config) -> None:
         # No test paths given: run only built-in suites (testpaths and the cwd are ignored).
         config.args[:] = [arg for arg in config.args if _is_builtin_suite(arg)]
     config.args.extend(path for path in paths if path not in config.args)
+    if not hasattr(config, "workerinput"):  # the controller: xdist workers have no terminal
+        config.pluginmanager.register(TierProgress(config), "mlxstack-tier-progress")
+
+
+class TierProgress:
+    """Says on the terminal which built-in tier the run has reached, once per tier.
+
+    ``pytest_runtest_logstart`` runs on the controller for every test, also those xdist
+    workers run, so the line comes from the one process with a terminal.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.announced: set[str] = set()
+        self.reported = False  # a test report came since our last line (a letter may follow)
+
+    def pytest_runtest_logreport(self) -> None:
+        self.reported = True
+
+    def pytest_runtest_logstart(self, location: tuple[str, int | None, str]) -> None:
+        tier = self._tier(location[0])  # the node id lacks the path of a file outside rootdir
+        if tier is None or tier in self.announced:
+            return
+        self.announced.add(tier)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self.reported and reporter is not None and not reporter.currentfspath:
+            # Under xdist the status letters are written without a file path first, so the
+            # reporter does not know a line is open; this makes ensure_newline() end it.
+            reporter.currentfspath = -2
+        self.reported = False
+        report_progress(self.config, f"tier {TIER_NUMBERS[tier]} ({tier}): {self._size(tier)}")
+
+    def _tier(self, relpath: str) -> str | None:
+        path = self.config.rootpath / relpath
+        try:
+            resolved = path.resolve()
+        except OSError:
+            return None
+        if resolved == CATALOG_SUITE_PATH:
+            return "catalog"
+        if resolved.parent == SUITE_DIR and resolved.stem in TIER_NUMBERS:
+            return resolved.stem
+        return None
+
+    def _size(self, tier: str) -> str:
+        if tier == "catalog":
+            catalog_run = self.config.stash.get(CATALOG_RUN, None)
+            count = len(list(catalog_run.catalog)) if catalog_run is not None else 0
+            return f"{count} catalog entr{'y' if count == 1 else 'ies'}"
+        count = len(self.config.stash[SUITE_RUN].targets)
+        return f"{count} model{'' if count == 1 else 's'}"
 
 
 def _suite_catalog(config: pytest.Config) -> Catalog:

@@ -142,3 +142,33 @@ def test_bad_options_stop_the_run_with_one_sentence(
     assert len(errors) == 1, result.errlines
     assert message in errors[0]
     assert "Traceback" not in result.stderr.str()
+
+
+def test_a_progress_line_says_which_tier_runs_once_per_tier(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test is skipped at set-up by a plugin (no server starts): the line comes when a
+    tier's first test starts, from the controller, once per tier, in run order."""
+    monkeypatch.setenv("MLXSTACK_HOME", str(pytester.path / "home"))
+    pytester.makepyfile(
+        skip_all=(
+            "import pytest\n\n"
+            "@pytest.hookimpl(tryfirst=True)\n"
+            "def pytest_runtest_setup(item):\n"
+            "    pytest.skip('no server needed to see the progress')\n"
+        )
+    )
+    for extra in ([], ["-n", "2"]):
+        result = run(
+            pytester,
+            "-p",
+            "skip_all",
+            "--mlx-suites=smoke,harness",
+            "--mlx-models=tiny-chat,tiny-chat-no-think",
+            *extra,
+        )
+        assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+        assert [line for line in result.outlines if line.startswith("mlxstack: tier ")] == [
+            "mlxstack: tier 2 (smoke): 2 models",
+            "mlxstack: tier 4 (harness): 2 models",
+        ], extra

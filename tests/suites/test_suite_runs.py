@@ -1,6 +1,6 @@
 """The built-in suites run for real (vllm-mlx, LiteLLM, the openai client) in inner pytest
-processes: a model whose server does not start, xdist workers sharing one server, and a
-server that dies and comes back.
+processes: a model whose server does not start, xdist workers sharing one server, a server
+that dies and comes back, and the progress lines that say which tier runs.
 
 Each run uses one or two fixture models and the smoke (plus harness) suite, so that it stays
 around ten seconds of real serving.
@@ -71,6 +71,10 @@ def the_row(matrix: Matrix, model: str) -> Row:
     return row
 
 
+def progress(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.outlines if line.startswith("mlxstack: tier ")]
+
+
 def broken_copy_catalog(root: Path) -> Path:
     """A catalog of tiny-chat and a copy of it whose weights are cut short: vllm-mlx exits
     while loading the copy."""
@@ -126,6 +130,10 @@ def test_a_model_whose_server_does_not_start_costs_only_its_own_cells(
             "server did not start, so nothing was asked: vllm-mlx for *"
         ]
     )
+    assert progress(result) == [
+        "mlxstack: tier 2 (smoke): 2 models",
+        "mlxstack: tier 4 (harness): 2 models",
+    ]
     result.stdout.fnmatch_lines([f"mlxstack: {BROKEN}-bf16 did not start; its tests fail as *"])
     assert PidRegistry(home).records() == []
 
@@ -147,6 +155,7 @@ def test_xdist_workers_share_one_server_and_write_one_matrix(
     assert {cell.test_id.split("::")[-1].split("[")[0] for cell in row.cells} == {
         f"test_{capability}" for capability in SMOKE
     }
+    assert progress(result) == ["mlxstack: tier 2 (smoke): 1 model"]
     starts = [line for line in result.outlines if re.search(r"\d+ start\(s\)", line)]
     assert len(starts) == 1, starts
     assert ": 1 start(s) " in starts[0], starts
