@@ -6,6 +6,8 @@ to a written matrix, and how often each vllm-mlx was started.
 Runs ``python -m pytest_mlxstack.mainjob`` (the same pytest invocation as ``make matrix``)
 into a temporary matrix directory with its own MLXSTACK_HOME, and prints the wall time, the
 ratio to the 120 s target, and the server starts per model and flags (target: exactly one).
+Exit status 1 when the median misses the target, a model was not started exactly once (in
+the main job's start table or a matrix row), or a main job failed or wrote no matrix.
 """
 
 from __future__ import annotations
@@ -58,23 +60,40 @@ def main() -> int:
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args()
     times = []
+    problems: list[str] = []
     for number in range(1, args.runs + 1):
         elapsed, status, starts, rows = one_run(args.catalog, args.pytest_args)
         times.append(elapsed)
+        if status != 0:
+            problems.append(f"run {number}: the main job exited with status {status}")
+        if not rows:
+            problems.append(f"run {number}: no matrix was written")
+        wrong = {row: count for row, count in rows.items() if count != 1}
+        if wrong:
+            problems.append(f"run {number}: server starts other than 1 in the matrix: {wrong}")
         print(f"run {number}: time to matrix {elapsed:.1f} s (main job exit status {status})")
         print("  server starts per model and flags (vllm-mlx):")
         for line in starts:
             print(f"    {line}")
         print("  server starts per matrix row: " + ", ".join(f"{k}: {v}" for k, v in rows.items()))
         extra = [line for line in starts if not line.split(": ", 1)[1].startswith("1 start(s)")]
-        print(f"  exactly one start per model and flags: {'yes' if starts and not extra else 'NO'}")
+        once = bool(starts) and not extra
+        print(f"  exactly one start per model and flags: {'yes' if once else 'NO'}")
+        if not once:
+            problems.append(f"run {number}: not exactly one start per model and flags")
     median = statistics.median(times)
     verdict = "met" if median <= TARGET_S else "MISSED"
     print(
         f"time to matrix: median {median:.1f} s over {len(times)} run(s); "
         f"target <= {TARGET_S:.0f} s (ratio {median / TARGET_S:.2f}, {verdict})"
     )
-    return 0
+    if median > TARGET_S:
+        problems.append(
+            f"the median time to matrix {median:.1f} s misses the {TARGET_S:.0f} s target"
+        )
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
