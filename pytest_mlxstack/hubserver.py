@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -313,7 +312,6 @@ class _Handler(BaseHTTPRequestHandler):
     """Routes one request; all shared state lives on the class attribute ``state``."""
 
     state: _State
-    _status = 500
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; with Nagle's algorithm on, a kept-alive
     # connection then waits for the client's delayed ACK (about 40 ms) on every response.
@@ -355,10 +353,23 @@ class _Handler(BaseHTTPRequestHandler):
         except _HubError as err:
             self._error(err, head)
         finally:
-            status = self._status
             with state.lock:
                 state.in_flight -= 1
-                state.requests.append(HubRequest(self.command, path, status, token is not None))
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Record the request before any byte of its answer can reach the client.
+
+        Recorded after the answer, a caller that reads ``LocalHub.requests`` as soon as its own
+        call returns could miss the last request (the server thread had not appended it yet).
+        """
+        headers = getattr(self, "headers", None)  # absent when the request line was malformed
+        auth = headers.get("Authorization", "") if headers is not None else ""
+        authenticated = auth.lower().startswith("bearer ")
+        path = urlsplit(getattr(self, "path", "")).path
+        request = HubRequest(str(getattr(self, "command", None)), path, code, authenticated)
+        with self.state.lock:
+            self.state.requests.append(request)
+        super().send_response(code, message)
 
     def _maybe_fail(self, path: str) -> bool:
         """Answer with an injected failure if one is pending for this path."""
@@ -489,7 +500,6 @@ class _Handler(BaseHTTPRequestHandler):
         if f.is_lfs:
             headers["X-Linked-Size"] = str(f.size)
             headers["X-Linked-ETag"] = f'"{etag}"'
-        self._status = 200
         self.send_response(200)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -514,8 +524,7 @@ class _Handler(BaseHTTPRequestHandler):
         head: bool,
     ) -> None:
         data = json.dumps(body).encode()
-        self._status = status
-        self.send_response(status, HTTPStatus(status).phrase)
+        self.send_response(status)  # the standard phrase, or none for a code such as 599
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         for key, value in (headers or {}).items():

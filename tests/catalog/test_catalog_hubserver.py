@@ -137,3 +137,18 @@ def test_stop_closes_the_port() -> None:
         socket.create_connection((host, int(port)), timeout=1).close()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://{host}:{port}/api/models/a/b", timeout=2)
+
+
+def test_a_request_is_recorded_before_its_answer_reaches_the_client(hub: LocalHub) -> None:
+    """Callers read ``requests`` right after their call returns: it must be there already.
+
+    The body (64 MB, far more than socket buffers hold) is left unread, so the server is still
+    writing it: a request recorded only once answered would be missing here, every time.
+    """
+    hub.add_repo("org/big", {"model.safetensors": 64 << 20})
+    url = f"{hub.url}/org/big/resolve/main/model.safetensors"
+    with httpx.stream("GET", url, timeout=30) as response:
+        assert response.status_code == 200
+        assert [(r.method, r.path, r.status) for r in hub.requests] == [
+            ("GET", "/org/big/resolve/main/model.safetensors", 200)
+        ]
