@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_mlxstack.matrix.diff import diff_matrices
+from pytest_mlxstack.matrix.diff import diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, Row, load_matrix
 from pytest_mlxstack.matrix.store import LATEST_JSON, RUNS_DIR
 
@@ -99,23 +99,13 @@ def summary_lines(
 def regression_lines(baseline_path: Path, baseline: Matrix, matrix: Matrix) -> list[str]:
     """``against <baseline>: N regressions, ...`` (the diff's headline), then one line per
     regression cell, as the plugin's terminal summary lists them."""
-    shared_rows = {(r.model, r.quant, r.profile) for r in baseline.rows} & {
-        (r.model, r.quant, r.profile) for r in matrix.rows
-    }
-    if not shared_rows:
-        return [
-            f"against {baseline_path}: not compared, no row has the same model, quant and "
-            f"machine profile (pass --mlx-machine-profile to match the baseline's)"
-        ]
+    unrelated = no_shared_cells(
+        baseline, matrix, base_name=str(baseline_path), new_name="this run's matrix"
+    )
+    if unrelated is not None:
+        return [f"not compared: {unrelated}"]
     diff = diff_matrices(baseline, matrix)
-    lines = [f"against {baseline_path}: {diff.headline()}"]
-    for change in diff.regressions:
-        why = f"{change.attribution}: {change.reason}" if change.attribution else change.reason
-        lines.append(
-            f"  REGRESSION {change.model} [{change.quant}] {change.capability} "
-            f"({change.route}): {change.before} -> {change.after or 'missing'} ({why:.160})"
-        )
-    return lines
+    return [f"against {baseline_path}: {diff.headline()}", *diff.regression_lines()]
 
 
 def baseline_path(matrix_dir: Path, pytest_args: Sequence[str]) -> Path | None:

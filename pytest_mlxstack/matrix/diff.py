@@ -81,6 +81,18 @@ class MatrixDiff:
         ]
         return ", ".join(parts)
 
+    def regression_lines(self, limit: int = 10) -> list[str]:
+        """One ``REGRESSION ...`` line per regressed cell (at most ``limit``, then a count), as
+        the terminal summaries print them under the headline."""
+        lines = [
+            f"  REGRESSION {change.model} [{change.quant}] {change.capability} "
+            f"({change.route}): {change.before} -> {_after(change)}{_why(change)}"
+            for change in self.regressions[:limit]
+        ]
+        if len(self.regressions) > limit:
+            lines.append(f"  ... and {len(self.regressions) - limit} more regressions")
+        return lines
+
     def to_text(self) -> str:
         lines = [self.headline()]
         for change in self.changes:

@@ -25,7 +25,7 @@ from pytest_mlxstack.matrix.collect import (
     cell_payload,
     row_payload,
 )
-from pytest_mlxstack.matrix.diff import MISSING, MatrixDiff, diff_matrices, no_shared_cells
+from pytest_mlxstack.matrix.diff import MatrixDiff, diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.expectations import Expectations, ExpectationsError, load_expectations
 from pytest_mlxstack.matrix.html import render_html
 from pytest_mlxstack.matrix.metadata import collect_run_metadata
@@ -322,23 +322,8 @@ class MatrixWriter:
             write("cells: " + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()))
             if state.diff is not None:
                 write(f"against baseline {state.baseline_path}: {state.diff.headline()}")
-                missing = [c for c in state.diff.regressions if c.after is None]
-                for change in state.diff.regressions:
-                    if change.after is not None:
-                        write(
-                            f"  REGRESSION {change.model} [{change.quant}] {change.capability} "
-                            f"({change.route}): pass -> {change.after} ({change.attribution}: "
-                            f"{change.reason})",
-                            red=True,
-                        )
-                if missing:
-                    names = [f"{c.model} [{c.quant}] {c.capability} ({c.route})" for c in missing]
-                    more = f", and {len(names) - 5} more" if len(names) > 5 else ""
-                    write(
-                        f"  REGRESSION {len(missing)} cell(s) passed in the baseline and are "
-                        f"{MISSING} from this run: {', '.join(names[:5])}{more}",
-                        red=True,
-                    )
+                for line in state.diff.regression_lines():
+                    write(line, red=True)
             for row, cell in state.matrix.unexpected_passes():
                 reason = cell.expectation.reason if cell.expectation else ""
                 write(

@@ -191,8 +191,7 @@ def test_a_pass_missing_from_the_run_is_a_regression(pytester, matrix_dir):
     without_tools.stdout.fnmatch_lines(
         [
             f"against baseline {matrix_dir}/latest.json: 1 regression, *",
-            "*REGRESSION 1 cell(s) passed in the baseline and are missing from this run: "
-            "tiny-chat [[]bf16[]] tool_calling (proxied)",
+            "*REGRESSION tiny-chat [[]bf16[]] tool_calling (proxied): pass -> missing*",
         ]
     )
 
