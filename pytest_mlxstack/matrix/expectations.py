@@ -26,8 +26,9 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import yaml
@@ -46,8 +47,7 @@ _KNOWN_FIELDS = (
     "link",
 )
 _VERDICTS = ", ".join(v.value for v in Verdict)
-_ATTRIBUTIONS = ", ".join(a.value for a in Attribution)
-_ROUTES = ", ".join(r.value for r in Route)
+_Choice = TypeVar("_Choice", bound=Enum)
 
 
 class ExpectationsError(ValueError):
@@ -216,15 +216,7 @@ def _parse_entry(entry: Any, where: str) -> ExpectationRule:
         raise ExpectationsError(
             f"{where}: verdict {verdict_text!r} is not one of {_VERDICTS}"
         ) from None
-    route: Route | None = None
-    if entry.get("route") is not None:
-        try:
-            route = Route(str(entry["route"]))
-        except ValueError:
-            raise ExpectationsError(
-                f"{where}: route {entry['route']!r} is not one of {_ROUTES}; leave it out to "
-                f"match both"
-            ) from None
+    route = _optional_choice(entry, "route", Route, where, "leave it out to match both")
     reason = entry.get("reason")
     if verdict is not Verdict.PASS and not (isinstance(reason, str) and reason.strip()):
         raise ExpectationsError(
@@ -236,20 +228,14 @@ def _parse_entry(entry: Any, where: str) -> ExpectationRule:
         raise ExpectationsError(
             f"{where}: link {link!r} is not an http(s) URL; give the issue's web address"
         )
-    attribution: Attribution | None = None
-    if entry.get("attribution") is not None:
-        try:
-            attribution = Attribution(str(entry["attribution"]))
-        except ValueError:
-            raise ExpectationsError(
-                f"{where}: attribution {entry['attribution']!r} is not one of {_ATTRIBUTIONS}; "
-                f"leave it out to accept any"
-            ) from None
-        if verdict is not Verdict.FAIL:
-            raise ExpectationsError(
-                f"{where}: attribution is given with verdict {verdict.value}; only a failure "
-                f"has one, so remove it or expect fail"
-            )
+    attribution = _optional_choice(
+        entry, "attribution", Attribution, where, "leave it out to accept any"
+    )
+    if attribution is not None and verdict is not Verdict.FAIL:
+        raise ExpectationsError(
+            f"{where}: attribution is given with verdict {verdict.value}; only a failure "
+            f"has one, so remove it or expect fail"
+        )
     quant = entry.get("quant")
     return ExpectationRule(
         model=model,
@@ -262,6 +248,22 @@ def _parse_entry(entry: Any, where: str) -> ExpectationRule:
         attribution=attribution,
         where=where,
     )
+
+
+def _optional_choice(
+    entry: dict[str, Any], field: str, choices: type[_Choice], where: str, hint: str
+) -> _Choice | None:
+    """``entry[field]`` as one of ``choices`` (an enum), ``None`` when it is left out."""
+    value = entry.get(field)
+    if value is None:
+        return None
+    try:
+        return choices(str(value))
+    except ValueError:
+        allowed = ", ".join(str(choice.value) for choice in choices)
+        raise ExpectationsError(
+            f"{where}: {field} {value!r} is not one of {allowed}; {hint}"
+        ) from None
 
 
 def _required_text(entry: dict[str, Any], name: str, where: str) -> str:
