@@ -161,11 +161,7 @@ class ServerPool:
     def starts_of(self, tier: TierSpec, model: ResolvedModel) -> int:
         """How often any process of the run started the server for this tier's model and
         flags (0: never; 2: it died and a later ``serve`` started it again)."""
-        digest = _digest(server_key(tier, model))
-        if not (self.directory / LEDGER).is_file():
-            return 0
-        with FileLock(str(self.directory / f"{LEDGER}.lock")):
-            entry = _read_ledger(self.directory)["starts"].get(digest)
+        entry = _read_starts(self.directory).get(_digest(server_key(tier, model)))
         return int(entry["starts"]) if entry is not None else 0
 
     # -- leaving ---------------------------------------------------------------------------
@@ -226,14 +222,18 @@ class ServerPool:
 
 def read_start_counts(directory: Path) -> list[PoolStart]:
     """The start counts recorded in a pool directory (empty if no server was started)."""
-    if not (Path(directory) / LEDGER).is_file():
-        return []
-    with FileLock(str(Path(directory) / f"{LEDGER}.lock")):
-        ledger = _read_ledger(Path(directory))
     return [
         PoolStart(c["model"], c["served_name"], tuple(c["args"]), int(c["starts"]))
-        for c in ledger["starts"].values()
+        for c in _read_starts(Path(directory)).values()
     ]
+
+
+def _read_starts(directory: Path) -> dict[str, Any]:
+    """The ledger's start counts by server digest, read under its lock (empty: no ledger)."""
+    if not (directory / LEDGER).is_file():
+        return {}
+    with FileLock(str(directory / f"{LEDGER}.lock")):
+        return dict(_read_ledger(directory)["starts"])
 
 
 def _read_ledger(directory: Path) -> dict[str, Any]:
