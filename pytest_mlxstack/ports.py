@@ -137,12 +137,11 @@ class PortAllocator:
                 except PortAllocationError:
                     self._unlock(port, fd)
                     raise
+                self._handed_out.add(port)  # claimed here or by another allocator: never again
                 if not claimed:
-                    self._handed_out.add(port)  # another allocator of the session had it
                     self._unlock(port, fd)
                     continue
                 self._held[port] = fd
-                self._handed_out.add(port)
                 return port
         raise PortAllocationError(
             f"no free loopback port after {self._attempts} attempts "
