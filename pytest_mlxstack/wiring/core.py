@@ -158,8 +158,7 @@ class _SessionHandover:
             with contextlib.suppress(PortAllocationError):  # workers' allocations will say why
                 state.port_session = PortSession(state.settings.home / "ports")
         node.workerinput[SESSION_KEY] = {
-            "pid": self.me.pid,
-            "create_time": self.me.create_time,
+            "owner": self.me.to_json(),
             "ports": state.port_session.id if state.port_session else None,
         }
 
@@ -169,7 +168,7 @@ def _join_session(state: _CoreState, workerinput: Any) -> None:
     data = workerinput.get(SESSION_KEY) if isinstance(workerinput, dict) else None
     if not isinstance(data, dict):
         return
-    state.session_owner = Owner("pytest", int(data["pid"]), float(data["create_time"]))
+    state.session_owner = Owner.from_json(data["owner"])
     state.port_session_id = data.get("ports")
     state.watchdog = OwnerWatchdog(state.session_owner).start()
 
