@@ -262,6 +262,12 @@ def _directory_setting(config: pytest.Config, name: str, env: str) -> Path | Non
             path = config.inipath.parent / path
         else:
             path = config.invocation_params.dir / path
+    _refuse_file(path, source)
+    return path
+
+
+def _refuse_file(path: Path, source: str) -> None:
+    """A ``UsageError`` when ``path``, or the nearest of its parents that exists, is a file."""
     for existing in (path, *path.parents):
         try:
             if not existing.exists():
@@ -275,7 +281,6 @@ def _directory_setting(config: pytest.Config, name: str, env: str) -> Path | Non
             f"{source}: {path} {where}, not a directory; point it at a directory (it is "
             "created if missing)"
         )
-    return path
 
 
 def _markers(config: pytest.Config) -> list[str]:
