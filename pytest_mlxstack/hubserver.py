@@ -337,8 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(state.latency)
         url = urlsplit(self.path)
         path = url.path
-        auth = self.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        token = self._bearer_token()
         try:
             if self._maybe_fail(path):
                 return
@@ -362,14 +361,18 @@ class _Handler(BaseHTTPRequestHandler):
         Recorded after the answer, a caller that reads ``LocalHub.requests`` as soon as its own
         call returns could miss the last request (the server thread had not appended it yet).
         """
-        headers = getattr(self, "headers", None)  # absent when the request line was malformed
-        auth = headers.get("Authorization", "") if headers is not None else ""
-        authenticated = auth.lower().startswith("bearer ")
         path = urlsplit(getattr(self, "path", "")).path
+        authenticated = self._bearer_token() is not None
         request = HubRequest(str(getattr(self, "command", None)), path, code, authenticated)
         with self.state.lock:
             self.state.requests.append(request)
         super().send_response(code, message)
+
+    def _bearer_token(self) -> str | None:
+        """The request's bearer token; ``None`` without one or before the headers were read."""
+        headers = getattr(self, "headers", None)  # absent when the request line was malformed
+        auth = headers.get("Authorization", "") if headers is not None else ""
+        return auth[7:].strip() if auth.lower().startswith("bearer ") else None
 
     def _maybe_fail(self, path: str) -> bool:
         """Answer with an injected failure if one is pending for this path."""
