@@ -7,6 +7,7 @@ for the whole run: xdist workers share the controller's pool directory (sent to 
 
 from __future__ import annotations
 
+import functools
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -270,8 +271,4 @@ def _start(
 def reporting_pull(config: pytest.Config, cache: ModelCache) -> Callable[[str, str | None], Path]:
     """``cache.pull`` that says on the terminal what it downloads: when it starts, the bytes
     so far every ~2 s, and how long it took."""
-
-    def pull(repo: str, revision: str | None = None) -> Path:
-        return cache.pull(repo, revision, on_progress=lambda line: report_progress(config, line))
-
-    return pull
+    return functools.partial(cache.pull, on_progress=lambda line: report_progress(config, line))
