@@ -127,7 +127,7 @@ class PortAllocator:
         with self._lock:
             for _ in range(self._attempts):
                 port = _free_port()
-                if port in self._held or port in self._handed_out:
+                if port in self._handed_out:  # held ports are in it too
                     continue
                 fd = self._try_lock(port)
                 if fd is None:
