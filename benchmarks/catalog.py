@@ -22,9 +22,9 @@ from pathlib import Path
 import yaml
 
 from pytest_mlxstack.catalog import load_catalog
-from pytest_mlxstack.checks import ENTRY_CHECKS, source_checks
-from pytest_mlxstack.hub import HubClient, HubSettings, Verdict, hub_problems
-from pytest_mlxstack.hubserver import LocalHub
+from pytest_mlxstack.catalog.checks import ENTRY_CHECKS, source_checks
+from pytest_mlxstack.catalog.hub import HubClient, HubSettings, Verdict, hub_problems
+from pytest_mlxstack.catalog.hubserver import LocalHub
 
 TARGET_S = 1.5
 TEMPLATE = "{% if tools %}{{ tools | tojson }}{% endif %}{% for m in messages %}{{ m }}{% endfor %}"

@@ -24,7 +24,7 @@ import psutil
 
 from pytest_mlxstack.fixture_models import VARIANTS, fixture_model_path
 from pytest_mlxstack.probe_prompts import count_to, weather_result
-from pytest_mlxstack.services import ServiceManager
+from pytest_mlxstack.process.services import ServiceManager
 
 FLAGS = ("--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--reasoning-parser", "qwen3")
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_mlxstack.services import ServiceManager, ServiceStartError
+from pytest_mlxstack.process.services import ServiceManager, ServiceStartError
 
 TOY = Path(__file__).resolve().parents[1] / "tests" / "servers" / "toy_server.py"
 REPLACED_STOP_S = 3.0

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from pytest_mlxstack.probe_prompts import GREETING
-from pytest_mlxstack.services import ServiceManager
+from pytest_mlxstack.process.services import ServiceManager
 from pytest_mlxstack.stack import (
     LiteLLMSpec,
     ServerPool,

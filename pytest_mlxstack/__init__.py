@@ -2,7 +2,7 @@
 
 The library modules (``ports``, ``services``, ``cache``, ``catalog``, ``stack``, ``probes``,
 ``matrix``) import without pytest. The skip helpers are pytest marks, so they are loaded lazily
-here: ``import pytest_mlxstack.services`` never pulls pytest in.
+here: ``import pytest_mlxstack.process.services`` never pulls pytest in.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ __all__ = ["__version__", *sorted(_SKIP_EXPORTS)]
 
 def __getattr__(name: str) -> Any:
     if name in _SKIP_EXPORTS:
-        from pytest_mlxstack import skips
+        from pytest_mlxstack.wiring import skips
 
         return getattr(skips, name)
     raise AttributeError(f"module 'pytest_mlxstack' has no attribute {name!r}")

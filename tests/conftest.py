@@ -3,8 +3,9 @@
 With ``MLXSTACK_REQUIRE_STACK=1`` (CI on Linux sets it: scripts/run-tests.sh, ci.yml) a test
 skipped because the real stack is missing fails instead, so CI cannot go green with every
 real-stack test skipped. "Missing" means: skipped with the reason of one of the stack skip
-marks of ``pytest_mlxstack.skips`` (vllm-mlx, the LiteLLM proxy, an MLX backend, openai) whose
-condition holds here; the stack fixtures skip with the same reasons. Other skips stay skips.
+marks of ``pytest_mlxstack.wiring.skips`` (vllm-mlx, the LiteLLM proxy, an MLX backend,
+openai) whose condition holds here; the stack fixtures skip with the same reasons. Other
+skips stay skips.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pytest_mlxstack import skips
+from pytest_mlxstack.wiring import skips
 
 REQUIRE_STACK = "MLXSTACK_REQUIRE_STACK"
 STACK_MARKS = ("skip_no_vllm", "skip_no_litellm", "skip_no_mlx_backend", "skip_no_openai")

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_mlxstack.atomic import write_text_atomic
 from pytest_mlxstack.catalog.schema import catalog_entry_json_schema
+from pytest_mlxstack.process.atomic import write_text_atomic
 
 SCHEMA_FILE = Path("matrices") / "catalog-entry.schema.json"
 

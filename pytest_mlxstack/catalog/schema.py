@@ -4,7 +4,7 @@ Rules that make an entry unusable (wrong types, unknown quantization, a parser v
 have, ``tool_calling`` without a parser...) are enforced here, at load time. Each rule violation is
 a ``catalog_rule`` error carrying the problem, the fix and the exact field, so that the loader can
 turn it into one sentence. Quality policies that a valid entry may still break (an int4 source,
-benchmarks on a known machine, a plausible disk size) live in ``pytest_mlxstack.checks``.
+benchmarks on a known machine, a plausible disk size) live in ``pytest_mlxstack.catalog.checks``.
 """
 
 from __future__ import annotations

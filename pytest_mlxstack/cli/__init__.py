@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from pytest_mlxstack import __version__
+from pytest_mlxstack.errors import MlxStackError
 
 COMMAND_MODULES = (
     "pytest_mlxstack.cli.stack_commands",
@@ -20,7 +21,7 @@ COMMAND_MODULES = (
 )
 
 
-class CliError(Exception):
+class CliError(MlxStackError):
     """A user-facing error: printed as ``mlxstack: <message>`` with exit code 2."""
 
 

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pytest_mlxstack.atomic import write_text_atomic
 from pytest_mlxstack.cli import CliError
 from pytest_mlxstack.matrix.diff import diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.html import render_html
@@ -20,6 +19,7 @@ from pytest_mlxstack.matrix.merge import merge_matrices
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.schema import schema_text
 from pytest_mlxstack.matrix.store import write_matrix_file
+from pytest_mlxstack.process.atomic import write_text_atomic
 
 EXIT_REGRESSION = 1
 

@@ -12,7 +12,6 @@ import argparse
 import functools
 import importlib.util
 import os
-import re
 import signal
 import sys
 import time
@@ -21,7 +20,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pytest_mlxstack.cli import CliError
-from pytest_mlxstack.paths import default_cache_dir, default_home
+from pytest_mlxstack.process.paths import default_cache_dir, default_home
 
 if TYPE_CHECKING:  # the stack modules are imported by the commands that need them
     from pytest_mlxstack.stack.runtime import Stack
@@ -98,8 +97,8 @@ def _doc_first_paragraph() -> str:
 def _up(args: argparse.Namespace) -> int:
     spec = _spec(args)
     _require_stack_extra(litellm=spec.litellm.enabled)
-    from pytest_mlxstack.cache import ModelCache
-    from pytest_mlxstack.services import ServiceManager
+    from pytest_mlxstack.process.cache import ModelCache
+    from pytest_mlxstack.process.services import ServiceManager
     from pytest_mlxstack.stack.control import (
         CLI_ORIGIN,
         ORIGIN_LABEL,
@@ -216,7 +215,7 @@ def _print_summary(
 
 def _watch(stack: Stack, home: Path) -> int:
     """Wait for Ctrl-C/SIGTERM; end early if a service dies or ``mlxstack down`` ran."""
-    from pytest_mlxstack.registry import PidRegistry
+    from pytest_mlxstack.process.registry import PidRegistry
 
     registry = PidRegistry(home)
     while True:
@@ -247,12 +246,16 @@ def _raise_on_sigterm() -> None:
 def _require_stack_extra(*, litellm: bool) -> None:
     """One sentence naming what is missing, before anything starts: vllm-mlx, an MLX backend
     that can run here, and (unless ``--no-litellm``) the LiteLLM proxy and what it imports."""
-    from pytest_mlxstack.skips import LITELLM_PROXY_MODULES, mlx_backend_problem
+    from pytest_mlxstack.stack.requirements import (
+        LITELLM_PROXY_MODULES,
+        installed,
+        mlx_backend_problem,
+    )
 
-    missing = [] if _importable("vllm_mlx") else ["vllm-mlx"]
+    missing = [] if installed("vllm_mlx") else ["vllm-mlx"]
     proxy_missing = []
     if litellm:
-        if not _importable("litellm"):  # importing litellm itself takes seconds: only look
+        if not installed("litellm"):  # importing litellm itself takes seconds: only look
             missing.append("litellm[proxy]")
         else:
             proxy_missing = [m for m in LITELLM_PROXY_MODULES[1:] if not _imports(m)]
@@ -272,13 +275,6 @@ def _require_stack_extra(*, litellm: bool) -> None:
         )
 
 
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def _imports(module: str) -> bool:
     """Whether ``module`` really imports (installed but broken counts as missing)."""
     try:
@@ -296,13 +292,12 @@ def _say(line: str) -> None:
 def _one_line(exc: Exception) -> str:
     """A stack error as one line: a service that did not start keeps its first line, the path
     of its log and the log's last line (usually the exception that ended it)."""
-    from pytest_mlxstack.services import ServiceStartError
+    from pytest_mlxstack.process.services import ServiceStartError
 
-    lines = str(exc).splitlines() or [type(exc).__name__]
-    first = re.sub(r"[;:,]?\s*last lines of its log:\s*$", "", lines[0]).rstrip()
+    first = str(exc) or type(exc).__name__
     cause = exc.__cause__
     if not isinstance(cause, ServiceStartError):
-        return first if len(lines) == 1 else f"{first} ({' '.join(lines[1:]).strip()})"
+        return first
     parts = [first]
     if cause.log_path is not None and str(cause.log_path) not in first:
         parts.append(f"log: {cause.log_path}")
@@ -348,7 +343,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from pytest_mlxstack.services import read_tail
+    from pytest_mlxstack.process.services import read_tail
     from pytest_mlxstack.stack.control import find_service, known_secrets
     from pytest_mlxstack.stack.errors import StackError
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.matrix.expectations import Expectations
 from pytest_mlxstack.matrix.model import Cell, EvidenceRecord, Matrix, Row, RunMetadata
 from pytest_mlxstack.matrix.redact import sanitize
@@ -33,7 +34,7 @@ ROW_PROPERTY = "mlxstack.row"
 _VERDICT_WEIGHT = {Verdict.FAIL: 3, Verdict.PASS: 2, Verdict.SKIP: 1, Verdict.NOT_APPLICABLE: 0}
 
 
-class PayloadError(ValueError):
+class PayloadError(MlxStackError, ValueError):
     """A payload that does not come from a compatible recorder."""
 
 

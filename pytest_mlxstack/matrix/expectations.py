@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.matrix.model import Expectation, ExpectationStatus
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
 
@@ -50,7 +51,7 @@ _VERDICTS = ", ".join(v.value for v in Verdict)
 _Choice = TypeVar("_Choice", bound=Enum)
 
 
-class ExpectationsError(ValueError):
+class ExpectationsError(MlxStackError, ValueError):
     """The expectations file is unusable; the message names file, entry, field and fix."""
 
 

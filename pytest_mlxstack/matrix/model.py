@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.matrix.redact import sanitize
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
 
@@ -40,7 +41,7 @@ CAPABILITY_ORDER = (
 ExpectationStatus = Literal["known_failure", "unexpected_pass", "as_expected", "mismatch"]
 
 
-class MatrixFormatError(ValueError):
+class MatrixFormatError(MlxStackError, ValueError):
     """A matrix file that cannot be read; the message is one sentence naming file and field."""
 
 

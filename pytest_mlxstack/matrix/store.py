@@ -19,15 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from pytest_mlxstack.atomic import atomic_write, write_text_atomic
+from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.matrix.model import Matrix
+from pytest_mlxstack.process.atomic import atomic_write, write_text_atomic
 
 LATEST_JSON = "latest.json"
 LATEST_HTML = "latest.html"
 RUNS_DIR = "runs"
 
 
-class MatrixWriteError(OSError):
+class MatrixWriteError(MlxStackError, OSError):
     """Writing failed; the message is one sentence and nothing half-written was left behind."""
 
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_mlxstack.ports import LOOPBACK
-from pytest_mlxstack.registry import PidRegistry, ServiceRecord
+from pytest_mlxstack.process.ports import LOOPBACK
+from pytest_mlxstack.process.registry import PidRegistry, ServiceRecord
 from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack.servers import KIND_LABEL, LITELLM_HEALTH, LITELLM_KIND, VLLM_HEALTH
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pytest_mlxstack.errors import MlxStackError
 
-class StackError(RuntimeError):
+
+class StackError(MlxStackError, RuntimeError):
     """A stack that cannot be brought up (unknown model, port in use, a service that died)."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pytest_mlxstack.errors import MlxStackError
+
 CONTINUOUS_BATCHING = "--continuous-batching"
 PAGED_CACHE = "--use-paged-cache"
 
@@ -58,13 +60,8 @@ MANAGED_FLAGS = {
 }
 
 
-class FlagError(ValueError):
+class FlagError(MlxStackError, ValueError):
     """A flag list that would not do what it says; ``problem`` and ``fix`` form the sentence."""
-
-    def __init__(self, problem: str, fix: str) -> None:
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{problem}; {fix}")
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_mlxstack.cache import ModelCacheError
 from pytest_mlxstack.catalog import Catalog, CatalogEntry, CatalogError, Source, load_catalog
+from pytest_mlxstack.process.cache import ModelCacheError
 from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack.flags import ParserChoice
 from pytest_mlxstack.stack.spec import StackSpec, TierSpec

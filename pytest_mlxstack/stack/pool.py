@@ -27,10 +27,10 @@ from typing import Any
 import psutil
 from filelock import FileLock
 
-from pytest_mlxstack.atomic import write_json_atomic
-from pytest_mlxstack.proctree import ProcessIdentity
-from pytest_mlxstack.registry import Owner
-from pytest_mlxstack.services import ManagedService, ServiceManager
+from pytest_mlxstack.process.atomic import write_json_atomic
+from pytest_mlxstack.process.proctree import ProcessIdentity
+from pytest_mlxstack.process.registry import Owner
+from pytest_mlxstack.process.services import ManagedService, ServiceManager
 from pytest_mlxstack.stack.models import ResolvedModel
 from pytest_mlxstack.stack.servers import (
     KIND_LABEL,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from pytest_mlxstack.services import ManagedService, ServiceManager, ServiceStartError
+from pytest_mlxstack.process.services import ManagedService, ServiceManager, ServiceStartError
 from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack.masterkey import MasterKey
 from pytest_mlxstack.stack.models import (
@@ -217,7 +217,7 @@ def _start_proxy(stack: Stack, name: str, home: Path, labels: dict[str, str]) ->
             labels={**labels, KIND_LABEL: LITELLM_KIND, "model": ", ".join(stack.tiers)},
         )
     except ServiceStartError as exc:
-        raise StackError(f"LiteLLM did not start: {exc}") from exc
+        raise StackError(f"LiteLLM did not start: {exc}", detail=exc.detail) from exc
     return service
 
 

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_mlxstack.ports import port_is_free
-from pytest_mlxstack.services import ManagedService, ServiceManager, ServiceStartError
+from pytest_mlxstack.process.ports import port_is_free
+from pytest_mlxstack.process.services import ManagedService, ServiceManager, ServiceStartError
 from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack.flags import vllm_serve_args
 from pytest_mlxstack.stack.models import ResolvedModel
@@ -127,4 +127,4 @@ def start_vllm(
             labels=labels,
         )
     except ServiceStartError as exc:
-        raise StackError(f"vllm-mlx for {name} did not start: {exc}") from exc
+        raise StackError(f"vllm-mlx for {name} did not start: {exc}", detail=exc.detail) from exc

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.stack.flags import FlagError, check_extra_flags
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -43,20 +44,18 @@ _LITELLM_KEYS = frozenset({"enabled", "port", "request_timeout", "start_timeout"
 _TOP_KEYS = frozenset({"catalog", "tiers", "litellm"})
 
 
-class StackSpecError(ValueError):
+class StackSpecError(MlxStackError, ValueError):
     """A stack description that cannot be used, told in one sentence: where, what, how to fix."""
 
     def __init__(
         self, problem: str, fix: str, *, file: Path | None = None, field: str = ""
     ) -> None:
-        self.problem = problem
-        self.fix = fix
         self.file = file
         self.field = field
         where = [f"Stack file {file}" if file is not None else "Stack"]
         if field:
             where.append(f"field '{field}'")
-        super().__init__(f"{', '.join(where)}: {problem}; {fix.rstrip('.')}.")
+        super().__init__(problem, fix, where=", ".join(where))
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import cast
 import pytest
 
 from pytest_mlxstack.catalog import CatalogEntry
-from pytest_mlxstack.checks import ENTRY_CHECKS, source_checks
-from pytest_mlxstack.hub import (
+from pytest_mlxstack.catalog.checks import ENTRY_CHECKS, source_checks
+from pytest_mlxstack.catalog.hub import (
     HubClient,
     HubSettings,
     RepoReport,

@@ -12,12 +12,12 @@ import pytest
 
 pytest.importorskip("openai", reason="the built-in suites need the harness extra (openai)")
 
+from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route
 from pytest_mlxstack.probes import probe_model_listing
-from pytest_mlxstack.suites.recording import probe_record_check
-from pytest_mlxstack.suites.selection import SuiteTarget
-from pytest_mlxstack.suites.session import SuiteStack
-from pytest_mlxstack.wiring.matrix import MatrixRecorder
+from pytest_mlxstack.run.recording import probe_record_check
+from pytest_mlxstack.run.selection import SuiteTarget
+from pytest_mlxstack.run.session import SuiteStack
 from pytest_mlxstack.wiring.suites import parametrize_targets
 
 pytestmark = pytest.mark.harness

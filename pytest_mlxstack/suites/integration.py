@@ -17,17 +17,17 @@ pytest.importorskip("openai", reason="the built-in suites need the harness extra
 import httpx
 import psutil
 
-from pytest_mlxstack.cache import ModelCache
+from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
-from pytest_mlxstack.ports import port_is_free
 from pytest_mlxstack.probes import probe_concurrency, probe_inference, probe_routing
+from pytest_mlxstack.process.cache import ModelCache
+from pytest_mlxstack.process.ports import port_is_free
+from pytest_mlxstack.run.recording import probe_record_check
+from pytest_mlxstack.run.selection import SuiteTarget
+from pytest_mlxstack.run.session import SuiteStack
 from pytest_mlxstack.stack import ServerPool, StackSpec, start_stack
 from pytest_mlxstack.stack.clients import proxy_client
-from pytest_mlxstack.suites.recording import probe_record_check
-from pytest_mlxstack.suites.selection import SuiteTarget
-from pytest_mlxstack.suites.session import SuiteStack
 from pytest_mlxstack.wiring.core import new_service_manager
-from pytest_mlxstack.wiring.matrix import MatrixRecorder
 from pytest_mlxstack.wiring.suites import parametrize_targets
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ import pytest
 from huggingface_hub import constants as hf_constants
 
 from pytest_mlxstack.catalog import Catalog, CatalogError, default_catalog_path, load_catalog
-from pytest_mlxstack.hubserver import LocalHub
+from pytest_mlxstack.catalog.hubserver import LocalHub
 
 MARKER = "catalog_validation"
 SUITE_PATH = Path(__file__).resolve().parent.parent / "suites" / "catalog_suite.py"

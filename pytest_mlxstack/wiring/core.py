@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from pytest_mlxstack.cache import ModelCache
-from pytest_mlxstack.paths import (
+from pytest_mlxstack.process.cache import ModelCache
+from pytest_mlxstack.process.paths import (
     CACHE_ENV,
     HOME_ENV,
     MATRIX_ENV,
@@ -33,9 +33,9 @@ from pytest_mlxstack.paths import (
     default_home,
     default_matrix_dir,
 )
-from pytest_mlxstack.ports import PortAllocationError, PortAllocator, PortSession
-from pytest_mlxstack.registry import Owner, PidRegistry
-from pytest_mlxstack.services import (
+from pytest_mlxstack.process.ports import PortAllocationError, PortAllocator, PortSession
+from pytest_mlxstack.process.registry import Owner, PidRegistry
+from pytest_mlxstack.process.services import (
     DEFAULT_GRACE_PERIOD_S,
     LOG_TAIL_LINES,
     SECRET_ENV_VARS,

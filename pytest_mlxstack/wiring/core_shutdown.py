@@ -24,7 +24,7 @@ from typing import Any
 import psutil
 import pytest
 
-from pytest_mlxstack.proctree import ProcessIdentity
+from pytest_mlxstack.process.proctree import ProcessIdentity
 
 WORKER_DIR_KEY = "mlxstack_worker_dir"
 

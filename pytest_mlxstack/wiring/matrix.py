@@ -10,7 +10,6 @@ at least one cell was recorded.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,19 +20,16 @@ from pytest_mlxstack.matrix.collect import (
     ROW_PROPERTY,
     MatrixCollector,
     PayloadError,
-    cell_from_payload,
-    cell_payload,
-    row_payload,
 )
 from pytest_mlxstack.matrix.diff import MatrixDiff, diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.expectations import Expectations, ExpectationsError, load_expectations
 from pytest_mlxstack.matrix.html import render_html
 from pytest_mlxstack.matrix.metadata import collect_run_metadata
-from pytest_mlxstack.matrix.model import Cell, Expectation, Matrix, MatrixFormatError, load_matrix
-from pytest_mlxstack.matrix.outcome import decide
+from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
+from pytest_mlxstack.matrix.outcome import Outcome
+from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.store import LATEST_JSON, MatrixWriteError, WrittenMatrix, write_matrix
-from pytest_mlxstack.matrix.verdicts import ProbeResult, Route
-from pytest_mlxstack.paths import default_matrix_dir
+from pytest_mlxstack.process.paths import default_matrix_dir
 from pytest_mlxstack.wiring.core import settings as core_settings
 
 BASELINE_NONE = "none"
@@ -120,123 +116,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(MatrixWriter(config, state), "mlxstack-matrix-writer")
 
 
-class MatrixRecorder:
-    """Records capability results of one test as matrix cells (``mlx_matrix`` fixture).
-
-    ``record`` stores a cell; ``check`` then turns its verdict into the test's outcome.
-    """
-
-    def __init__(self, item: pytest.Item, expectations: Expectations) -> None:
-        self._item = item
-        self._expectations = expectations
-        self._recorded: list[tuple[ProbeResult, Cell, str]] = []
-
-    @property
-    def cells(self) -> list[Cell]:
-        """The cells this test recorded so far (redacted, with their expectation)."""
-        return [cell for _, cell, _ in self._recorded]
-
-    def record(
-        self,
-        result: ProbeResult,
-        *,
-        model: str,
-        quant: str,
-        route: Route | str,
-        repo: str | None = None,
-        revision: str | None = None,
-        secrets: Iterable[str] = (),
-    ) -> Cell:
-        """Add one cell (``result.capability`` through ``route``) to the row (model, quant).
-
-        ``secrets`` are exact values (a stack's master key, a token) redacted from the cell on
-        top of every secret-shaped string."""
-        if not isinstance(result, ProbeResult):
-            raise TypeError(f"mlx_matrix.record() takes a ProbeResult, got {type(result).__name__}")
-        _require_text(model=model, quant=quant)
-        try:
-            route = Route(route)
-        except ValueError:
-            raise ValueError(
-                f"mlx_matrix.record(): route {route!r} is not one of "
-                f"{', '.join(r.value for r in Route)}"
-            ) from None
-        payload = cell_payload(
-            result,
-            model=model,
-            quant=quant,
-            route=route,
-            repo=repo,
-            revision=revision,
-            test_id=self._item.nodeid,
-            secrets=secrets,
-        )
-        self._item.user_properties.append((CELL_PROPERTY, payload))
-        cell = cell_from_payload(payload)
-        expectation = self._expectations.judge(
-            model=model,
-            quant=quant,
-            capability=cell.capability,
-            route=route,
-            verdict=cell.verdict,
-            attribution=cell.attribution,
-        )
-        cell = cell.model_copy(update={"expectation": expectation})
-        self._recorded.append((result, cell, f"({route.value}) for {model} [{quant}]"))
-        return cell
-
-    def record_row(
-        self,
-        *,
-        model: str,
-        quant: str,
-        repo: str | None = None,
-        revision: str | None = None,
-        startup_s: float | None = None,
-        memory_mb: float | None = None,
-        server_starts: int | None = None,
-    ) -> None:
-        """Facts about the row itself. ``server_starts`` is how often the run has started the
-        row's server so far (the suites read it from the server pool's ledger, which every
-        xdist worker shares); the matrix keeps the largest value any test reported."""
-        _require_text(model=model, quant=quant)
-        for name, value in (("startup_s", startup_s), ("memory_mb", memory_mb)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
-                raise TypeError(f"mlx_matrix.record_row(): {name} must be a number, got {value!r}")
-        if server_starts is not None and (
-            isinstance(server_starts, bool) or not isinstance(server_starts, int)
-        ):
-            raise TypeError(
-                f"mlx_matrix.record_row(): server_starts must be an int, got {server_starts!r}"
-            )
-        payload = row_payload(
-            model=model,
-            quant=quant,
-            repo=repo,
-            revision=revision,
-            startup_s=startup_s,
-            memory_mb=memory_mb,
-            server_starts=server_starts,
-        )
-        self._item.user_properties.append((ROW_PROPERTY, payload))
-
-    def check(self, result: ProbeResult) -> None:
-        """Fail, skip or xfail the test according to ``result`` (recorded or not)."""
-        for recorded, cell, label in reversed(self._recorded):
-            if recorded is result:
-                assert_cell(result, cell.expectation, label=label)
-                return
-        assert_cell(result)
-
-
-def assert_cell(
-    result: ProbeResult, expectation: Expectation | None = None, *, label: str = ""
-) -> None:
-    """``fail`` fails the test with reason and attribution, ``skip``/``n/a`` skip it, and a
-    failure the expectations file knows about xfails; ``pass`` (expected or not) returns."""
-    outcome = decide(result, expectation, label=label)
+def enforce(outcome: Outcome) -> None:
+    """Make a cell's outcome the test's: ``fail`` fails it, ``skip`` skips it, a known failure
+    xfails it; ``pass`` returns."""
     if outcome.action == "fail":
         pytest.fail(outcome.message, pytrace=False)
     elif outcome.action == "skip":
@@ -251,7 +133,8 @@ def mlx_matrix(request: pytest.FixtureRequest) -> MatrixRecorder:
     item = request.node
     if not isinstance(item, pytest.Item):  # pragma: no cover - function scope guarantees it
         raise TypeError("mlx_matrix is a function-scoped fixture")
-    return MatrixRecorder(item, request.config.stash[MATRIX_SESSION].expectations)
+    expectations = request.config.stash[MATRIX_SESSION].expectations
+    return MatrixRecorder(item.nodeid, item.user_properties, expectations, enforce)
 
 
 class MatrixWriter:
@@ -420,9 +303,3 @@ def _path_setting(config: pytest.Config, name: str) -> Path | None:
         return None
     path = Path(text.strip()).expanduser()
     return path if path.is_absolute() else base / path
-
-
-def _require_text(**values: object) -> None:
-    for name, value in values.items():
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"mlx_matrix: {name} must be a non-empty string, got {value!r}")

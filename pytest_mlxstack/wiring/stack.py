@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_mlxstack import skips
-from pytest_mlxstack.cache import ModelCache
-from pytest_mlxstack.services import ServiceManager
+from pytest_mlxstack.process.cache import ModelCache
+from pytest_mlxstack.process.services import ServiceManager
 from pytest_mlxstack.stack.clients import proxy_client
 from pytest_mlxstack.stack.clients import tier_client as direct_tier_client
 from pytest_mlxstack.stack.pool import ServerPool, read_start_counts
+from pytest_mlxstack.stack.requirements import mlx_backend_problem
 from pytest_mlxstack.stack.runtime import Stack, start_stack
 from pytest_mlxstack.stack.spec import (
     StackSpec,
@@ -31,6 +31,7 @@ from pytest_mlxstack.stack.spec import (
     load_stack_file,
     stack_spec_from_mapping,
 )
+from pytest_mlxstack.wiring import skips
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress, settings
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def _require_stack_extra() -> None:
         condition, reason = mark.mark.args[0], mark.mark.kwargs["reason"]
         if condition:
             pytest.skip(reason)
-    problem = skips.mlx_backend_problem()
+    problem = mlx_backend_problem()
     if problem is not None:
         pytest.skip(problem)
 

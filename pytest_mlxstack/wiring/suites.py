@@ -19,12 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlxstack.cache import ModelCache
 from pytest_mlxstack.catalog import Catalog, CatalogError, load_catalog
 from pytest_mlxstack.matrix.verdicts import Route
-from pytest_mlxstack.stack import ServerPool
-from pytest_mlxstack.stack.errors import StackError
-from pytest_mlxstack.suites.selection import (
+from pytest_mlxstack.process.cache import ModelCache
+from pytest_mlxstack.run.selection import (
     ALL,
     SelectionError,
     SuiteTarget,
@@ -32,7 +30,9 @@ from pytest_mlxstack.suites.selection import (
     select_targets,
     split_model_args,
 )
-from pytest_mlxstack.suites.session import SuiteStack, start_suite_stack
+from pytest_mlxstack.run.session import SuiteStack, start_suite_stack
+from pytest_mlxstack.stack import ServerPool
+from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.wiring.catalog import CATALOG_RUN
 from pytest_mlxstack.wiring.catalog import SUITE_PATH as CATALOG_SUITE_PATH
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from catalog_helpers import dump
 
-from pytest_mlxstack.hubserver import LocalHub
+from pytest_mlxstack.catalog.hubserver import LocalHub
 
 WriteCatalog = Callable[[dict[str, Any]], Path]
 

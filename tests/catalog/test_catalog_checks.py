@@ -10,7 +10,7 @@ import pytest
 from catalog_helpers import PLAIN_TEMPLATE, TOOL_TEMPLATE, entry, model_files
 
 from pytest_mlxstack.catalog import CatalogEntry
-from pytest_mlxstack.checks import (
+from pytest_mlxstack.catalog.checks import (
     check_benchmarks,
     check_disk_size,
     check_int4_source,

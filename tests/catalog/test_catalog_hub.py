@@ -10,7 +10,7 @@ import pytest
 from catalog_helpers import PLAIN_TEMPLATE, entry, model_files, publish
 
 from pytest_mlxstack.catalog import CatalogEntry, load_catalog
-from pytest_mlxstack.hub import (
+from pytest_mlxstack.catalog.hub import (
     HubClient,
     HubSettings,
     RepoReport,
@@ -20,7 +20,7 @@ from pytest_mlxstack.hub import (
     hub_unverified,
     inspect_shared,
 )
-from pytest_mlxstack.hubserver import LocalHub
+from pytest_mlxstack.catalog.hubserver import LocalHub
 
 REPO = "mlx-community/Qwen3-8B-4bit"
 FAST = RetryPolicy(base_delay=0.001)

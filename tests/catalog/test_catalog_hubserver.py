@@ -16,7 +16,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from pytest_mlxstack.hubserver import LocalHub
+from pytest_mlxstack.catalog.hubserver import LocalHub
 
 FILES = {"config.json": '{"model_type": "qwen3"}', "model.safetensors": b"\x01" * 4096}
 

@@ -9,7 +9,7 @@ import pytest
 from catalog_helpers import dump, entry, model_files, publish
 
 from pytest_mlxstack.catalog import load_catalog
-from pytest_mlxstack.hubserver import LocalHub
+from pytest_mlxstack.catalog.hubserver import LocalHub
 
 GOOD = entry()
 MISSING = entry(
@@ -285,7 +285,7 @@ def test_local_hub_is_anonymous_on_a_logged_in_machine(
         test_anonymous="""
         import subprocess, sys
         from huggingface_hub import HfApi, get_token
-        from pytest_mlxstack.hub import HubSettings
+        from pytest_mlxstack.catalog.hub import HubSettings
 
         def test_anonymous(local_hub):
             local_hub.add_repo("org/model", {"config.json": "{}"})

@@ -16,10 +16,10 @@ from catalog_helpers import entry
 from conftest import WriteCatalog
 
 from pytest_mlxstack.catalog import default_catalog_path, load_catalog, parser_registry
+from pytest_mlxstack.catalog.checks import ENTRY_CHECKS, source_checks
 from pytest_mlxstack.catalog.jsonschema import main as schema_main
 from pytest_mlxstack.catalog.jsonschema import render_schema
 from pytest_mlxstack.catalog.parsers import FALLBACK_REASONING_PARSERS, FALLBACK_TOOL_PARSERS
-from pytest_mlxstack.checks import ENTRY_CHECKS, source_checks
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "matrices" / "catalog-entry.schema.json"

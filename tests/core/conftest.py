@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from core_helpers import GRACE_S, Foreign, answers, free_port, toy_argv, wait_for
 
-from pytest_mlxstack.services import ServiceManager
+from pytest_mlxstack.process.services import ServiceManager
 
 
 @pytest.fixture

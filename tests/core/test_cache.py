@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlxstack.cache import COMPLETE_MARKER, ModelCache, ModelCacheError
-from pytest_mlxstack.hubserver import LocalHub
+from pytest_mlxstack.catalog.hubserver import LocalHub
+from pytest_mlxstack.process.cache import COMPLETE_MARKER, ModelCache, ModelCacheError
 
 REPO = "tiny-org/tiny-model"
 FILES = {
@@ -201,7 +201,7 @@ def test_a_failed_download_reports_its_start_and_raises_its_error(
 
 PULL = """
 import sys
-from pytest_mlxstack.cache import ModelCache
+from pytest_mlxstack.process.cache import ModelCache
 print(ModelCache(sys.argv[1]).pull(sys.argv[2]))
 """
 

@@ -17,9 +17,9 @@ import psutil
 import pytest
 from core_helpers import TOY_SERVER, pids_in, running, wait_for
 
-from pytest_mlxstack.registry import PidRegistry
-from pytest_mlxstack.skips import check_memory_or_skip, skip_insufficient_memory
+from pytest_mlxstack.process.registry import PidRegistry
 from pytest_mlxstack.wiring.core import MARKERS
+from pytest_mlxstack.wiring.skips import check_memory_or_skip, skip_insufficient_memory
 
 
 @pytest.fixture
@@ -474,7 +474,7 @@ def test_service_manager_keeps_records_and_logs_in_mlx_home_when_a_test_uses_it(
         f"""
         import sys
         from pathlib import Path
-        from pytest_mlxstack.registry import PidRegistry
+        from pytest_mlxstack.process.registry import PidRegistry
 
         TOY = [sys.executable, {str(TOY_SERVER)!r}, "--port", "{{port}}"]
         SESSION_HOME = Path({str(home)!r})

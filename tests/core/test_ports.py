@@ -11,11 +11,16 @@ from pathlib import Path
 import pytest
 from core_helpers import wait_for
 
-from pytest_mlxstack.ports import PortAllocationError, PortAllocator, PortSession, port_is_free
+from pytest_mlxstack.process.ports import (
+    PortAllocationError,
+    PortAllocator,
+    PortSession,
+    port_is_free,
+)
 
 HOLDER = """
 import sys, time
-from pytest_mlxstack.ports import PortAllocator
+from pytest_mlxstack.process.ports import PortAllocator
 allocator = PortAllocator(sys.argv[1])
 ports = [allocator.allocate() for _ in range(int(sys.argv[2]))]
 print(" ".join(map(str, ports)), flush=True)
@@ -88,11 +93,11 @@ def test_an_unusable_state_directory_is_one_clear_error(tmp_path: Path) -> None:
 ONE_PORT = """
 import json, subprocess, sys
 from pathlib import Path
-from pytest_mlxstack.ports import PortAllocator, PortSession
+from pytest_mlxstack.process.ports import PortAllocator, PortSession
 
 ALLOCATE = '''
 import sys
-from pytest_mlxstack.ports import PortAllocationError, PortAllocator
+from pytest_mlxstack.process.ports import PortAllocationError, PortAllocator
 try:
     print(PortAllocator(sys.argv[1], attempts=20, session=sys.argv[2]).allocate())
 except PortAllocationError as exc:
@@ -149,7 +154,7 @@ def test_a_port_released_in_a_session_is_never_handed_out_again_in_that_session(
 
 SESSION_HOLDER = """
 import sys, time
-from pytest_mlxstack.ports import PortSession
+from pytest_mlxstack.process.ports import PortSession
 print(PortSession(sys.argv[1]).id, flush=True)
 time.sleep(600)
 """

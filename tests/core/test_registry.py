@@ -11,15 +11,15 @@ from pathlib import Path
 import psutil
 from core_helpers import TOY_SERVER, Foreign, answers, pids_in, running, wait_for
 
-from pytest_mlxstack.ports import port_is_free
-from pytest_mlxstack.registry import Owner, PidRegistry, ServiceRecord
-from pytest_mlxstack.services import ServiceManager
+from pytest_mlxstack.process.ports import port_is_free
+from pytest_mlxstack.process.registry import Owner, PidRegistry, ServiceRecord
+from pytest_mlxstack.process.services import ServiceManager
 
 # A process that starts services through the library and then hangs (to be SIGKILLed), or
 # detaches them and exits (like ``mlxstack up --detach``).
 OWNER = """
 import sys, time
-from pytest_mlxstack.services import ServiceManager
+from pytest_mlxstack.process.services import ServiceManager
 home, toy, pid_file, how = sys.argv[1:5]
 manager = ServiceManager(home, grace_period=1)
 for mode in ("behave", "fork-child"):
@@ -85,8 +85,8 @@ def test_services_of_a_live_owner_are_not_reaped(home: Path, tmp_path: Path) -> 
 # (the controller), then hangs in a test, outliving a SIGKILLed controller.
 WORKER = """
 import sys, time
-from pytest_mlxstack.registry import Owner
-from pytest_mlxstack.services import ServiceManager
+from pytest_mlxstack.process.registry import Owner
+from pytest_mlxstack.process.services import ServiceManager
 home, toy, pid_file, controller_pid, controller_created = sys.argv[1:6]
 session = Owner("pytest", int(controller_pid), float(controller_created))
 manager = ServiceManager(home, grace_period=1, owner=Owner.current("pytest", session=session))

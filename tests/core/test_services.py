@@ -10,9 +10,9 @@ import psutil
 import pytest
 from core_helpers import Foreign, answers, pids_in, running, toy_argv, wait_for
 
-from pytest_mlxstack.ports import PortAllocator, port_is_free
-from pytest_mlxstack.registry import PidRegistry
-from pytest_mlxstack.services import ServiceManager, ServiceStartError
+from pytest_mlxstack.process.ports import PortAllocator, port_is_free
+from pytest_mlxstack.process.registry import PidRegistry
+from pytest_mlxstack.process.services import ServiceManager, ServiceStartError
 
 
 def get(url: str) -> str:

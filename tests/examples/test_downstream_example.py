@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pytest_mlxstack.catalog.hubserver import LocalHub
 from pytest_mlxstack.fixture_models import fixture_model_path
-from pytest_mlxstack.hubserver import LocalHub
 from pytest_mlxstack.matrix.model import Matrix, load_matrix
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "downstream"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_mlxstack.catalog import load_catalog
-from pytest_mlxstack.checks import check_benchmarks, check_disk_size, check_local_files
+from pytest_mlxstack.catalog.checks import check_benchmarks, check_disk_size, check_local_files
 from pytest_mlxstack.fixture_models import VARIANTS, fixture_catalog_path, fixture_model_path
 from pytest_mlxstack.fixture_models.variants import (
     EMPTY_THINK,

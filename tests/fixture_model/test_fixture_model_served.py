@@ -21,7 +21,6 @@ import pytest
 from pytest_mlxstack import skip_no_mlx_backend, skip_no_openai, skip_no_vllm
 from pytest_mlxstack.fixture_models import VARIANTS, fixture_model_path
 from pytest_mlxstack.fixture_models.variants import BAD_TOOL_SYNTAX, NO_THINK, NO_TOOLS, TINY_CHAT
-from pytest_mlxstack.ports import PortAllocator
 from pytest_mlxstack.probe_prompts import (
     CITIES,
     COUNT_TARGETS,
@@ -32,7 +31,8 @@ from pytest_mlxstack.probe_prompts import (
     weather,
 )
 from pytest_mlxstack.probes.markup import think_markup, tool_markup
-from pytest_mlxstack.services import ServiceManager
+from pytest_mlxstack.process.ports import PortAllocator
+from pytest_mlxstack.process.services import ServiceManager
 
 pytestmark = [skip_no_vllm, skip_no_mlx_backend, skip_no_openai]
 

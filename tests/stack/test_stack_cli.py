@@ -22,9 +22,9 @@ from stack_helpers import bindable, files_containing, live_pids
 
 import pytest_mlxstack.fixture_models
 from pytest_mlxstack import skip_no_litellm, skip_no_mlx_backend, skip_no_openai, skip_no_vllm
-from pytest_mlxstack.hubserver import LocalHub
+from pytest_mlxstack.catalog.hubserver import LocalHub
 from pytest_mlxstack.probe_prompts import GREETING, WEATHER_TOOL, weather
-from pytest_mlxstack.registry import PidRegistry
+from pytest_mlxstack.process.registry import PidRegistry
 
 pytestmark = [skip_no_vllm, skip_no_litellm, skip_no_mlx_backend, skip_no_openai]
 

@@ -31,8 +31,8 @@ from pytest_mlxstack import (
     skip_no_vllm,
 )
 from pytest_mlxstack.probe_prompts import GREETING, WEATHER_TOOL, weather
-from pytest_mlxstack.registry import PidRegistry
-from pytest_mlxstack.services import ServiceManager, ServiceStartError
+from pytest_mlxstack.process.registry import PidRegistry
+from pytest_mlxstack.process.services import ServiceManager, ServiceStartError
 from pytest_mlxstack.stack import (
     LiteLLMSpec,
     ServerPool,

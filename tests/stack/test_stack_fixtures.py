@@ -12,7 +12,7 @@ import pytest
 from stack_helpers import bindable, live_pids
 
 from pytest_mlxstack import skip_no_litellm, skip_no_mlx_backend, skip_no_openai, skip_no_vllm
-from pytest_mlxstack.registry import PidRegistry
+from pytest_mlxstack.process.registry import PidRegistry
 
 
 def needs_real_stack(test: Callable[..., None]) -> Callable[..., None]:

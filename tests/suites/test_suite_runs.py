@@ -17,8 +17,13 @@ import pytest
 
 from pytest_mlxstack.fixture_models import fixture_catalog_path, fixture_model_path
 from pytest_mlxstack.matrix.model import Matrix, Row, load_matrix
-from pytest_mlxstack.registry import PidRegistry
-from pytest_mlxstack.skips import skip_no_litellm, skip_no_mlx_backend, skip_no_openai, skip_no_vllm
+from pytest_mlxstack.process.registry import PidRegistry
+from pytest_mlxstack.wiring.skips import (
+    skip_no_litellm,
+    skip_no_mlx_backend,
+    skip_no_openai,
+    skip_no_vllm,
+)
 from pytest_mlxstack.wiring.suites import SUITE_DIR
 
 pytestmark = [skip_no_vllm, skip_no_litellm, skip_no_mlx_backend, skip_no_openai]
@@ -167,7 +172,7 @@ from openai import OpenAI
 
 from pytest_mlxstack.matrix.verdicts import Route, Verdict
 from pytest_mlxstack.probes import run_probe
-from pytest_mlxstack.suites.recording import record
+from pytest_mlxstack.run.recording import record
 
 
 def test_a_server_that_died_is_started_again(

@@ -8,9 +8,6 @@ installed the real stack runs, so nothing here skips merely for not being on a M
 
 from __future__ import annotations
 
-import functools
-import importlib
-import importlib.util
 import math
 import platform
 import sys
@@ -19,25 +16,17 @@ from typing import Any
 import psutil
 import pytest
 
-STACK_HINT = "install it with: pip install 'pytest-mlxstack[stack]'"
-HARNESS_HINT = "install it with: pip install 'pytest-mlxstack[harness]'"
-# What the LiteLLM proxy imports when it starts (litellm itself plus what its ``proxy`` extra
-# brings); ``mlxstack up`` checks the same list before starting anything.
-LITELLM_PROXY_MODULES = (
-    "litellm",
-    "fastapi",
-    "uvicorn",
-    "backoff",
-    "apscheduler",
-    "orjson",
-    "websockets",
-    "fastapi_sso",
+from pytest_mlxstack.stack.requirements import (
+    HARNESS_HINT,
+    LITELLM_PROXY_MODULES,
+    STACK_HINT,
+    installed,
+    missing,
+    mlx_backend_problem,
 )
 
 __all__ = [
-    "LITELLM_PROXY_MODULES",
     "check_memory_or_skip",
-    "mlx_backend_problem",
     "skip_insufficient_memory",
     "skip_no_litellm",
     "skip_no_mlx_backend",
@@ -45,36 +34,6 @@ __all__ = [
     "skip_no_vllm",
     "skip_not_darwin",
 ]
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _missing(modules: tuple[str, ...]) -> list[str]:
-    return [m for m in modules if not _installed(m)]
-
-
-@functools.cache
-def mlx_backend_problem() -> str | None:
-    """Why no MLX backend can run here, or ``None`` when Metal or ``mlx[cpu]`` is usable."""
-    if not _installed("mlx"):
-        return f"MLX is not installed (neither Metal nor mlx[cpu] is available); {STACK_HINT}"
-    if sys.platform == "darwin" and platform.machine() == "arm64":
-        return None  # Apple Silicon: Metal
-    try:
-        importlib.import_module("mlx.core")
-    except Exception as exc:  # any failure means "no usable backend"
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return (
-            f"MLX is installed but cannot run here: 'import mlx.core' failed ({first_line}); "
-            "on Linux the CPU backend needs mlx[cpu], which pip install "
-            "'pytest-mlxstack[stack]' selects"
-        )
-    return None
 
 
 def _memory_gib(kind: str) -> float:
@@ -136,23 +95,23 @@ def _skip_not_darwin() -> pytest.MarkDecorator:
 
 def _skip_no_vllm() -> pytest.MarkDecorator:
     return pytest.mark.skipif(
-        not _installed("vllm_mlx"), reason=f"vllm-mlx is not installed; {STACK_HINT}"
+        not installed("vllm_mlx"), reason=f"vllm-mlx is not installed; {STACK_HINT}"
     )
 
 
 def _skip_no_litellm() -> pytest.MarkDecorator:
-    missing = _missing(LITELLM_PROXY_MODULES)
+    absent = missing(LITELLM_PROXY_MODULES)
     return pytest.mark.skipif(
-        bool(missing),
+        bool(absent),
         reason=(
-            f"the LiteLLM proxy is not installed (missing: {', '.join(missing)}); {STACK_HINT}"
+            f"the LiteLLM proxy is not installed (missing: {', '.join(absent)}); {STACK_HINT}"
         ),
     )
 
 
 def _skip_no_openai() -> pytest.MarkDecorator:
     return pytest.mark.skipif(
-        not _installed("openai"), reason=f"the openai client is not installed; {HARNESS_HINT}"
+        not installed("openai"), reason=f"the openai client is not installed; {HARNESS_HINT}"
     )
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
 from pytest_mlxstack.probes import attribute_proxy, run_probe
-from pytest_mlxstack.suites.selection import SuiteTarget
-from pytest_mlxstack.suites.session import SuiteStack
-from pytest_mlxstack.wiring.matrix import MatrixRecorder
+from pytest_mlxstack.run.selection import SuiteTarget
+from pytest_mlxstack.run.session import SuiteStack
 
 
 def probe_target(

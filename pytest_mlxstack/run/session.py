@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Verdict
-from pytest_mlxstack.services import ServiceManager, ServiceStartError
+from pytest_mlxstack.process.services import ServiceManager
+from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.stack import ServerPool, Stack, StackSpec, TierSpec, start_stack
 from pytest_mlxstack.stack.clients import proxy_client, tier_client
 from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack.models import PullFunction, ResolvedModel, load_catalogs, resolve_tier
-from pytest_mlxstack.suites.selection import SuiteTarget
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -209,14 +209,9 @@ def start_suite_stack(
 
 
 def _why_down(exc: StackError, redact: Callable[[str], str]) -> TierDown:
-    message = redact(str(exc))
-    head, _, rest = message.partition("\n")
-    cause = exc.__cause__
-    if isinstance(cause, ServiceStartError) and cause.log_tail and not rest:
-        rest = redact(cause.log_tail)
-    head = head.removesuffix(":").removesuffix("; last lines of its log")
-    detail = f"last lines of its log:\n{rest}" if rest else ""
-    return TierDown(error=head, detail=detail)
+    tail = redact(exc.detail)
+    detail = f"last lines of its log:\n{tail}" if tail else ""
+    return TierDown(error=redact(str(exc)), detail=detail)
 
 
 def row_source(target: SuiteTarget) -> tuple[str | None, str | None]:

@@ -26,8 +26,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from pytest_mlxstack.atomic import write_json_atomic
-from pytest_mlxstack.paths import default_cache_dir
+from pytest_mlxstack.errors import MlxStackError
+from pytest_mlxstack.process.atomic import write_json_atomic
+from pytest_mlxstack.process.paths import default_cache_dir
 
 COMPLETE_MARKER = ".mlxstack-complete.json"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -37,7 +38,7 @@ _TOTAL_TIMEOUT_S = 10.0
 ProgressCallback = Callable[[str], None]
 
 
-class ModelCacheError(RuntimeError):
+class ModelCacheError(MlxStackError, RuntimeError):
     """A model could not be provided; the message says which, why, and what to do."""
 
 

@@ -29,10 +29,12 @@ import threading
 import uuid
 from pathlib import Path
 
+from pytest_mlxstack.errors import MlxStackError
+
 LOOPBACK = "127.0.0.1"
 
 
-class PortAllocationError(RuntimeError):
+class PortAllocationError(MlxStackError, RuntimeError):
     """No free port could be reserved (the state directory is unusable or ports ran out)."""
 
 

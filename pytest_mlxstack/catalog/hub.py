@@ -42,15 +42,15 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
-from pytest_mlxstack.atomic import write_json_atomic
 from pytest_mlxstack.catalog import CatalogEntry
+from pytest_mlxstack.catalog.checks import template_problems
 from pytest_mlxstack.catalog.modelfiles import (
     chat_template_from,
     has_tokenizer,
     template_candidates,
     weight_files,
 )
-from pytest_mlxstack.checks import template_problems
+from pytest_mlxstack.process.atomic import write_json_atomic
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 REPORTS_FORMAT = 1  # version of the shared reports file written by ``inspect_shared``

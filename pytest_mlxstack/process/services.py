@@ -33,9 +33,10 @@ from types import TracebackType
 
 import psutil
 
-from pytest_mlxstack.paths import default_home
-from pytest_mlxstack.ports import LOOPBACK, PortAllocator
-from pytest_mlxstack.proctree import (
+from pytest_mlxstack.errors import MlxStackError
+from pytest_mlxstack.process.paths import default_home
+from pytest_mlxstack.process.ports import LOOPBACK, PortAllocator
+from pytest_mlxstack.process.proctree import (
     MARKER_ENV,
     ProcessIdentity,
     TreeStopResult,
@@ -43,7 +44,7 @@ from pytest_mlxstack.proctree import (
     listening_ports,
     terminate_tree,
 )
-from pytest_mlxstack.registry import Owner, PidRegistry, ServiceRecord
+from pytest_mlxstack.process.registry import Owner, PidRegistry, ServiceRecord
 
 DEFAULT_GRACE_PERIOD_S = 10.0
 DEFAULT_TIMEOUT_S = 120.0
@@ -67,19 +68,22 @@ _ADDRESS_IN_USE = re.compile(
 )
 
 
-class ServiceStartError(RuntimeError):
-    """A service did not become ready: it exited, timed out, or could not be launched."""
+class ServiceStartError(MlxStackError, RuntimeError):
+    """A service did not become ready: it exited, timed out, or could not be launched.
+
+    The end of its log is ``log_tail`` (also ``detail``), never part of the message."""
 
     def __init__(
         self,
-        message: str,
+        problem: str,
+        fix: str = "",
         *,
         name: str,
         exit_code: int | None = None,
         log_tail: str = "",
         log_path: Path | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(problem, fix, detail=log_tail)
         self.name = name
         self.exit_code = exit_code
         self.log_tail = log_tail
@@ -360,8 +364,7 @@ class ServiceManager:
                 tail = self._tail(service.log_path, LOG_TAIL_LINES)
                 raise ServiceStartError(
                     f"service {service.name!r} did not answer {service.url}{health_path} within "
-                    f"{timeout:g} s (pid {service.pid}, log {service.log_path}); "
-                    f"last lines of its log:\n{tail}",
+                    f"{timeout:g} s (pid {service.pid}, log {service.log_path})",
                     name=service.name,
                     log_tail=tail,
                     log_path=service.log_path,
@@ -375,7 +378,7 @@ class ServiceManager:
             raise _PortStolen()
         raise ServiceStartError(
             f"service {service.name!r} exited with code {code} during start-up "
-            f"(log {service.log_path}); last lines of its log:\n{tail}",
+            f"(log {service.log_path})",
             name=service.name,
             exit_code=code,
             log_tail=tail,

@@ -11,13 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pytest_mlxstack.catalog import Catalog, CatalogEntry, Source
+from pytest_mlxstack.errors import MlxStackError
 
 SUITES = ("smoke", "integration", "harness")
 ALL = "all"
 _TIER_NAME_LIMIT = 40
 
 
-class SelectionError(ValueError):
+class SelectionError(MlxStackError, ValueError):
     """A suite or model selection that names something that does not exist."""
 
 

@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 import psutil
 
-from pytest_mlxstack.atomic import write_json_atomic
-from pytest_mlxstack.proctree import (
+from pytest_mlxstack.process.atomic import write_json_atomic
+from pytest_mlxstack.process.proctree import (
     CREATE_TIME_TOLERANCE_S,
     ProcessIdentity,
     TreeStopResult,
