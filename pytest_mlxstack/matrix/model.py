@@ -67,6 +67,11 @@ class RunMetadata(_Strict):
         description="Installed versions of vllm-mlx, mlx, mlx-lm, litellm, openai, the plugin.",
     )
     duration_s: float | None = None
+    provenance: dict[str, str] = Field(
+        default_factory=dict,
+        description="Fields other plugins added (pytest_mlxstack_provenance): a CI job URL, a "
+        "commit.",
+    )
 
 
 class Expectation(_Strict):

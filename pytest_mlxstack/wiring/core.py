@@ -85,6 +85,12 @@ _STATE = pytest.StashKey[_CoreState]()
 _FUNCTION_MANAGER = pytest.StashKey[ServiceManager]()
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_mlxstack.wiring import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_settings(parser, "mlx_home", "mlx_cache_dir", "mlx_matrix_dir", "mlx_grace_period")
 

@@ -28,6 +28,7 @@ from pytest_mlxstack.matrix.metadata import collect_run_metadata
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.outcome import Outcome
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
+from pytest_mlxstack.matrix.redact import redact_text
 from pytest_mlxstack.matrix.store import LATEST_JSON, MatrixWriteError, WrittenMatrix, write_matrix
 from pytest_mlxstack.settings import NONE
 from pytest_mlxstack.wiring.options import add_settings, is_worker, read_setting, resolved
@@ -128,6 +129,7 @@ class MatrixWriter:
         run = collect_run_metadata(
             profile=read_setting(self.config, "mlx_machine_profile"),
             duration_s=round(time.monotonic() - state.started, 3),
+            provenance=self._provenance(),
         )
         matrix = state.collector.build(run)
         state.problems.extend(state.collector.warnings)
@@ -155,6 +157,27 @@ class MatrixWriter:
             state.problems.append(str(exc))
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
+        try:
+            self.config.hook.pytest_mlxstack_matrix_written(
+                config=self.config, matrix=matrix, written=state.written
+            )
+        except Exception as exc:  # the matrix is written; a failed upload must not hide it
+            state.problems.append(
+                f"a pytest_mlxstack_matrix_written hook failed ({type(exc).__name__}: {exc}); "
+                "the matrix itself was written"
+            )
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def _provenance(self) -> dict[str, str]:
+        """What plugins add through ``pytest_mlxstack_provenance``: the first value of a key
+        wins; keys and values are text, secret-shaped values redacted."""
+        fields: dict[str, str] = {}
+        for contributed in self.config.hook.pytest_mlxstack_provenance(config=self.config):
+            for key, item in (contributed or {}).items():
+                fields.setdefault(str(key), redact_text(str(item)))
+        return fields
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         state = self.state
