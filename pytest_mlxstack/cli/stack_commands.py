@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_mlxstack.cli import CliError
 from pytest_mlxstack.process.paths import default_cache_dir, default_home
+from pytest_mlxstack.redact import redact_text
 
 if TYPE_CHECKING:  # the stack modules are imported by the commands that need them
     from pytest_mlxstack.stack.runtime import Stack
@@ -358,7 +359,7 @@ def _logs(args: argparse.Namespace) -> int:
     path = Path(record.log_path)
     if not path.is_file():
         raise CliError(f"The log of {record.name} ({path}) is gone; it was removed after start")
-    print(_redact(read_tail(path, args.lines), secrets), flush=True)
+    print(redact_text(read_tail(path, args.lines), secrets), flush=True)
     if args.follow:
         _follow(path, secrets)
     return 0
@@ -378,7 +379,7 @@ def _follow(path: Path, secrets: list[str]) -> None:
                 pending += chunk
                 *complete, pending = pending.split(b"\n")
                 for line in complete:
-                    print(_redact(line.decode("utf-8", "replace"), secrets), flush=True)
+                    print(redact_text(line.decode("utf-8", "replace"), secrets), flush=True)
         except KeyboardInterrupt:
             return
 
@@ -402,12 +403,6 @@ def _down(args: argparse.Namespace) -> int:
 def _home(args: argparse.Namespace) -> Path:
     home: Path = args.home.expanduser() if args.home is not None else default_home()
     return home
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "[REDACTED]")
-    return text
 
 
 def _duration(seconds: float | None) -> str:

@@ -17,8 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_mlxstack.errors import MlxStackError
-from pytest_mlxstack.matrix.redact import sanitize
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
+from pytest_mlxstack.redact import sanitize
 
 SCHEMA_VERSION: Literal[2] = 2
 # Older versions this one reads: version 1 lacks an expectation's ``attribution`` and is
