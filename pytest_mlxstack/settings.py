@@ -260,6 +260,15 @@ SETTINGS: dict[str, Setting] = _declare(
         kind="path",
         metavar="FILE",
     ),
+    Setting(
+        "mlx_require_stack",
+        "Fail, instead of skip, a test that needs the real stack (vllm-mlx, LiteLLM, an MLX "
+        "backend, openai) when it is missing: for CI, where a skip would go green",
+        kind="bool",
+        env="MLXSTACK_REQUIRE_STACK",
+        default=False,
+        flag_value=True,
+    ),
     # -- matrix ---------------------------------------------------------------------------
     Setting(
         "mlx_expectations",

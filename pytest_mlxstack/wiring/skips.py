@@ -118,6 +118,20 @@ def _skip_no_mlx_backend() -> pytest.MarkDecorator:
     return pytest.mark.skipif(problem is not None, reason=problem or "")
 
 
+STACK_MARKS = ("skip_no_vllm", "skip_no_litellm", "skip_no_mlx_backend", "skip_no_openai")
+
+
+def missing_stack_reasons() -> set[str]:
+    """The reasons of the stack skip marks that hold here (empty: the whole stack is there).
+    The stack fixtures skip with these very reasons."""
+    reasons = set()
+    for name in STACK_MARKS:
+        mark = __getattr__(name).mark
+        if mark.args[0]:
+            reasons.add(str(mark.kwargs["reason"]))
+    return reasons
+
+
 _LAZY_MARKS = {
     "skip_not_darwin": _skip_not_darwin,
     "skip_no_vllm": _skip_no_vllm,

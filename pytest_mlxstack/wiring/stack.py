@@ -54,7 +54,7 @@ _STATE = pytest.StashKey[_StackState]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    add_settings(parser, "mlx_stack")
+    add_settings(parser, "mlx_stack", "mlx_require_stack")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -133,6 +133,24 @@ def _require_harness_extra() -> None:
     mark = skips.skip_no_openai.mark
     if mark.args[0]:
         pytest.skip(mark.kwargs["reason"])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """With ``--mlx-require-stack``, a skip because the real stack is missing fails instead:
+    a CI job whose install broke must not go green with every stack test skipped."""
+    report: pytest.TestReport = yield
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return report
+    longrepr = report.longrepr
+    reason = longrepr[2].removeprefix("Skipped: ") if isinstance(longrepr, tuple) else ""
+    if reason in skips.missing_stack_reasons() and read_setting(item.config, "mlx_require_stack"):
+        report.outcome = "failed"
+        report.longrepr = (
+            "--mlx-require-stack (or MLXSTACK_REQUIRE_STACK=1) is set, but this test was "
+            f"skipped because the real stack is missing: {reason}"
+        )
+    return report
 
 
 # -- fixtures --------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.wiring.catalog import CATALOG_RUN
 from pytest_mlxstack.wiring.catalog import SUITE_PATH as CATALOG_SUITE_PATH
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress
+from pytest_mlxstack.wiring.matrix import adopt_expectations
 from pytest_mlxstack.wiring.options import (
     add_settings,
     given_bare,
@@ -47,6 +48,7 @@ from pytest_mlxstack.wiring.options import (
 from pytest_mlxstack.wiring.stack import reporting_pull
 
 SUITE_DIR = Path(__file__).resolve().parent.parent / "suites"
+FIXTURE_EXPECTATIONS = SUITE_DIR / "fixture_expectations.yaml"
 NOT_CONFIGURED = "run with --mlx-suites to run the built-in suites"
 TIER_NUMBERS = {"catalog": 1, "smoke": 2, "integration": 3, "harness": 4}
 
@@ -88,6 +90,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except (SelectionError, CatalogError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SUITE_RUN] = SuiteRun(suites, catalog, targets)
+    if read_setting(config, "mlx_suite_catalog") is None:
+        adopt_expectations(
+            config, FIXTURE_EXPECTATIONS, "the shipped fixture catalog's negative controls"
+        )
     paths = [str(SUITE_DIR / f"{name}.py") for name in suites]
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         # No test paths given: run only built-in suites (testpaths and the cwd are ignored).

@@ -215,3 +215,29 @@ def test_a_server_that_died_and_came_back_counts_two_starts(
     assert row.server_starts == 2
     result.stdout.fnmatch_lines(["tiny-chat:bf16 as tiny-chat: 2 start(s) *"])
     assert PidRegistry(home).records() == []
+
+
+def test_the_shipped_fixture_catalog_passes_out_of_the_box(
+    pytester: pytest.Pytester, home: Path
+) -> None:
+    """``pytest --mlx-suites`` as the README says, no expectations file given: the negative
+    controls' known failures apply by themselves (and the summary says so), so the run passes;
+    ``--mlx-expectations=none`` shows them as failures again."""
+    models = "--mlx-models=tiny-chat-no-tools"
+
+    result = run_suites(pytester, "--mlx-suites=smoke", models)
+
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.assert_outcomes(passed=3, xfailed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "expectations: the shipped fixture catalog's negative controls: *fixture_expectations"
+            ".yaml applies by itself (--mlx-expectations=none turns it off)"
+        ]
+    )
+
+    raw = run_suites(pytester, "--mlx-suites=smoke", models, "--mlx-expectations=none")
+
+    assert raw.ret == pytest.ExitCode.TESTS_FAILED
+    raw.assert_outcomes(passed=3, failed=2)
+    assert "applies by itself" not in raw.stdout.str()
