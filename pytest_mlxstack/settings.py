@@ -231,6 +231,16 @@ SETTINGS: dict[str, Setting] = _declare(
         noun="grace period",
         unit="seconds",
     ),
+    Setting(
+        "mlx_log_lines",
+        "Lines of each service's log attached to a failed test's report",
+        kind="int",
+        default=40,
+        default_text="40",
+        metavar="N",
+        minimum=0,
+        noun="log line count",
+    ),
     # -- catalog --------------------------------------------------------------------------
     Setting(
         "mlx_catalog",
@@ -278,8 +288,8 @@ SETTINGS: dict[str, Setting] = _declare(
     ),
     Setting(
         "mlx_baseline",
-        "Matrix JSON to report regressions against; default: the matrix directory's "
-        "previous latest.json; 'none' disables",
+        "Matrix JSON to report regressions against; default: the newest earlier run of this "
+        "machine profile in the matrix directory; 'none' disables",
         kind="path",
         metavar="PATH",
     ),

@@ -30,7 +30,6 @@ from pytest_mlxstack.process.paths import (
 from pytest_mlxstack.process.ports import PortAllocationError, PortAllocator, PortSession
 from pytest_mlxstack.process.registry import Owner, PidRegistry
 from pytest_mlxstack.process.services import (
-    LOG_TAIL_LINES,
     SECRET_ENV_VARS,
     OwnerWatchdog,
     ServiceManager,
@@ -92,7 +91,14 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    add_settings(parser, "mlx_home", "mlx_cache_dir", "mlx_matrix_dir", "mlx_grace_period")
+    add_settings(
+        parser,
+        "mlx_home",
+        "mlx_cache_dir",
+        "mlx_matrix_dir",
+        "mlx_grace_period",
+        "mlx_log_lines",
+    )
 
 
 @pytest.hookimpl(trylast=True)
@@ -258,6 +264,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     state = item.config.stash.get(_STATE, None)
     if state is None:
         return report
+    lines: int = read_setting(item.config, "mlx_log_lines")
+    if lines == 0:
+        return report
     seen: set[Path] = set()
     managers = list(state.managers)
     own = item.stash.get(_FUNCTION_MANAGER, None)
@@ -267,7 +276,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             if service.log_path in seen:
                 continue
             seen.add(service.log_path)
-            tail = manager.redact(read_tail(service.log_path, LOG_TAIL_LINES))
+            tail = manager.redact(read_tail(service.log_path, lines))
             report.sections.append(
                 (f"mlxstack log: {service.name} (port {service.port}, {service.log_path})", tail)
             )

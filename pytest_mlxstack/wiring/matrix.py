@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_mlxstack.matrix.baseline import previous_matrix, within_selection
 from pytest_mlxstack.matrix.collect import (
     CELL_PROPERTY,
     ROW_PROPERTY,
@@ -28,7 +29,7 @@ from pytest_mlxstack.matrix.metadata import collect_run_metadata
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.outcome import Outcome
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
-from pytest_mlxstack.matrix.store import LATEST_JSON, MatrixWriteError, WrittenMatrix, write_matrix
+from pytest_mlxstack.matrix.store import MatrixWriteError, WrittenMatrix, write_matrix
 from pytest_mlxstack.redact import redact_text
 from pytest_mlxstack.settings import NONE
 from pytest_mlxstack.wiring.options import add_settings, is_worker, read_setting, resolved
@@ -140,7 +141,6 @@ class MatrixWriter:
         if state.collector.cell_count == 0:
             return
         directory: Path = read_setting(self.config, "mlx_matrix_dir")
-        baseline = _load_baseline(self.config, directory, state)
         run = collect_run_metadata(
             profile=read_setting(self.config, "mlx_machine_profile"),
             duration_s=round(time.monotonic() - state.started, 3),
@@ -149,7 +149,9 @@ class MatrixWriter:
         matrix = state.collector.build(run)
         state.problems.extend(state.collector.warnings)
         state.matrix = matrix
+        baseline = _load_baseline(self.config, directory, state, run.profile, run.run_id)
         if baseline is not None:
+            baseline = within_selection(baseline, matrix)
             unrelated = no_shared_cells(
                 baseline,
                 matrix,
@@ -241,21 +243,19 @@ def _explicit_baseline(config: pytest.Config) -> tuple[Path, Matrix] | None:
         raise pytest.UsageError(f"--mlx-baseline / mlx_baseline: {exc}") from None
 
 
-def _load_baseline(config: pytest.Config, directory: Path, state: MatrixSession) -> Matrix | None:
-    """The explicit baseline, else the matrix directory's previous ``latest.json``."""
+def _load_baseline(
+    config: pytest.Config, directory: Path, state: MatrixSession, profile: str, run_id: str
+) -> Matrix | None:
+    """The explicit baseline, else the newest earlier matrix in the matrix directory with a
+    row of this run's machine profile (``None`` when there is none, or 'none' was asked)."""
     chosen = resolved(config, "mlx_baseline")
     if chosen.value is None and chosen.source != "default":
         return None  # written as 'none'
     if state.baseline is not None:
         state.baseline_path, baseline = state.baseline
         return baseline
-    path = directory / LATEST_JSON
-    if not path.is_file():
+    found = previous_matrix(directory, profile, exclude=run_id)
+    if found is None:
         return None
-    try:
-        baseline = load_matrix(path)
-    except MatrixFormatError as exc:
-        state.problems.append(f"baseline not used: {exc}")
-        return None
-    state.baseline_path = path
+    state.baseline_path, baseline = found
     return baseline
