@@ -31,7 +31,9 @@ class MatrixRecorder:
         properties: list[tuple[str, object]],
         expectations: Expectations,
         enforce: Callable[[Outcome], None],
+        defaults: Callable[[], tuple[str, str]] | None = None,
     ) -> None:
+        self._defaults = defaults
         self._test_id = test_id
         self._properties = properties
         self._expectations = expectations
@@ -47,20 +49,22 @@ class MatrixRecorder:
         self,
         result: ProbeResult,
         *,
-        model: str,
-        quant: str,
-        route: Route | str,
+        model: str | None = None,
+        quant: str | None = None,
+        route: Route | str = Route.PROXIED,
         repo: str | None = None,
         revision: str | None = None,
         secrets: Iterable[str] = (),
     ) -> Cell:
         """Add one cell (``result.capability`` through ``route``) to the row (model, quant).
 
-        ``secrets`` are exact values (a stack's master key, a token) redacted from the cell on
-        top of every secret-shaped string."""
+        Left out, ``model`` and ``quant`` are those of the stack's default tier and ``route``
+        is ``proxied`` (what ``openai_client`` talks to); give ``route="direct"`` for a
+        ``tier_client`` answer. ``secrets`` are exact values (a stack's master key, a token)
+        redacted from the cell on top of every secret-shaped string."""
         if not isinstance(result, ProbeResult):
             raise TypeError(f"mlx_matrix.record() takes a ProbeResult, got {type(result).__name__}")
-        _require_text(model=model, quant=quant)
+        model, quant = self._row(model, quant)
         try:
             route = Route(route)
         except ValueError:
@@ -91,6 +95,19 @@ class MatrixRecorder:
         cell = cell.model_copy(update={"expectation": expectation})
         self._recorded.append((result, cell, f"({route.value}) for {model} [{quant}]"))
         return cell
+
+    def _row(self, model: str | None, quant: str | None) -> tuple[str, str]:
+        if model is None or quant is None:
+            if self._defaults is None:
+                raise ValueError(
+                    "mlx_matrix.record(): model and quant are needed when there is no stack to "
+                    "take them from; pass model= and quant="
+                )
+            default_model, default_quant = self._defaults()
+            model = default_model if model is None else model
+            quant = default_quant if quant is None else quant
+        _require_text(model=model, quant=quant)
+        return model, quant
 
     def record_row(
         self,

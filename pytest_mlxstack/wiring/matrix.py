@@ -113,7 +113,17 @@ def mlx_matrix(request: pytest.FixtureRequest) -> MatrixRecorder:
     if not isinstance(item, pytest.Item):  # pragma: no cover - function scope guarantees it
         raise TypeError("mlx_matrix is a function-scoped fixture")
     expectations = request.config.stash[MATRIX_SESSION].expectations
-    return MatrixRecorder(item.nodeid, item.user_properties, expectations, enforce)
+
+    def stack_defaults() -> tuple[str, str]:
+        """The row of the stack's default tier, for cells recorded without ``model=``."""
+        stack = request.getfixturevalue("mlx_stack")
+        label = next(iter(stack.tiers.values())).model_label
+        model, colon, quant = label.partition(":")
+        return (model, quant) if colon else (Path(label).name, "local")
+
+    return MatrixRecorder(
+        item.nodeid, item.user_properties, expectations, enforce, defaults=stack_defaults
+    )
 
 
 class MatrixWriter:

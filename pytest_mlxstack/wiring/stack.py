@@ -221,6 +221,13 @@ def mlx_stack_factory(
                 stack.down()
 
 
+@pytest.fixture(scope="session")
+def mlx_default_tier(pytestconfig: pytest.Config) -> str:
+    """The name of the configured stack's first tier (``fast`` by default): the ``model=``
+    to send through ``openai_client``. Starts nothing."""
+    return pytestconfig.stash[_STATE].spec.tiers[0].name
+
+
 @pytest.fixture
 def openai_client(request: pytest.FixtureRequest) -> Iterator[OpenAI]:
     """The real ``openai.OpenAI`` client, through LiteLLM with the stack's master key; ask
