@@ -103,9 +103,7 @@ def _skip_no_litellm() -> pytest.MarkDecorator:
     absent = missing(LITELLM_PROXY_MODULES)
     return pytest.mark.skipif(
         bool(absent),
-        reason=(
-            f"the LiteLLM proxy is not installed (missing: {', '.join(absent)}); {STACK_HINT}"
-        ),
+        reason=(f"the LiteLLM proxy is not installed (missing: {', '.join(absent)}); {STACK_HINT}"),
     )
 
 
