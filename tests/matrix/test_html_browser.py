@@ -6,6 +6,8 @@ artefacts (their paths are test properties, in the JUnit XML and the report sect
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,7 +56,12 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
 
 
 def keep(request: pytest.FixtureRequest, record_property, path: Path) -> Path:
-    """Attach an artefact's path to the report (JUnit property and a report section)."""
+    """Attach an artefact's path to the report (JUnit property and a report section); with
+    ``MLXSTACK_TEST_ARTIFACTS`` set (CI uploads that folder), a copy goes there too."""
+    folder = os.environ.get("MLXSTACK_TEST_ARTIFACTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        path = Path(shutil.copy2(path, Path(folder) / path.name))
     record_property(f"artefact-{path.stem}", str(path))
     request.node.add_report_section("call", "artefacts", f"{path.stem}: {path}")
     return path
@@ -238,3 +245,28 @@ def test_a_script_slipped_into_the_page_is_refused_by_its_policy(
 
     assert browser.evaluate("document.title") == "Compatibility matrix"
     assert any("Content Security Policy" in problem for problem in visit.problems)
+
+
+NO_BROWSER = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from browser_helpers import chromium_or_skip
+
+def test_page():
+    chromium_or_skip()
+"""
+
+
+@pytest.mark.parametrize(("required", "outcome"), [("1", "failed"), ("0", "skipped")])
+def test_without_chromium_the_browser_tests_skip_loudly_or_fail_when_required(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, required: str, outcome: str
+) -> None:
+    monkeypatch.delenv("MLXSTACK_CHROMIUM", raising=False)
+    monkeypatch.setenv("MLXSTACK_REQUIRE_STACK", required)
+    monkeypatch.setenv("PATH", str(pytester.path))  # no browser on it
+    pytester.makepyfile(test_page=NO_BROWSER)
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
+
+    result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines(["*headless Chromium is not installed*install-chromium.sh*"])
