@@ -1,11 +1,14 @@
 """Measure a model's speed with one streamed chat completion through the real openai client.
 
 Time to first token is the wait until the first chunk that carries text; decode speed is the
-completion tokens after the first over the time after it; prompt speed is the prompt tokens over
-the time to first token (prefill plus one round trip, the rate a caller sees). Token counts come
-from the server's own ``usage`` (``stream_options.include_usage``); without it the rates are
-``None``. One warm-up request (one token) comes first, so a server's first-request compilation
-is not counted as the model's speed.
+completion tokens after the first over the time from that chunk to the end of the stream;
+prompt speed is the prompt tokens over the time to first token (prefill plus one round trip, the
+rate a caller sees). A server that holds text back and sends it in a few chunks (a tool-call
+parser buffering its markup) would make that decode time meaninglessly short, so with fewer
+than ``MIN_TEXT_CHUNKS`` text chunks decode speed is the completion tokens over the whole
+request instead. Token counts come from the server's own ``usage``
+(``stream_options.include_usage``); without it the rates are ``None``. One warm-up request (one
+token) comes first, so a server's first-request compilation is not counted as the model's speed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ PROMPT = (
     "Describe the sea, the weather, the keeper and the message in detail."
 )
 MAX_TOKENS = 64
+MIN_TEXT_CHUNKS = 4
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ def measure_performance(client: OpenAI, model: str) -> Performance:
         )
         begun = time.perf_counter()
         first: float | None = None
-        last: float | None = None
+        text_chunks = 0
         usage = None
         stream = client.chat.completions.create(
             model=model,
@@ -62,8 +66,9 @@ def measure_performance(client: OpenAI, model: str) -> Performance:
             if chunk.usage is not None:
                 usage = chunk.usage
             if any(_has_text(choice.delta) for choice in chunk.choices):
-                last = time.perf_counter()
-                first = first if first is not None else last
+                text_chunks += 1
+                first = first if first is not None else time.perf_counter()
+        end = time.perf_counter()
     except OpenAIError:
         return Performance()
     if first is None:
@@ -72,8 +77,11 @@ def measure_performance(client: OpenAI, model: str) -> Performance:
     prompt_tokens = getattr(usage, "prompt_tokens", None)
     completion_tokens = getattr(usage, "completion_tokens", None)
     decode = None
-    if completion_tokens and completion_tokens > 1 and last is not None and last > first:
-        decode = round((completion_tokens - 1) / (last - first), 1)
+    if completion_tokens and completion_tokens > 1:
+        if text_chunks >= MIN_TEXT_CHUNKS and end > first:
+            decode = round((completion_tokens - 1) / (end - first), 1)
+        elif end > begun:
+            decode = round(completion_tokens / (end - begun), 1)
     prompt = round(prompt_tokens / ttft, 1) if prompt_tokens and ttft > 0 else None
     return Performance(
         ttft_s=round(ttft, 4), decode_tokens_per_s=decode, prompt_tokens_per_s=prompt
