@@ -119,12 +119,24 @@ class MatrixRecorder:
         startup_s: float | None = None,
         memory_mb: float | None = None,
         server_starts: int | None = None,
+        ttft_s: float | None = None,
+        decode_tokens_per_s: float | None = None,
+        prompt_tokens_per_s: float | None = None,
     ) -> None:
         """Facts about the row itself. ``server_starts`` is how often the run has started the
         row's server so far (the suites read it from the server pool's ledger, which every
-        xdist worker shares); the matrix keeps the largest value any test reported."""
+        xdist worker shares); the matrix keeps the largest value any test reported.
+        ``ttft_s``, ``decode_tokens_per_s`` and ``prompt_tokens_per_s`` are the row's measured
+        performance; the matrix keeps the best reported."""
         _require_text(model=model, quant=quant)
-        for name, value in (("startup_s", startup_s), ("memory_mb", memory_mb)):
+        numbers = {
+            "startup_s": startup_s,
+            "memory_mb": memory_mb,
+            "ttft_s": ttft_s,
+            "decode_tokens_per_s": decode_tokens_per_s,
+            "prompt_tokens_per_s": prompt_tokens_per_s,
+        }
+        for name, value in numbers.items():
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int | float)
             ):
@@ -143,6 +155,9 @@ class MatrixRecorder:
             startup_s=startup_s,
             memory_mb=memory_mb,
             server_starts=server_starts,
+            ttft_s=ttft_s,
+            decode_tokens_per_s=decode_tokens_per_s,
+            prompt_tokens_per_s=prompt_tokens_per_s,
         )
         self._properties.append((ROW_PROPERTY, payload))
 

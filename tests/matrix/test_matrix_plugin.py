@@ -37,7 +37,9 @@ def test_tools(mlx_matrix):
 def test_thinking(mlx_matrix):
     result = ProbeResult("thinking", Verdict.NOT_APPLICABLE, reason="catalog entry has no thinking")
     mlx_matrix.record(result, model="tiny-chat-no-think", quant="bf16", route="direct")
-    mlx_matrix.record_row(model="tiny-chat-no-think", quant="bf16", startup_s=4.2, server_starts=1)
+    mlx_matrix.record_row(
+        model="tiny-chat-no-think", quant="bf16", startup_s=4.2, server_starts=1, ttft_s=0.25
+    )
     mlx_matrix.check(result)
 """
 
@@ -70,7 +72,7 @@ def test_recorded_cells_become_a_matrix_and_decide_outcomes(pytester, matrix_dir
     assert (tiny.model, tiny.repo, tiny.revision) == ("tiny-chat", "org/tiny-chat", "abc123")
     assert tiny.cell("tool_calling", "proxied").attribution.value == "parser"
     assert tiny.cell("tool_calling", "proxied").test_id == "test_cells.py::test_tools"
-    assert (no_think.startup_s, no_think.server_starts) == (4.2, 1)
+    assert (no_think.startup_s, no_think.server_starts, no_think.ttft_s) == (4.2, 1, 0.25)
     assert matrix.runs[0].versions["pytest-mlxstack"] is not None
     for written in ("latest.json", "latest.html"):
         assert SECRET not in (matrix_dir / written).read_text()

@@ -110,6 +110,10 @@ def test_a_model_whose_server_does_not_start_costs_only_its_own_cells(
     good = the_row(matrix, "tiny-chat")
     assert {cell.key: cell.verdict.value for cell in good.cells} == dict.fromkeys(expected, "pass")
     assert (good.server_starts, good.repo) == (1, "fixture:tiny-chat")
+    # measured with one streamed request straight to its vllm-mlx
+    assert (good.ttft_s or 0) > 0
+    assert (good.decode_tokens_per_s or 0) > 0
+    assert (good.prompt_tokens_per_s or 0) > 0
     assert re.fullmatch(r"[0-9a-f]{12}", good.revision or ""), good.revision
 
     bad = the_row(matrix, BROKEN)
@@ -117,6 +121,7 @@ def test_a_model_whose_server_does_not_start_costs_only_its_own_cells(
         dict.fromkeys(expected, ("fail", "server_down"))
     )
     assert (bad.server_starts, bad.repo) == (0, str(pytester.path / "models" / BROKEN))
+    assert (bad.ttft_s, bad.decode_tokens_per_s, bad.prompt_tokens_per_s) == (None, None, None)
     cell = bad.cell("inference", "direct")
     assert cell is not None
     assert cell.reason.startswith("the server did not start, so nothing was asked: vllm-mlx for")
