@@ -7,6 +7,9 @@ entry, the field and the fix; pydantic's ``ValidationError`` never escapes.
 from __future__ import annotations
 
 import difflib
+import errno
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +21,20 @@ from pydantic_core import ErrorDetails
 
 from pytest_mlxstack.catalog.errors import CatalogError
 from pytest_mlxstack.catalog.schema import CatalogEntry
+from pytest_mlxstack.catalog.vocabulary import QUANTIZATIONS
+from pytest_mlxstack.process.textfiles import FileReadError, read_text_file
 
 YAML_SUFFIXES = (".yaml", ".yml")
+# A catalog file holds one entry or a list of a few hundred: a few hundred KB at most. Bigger is
+# a wrong file, and pure-Python YAML would take long to say so.
+MAX_FILE_BYTES = 4 * 2**20
+# Values an entry may expand to through YAML aliases (``*name``): an alias is one node in the
+# file but every use is validated, so ten nested aliases of ten items each are 10**10 values.
+MAX_VALUES = 100_000
+ONE_ENTRY_PER_FILE = (
+    "put each entry in a file of its own, or write the entries as one list (each starting "
+    "with '- id: ...') in a single document"
+)
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 # What to write for a missing field, used in the fix of a "missing" error.
@@ -90,6 +105,7 @@ def default_catalog_path() -> Path:
         "the shipped catalog is not installed",
         "reinstall pytest-mlxstack or pass a catalog path explicitly",
         file=_PACKAGE_DIR / "catalog_data",
+        kind="folder",
     )
 
 
@@ -127,16 +143,22 @@ class Catalog:
 def load_catalog(path: Path | str | None = None) -> Catalog:
     """Load and validate a catalog folder (every ``*.yaml``/``*.yml`` in it) or one YAML file."""
     root = default_catalog_path() if path is None else Path(path).expanduser()
-    if not root.exists():
-        raise CatalogError(
-            "the path does not exist",
-            "pass an existing catalog folder or YAML file",
-            file=root,
-        )
-    if root.is_dir():
-        files = sorted(
-            p for p in root.iterdir() if p.suffix in YAML_SUFFIXES and not p.name.startswith(".")
-        )
+    is_folder = _is_folder(root)
+    kind = "folder" if is_folder else "file"
+    if is_folder:
+        try:
+            files = sorted(
+                p
+                for p in root.iterdir()
+                if p.suffix in YAML_SUFFIXES and not p.name.startswith(".")
+            )
+        except OSError as exc:
+            raise CatalogError(
+                f"cannot be listed ({exc.strerror or type(exc).__name__})",
+                "make the folder readable",
+                file=root,
+                kind=kind,
+            ) from None
     else:
         files = [root]
     entries: list[CatalogEntry] = []
@@ -156,27 +178,105 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
     if not entries:
         raise CatalogError(
             "the catalog is empty (no YAML file with an entry)"
-            if root.is_dir()
+            if is_folder
             else "the file holds no entry",
             "add one YAML file per model with at least id, name, family, params_b, "
             "architecture, min_mlx_lm_version and sources",
             file=root,
+            kind=kind,
         )
     return Catalog(root, tuple(entries))
+
+
+def _is_folder(root: Path) -> bool:
+    """Whether the catalog path is a folder (else a file); a path that leads nowhere is a
+    ``CatalogError`` saying why (missing, a dangling link, a link loop)."""
+    try:
+        return stat.S_ISDIR(os.stat(root).st_mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            problem = "is a symbolic link loop (it leads back to itself)"
+        elif exc.errno == errno.ENOENT and root.is_symlink():
+            problem = f"is a symbolic link to {os.readlink(root)}, which does not exist"
+        elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            problem = "the path does not exist"
+        else:
+            problem = f"cannot be used ({exc.strerror or type(exc).__name__})"
+        raise CatalogError(
+            problem, "pass an existing catalog folder or YAML file", file=root, kind="path"
+        ) from None
+
+
+def _read_fix(problem: str) -> str:
+    if "not a regular file" in problem or "directory" in problem:
+        return "remove it from the catalog folder, or pass a YAML file"
+    if "UTF-8" in problem:
+        return "save it as UTF-8 text"
+    if "larger than" in problem:
+        return "pass the catalog's YAML files, one entry (or a list of entries) in each"
+    return "make it a readable UTF-8 YAML file"
+
+
+def _alias_problem(data: Any) -> str | None:
+    """What is wrong with the aliases (``*name``) of ``data``, if anything: an alias inside
+    the value it names (an endless value), or more than ``MAX_VALUES`` values once every alias
+    is expanded. Sizes are memoised per shared object, so the count itself stays cheap."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    pending: list[tuple[Any, bool]] = [(data, False)]
+    while pending:
+        node, children_done = pending.pop()
+        children = _children(node)
+        if not children_done:
+            if id(node) in sizes:
+                continue
+            if id(node) in open_nodes:
+                return "uses a YAML alias (*name) inside the value it names, an endless value"
+            open_nodes.add(id(node))
+            pending.append((node, True))
+            pending.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        open_nodes.discard(id(node))
+        sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
+        if sizes[id(node)] > MAX_VALUES:
+            return (
+                f"expands to more than {MAX_VALUES:,} values through YAML aliases (*name) "
+                "that repeat one another"
+            )
+    return None
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return [*node.keys(), *node.values()]
+    return list(node) if isinstance(node, list) else []
 
 
 def _load_file(file: Path) -> list[CatalogEntry]:
     """The entries of one YAML file: a mapping (one entry) or a list of mappings."""
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(
-            f"cannot be read ({exc.__class__.__name__}: {exc})",
-            "make it a readable UTF-8 YAML file",
-            file=file,
-        ) from None
+        text = read_text_file(file, max_bytes=MAX_FILE_BYTES)
+    except FileReadError as exc:
+        raise CatalogError(exc.problem, _read_fix(exc.problem), file=file) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    except RecursionError:
+        raise CatalogError(
+            "nests lists or mappings too deeply to be a catalog entry",
+            "write each entry as key: value lines (one mapping per model)",
+            file=file,
+        ) from None
+    except yaml.composer.ComposerError as exc:
+        if exc.problem != "but found another document" or exc.problem_mark is None:
+            raise CatalogError(
+                _yaml_problem(exc, text), "fix the YAML syntax there", file=file
+            ) from None
+        raise CatalogError(
+            f"holds a second YAML document (the '---' at line {exc.problem_mark.line + 1}), "
+            "but a catalog file is one document",
+            ONE_ENTRY_PER_FILE,
+            file=file,
+        ) from None
     except _DuplicateKeyError as exc:
         raise CatalogError(
             f"the key {_describe(exc.key)} appears twice in one mapping, at lines "
@@ -185,9 +285,14 @@ def _load_file(file: Path) -> list[CatalogEntry]:
             file=file,
         ) from None
     except yaml.YAMLError as exc:
-        raise CatalogError(_yaml_problem(exc), "fix the YAML syntax there", file=file) from None
+        raise CatalogError(
+            _yaml_problem(exc, text), "fix the YAML syntax there", file=file
+        ) from None
     if data is None:
         return []
+    alias_problem = _alias_problem(data)
+    if alias_problem is not None:
+        raise CatalogError(alias_problem, "write the values out instead", file=file)
     items = data if isinstance(data, list) else [data]
     entries = []
     for index, raw in enumerate(items):
@@ -230,6 +335,8 @@ def _explain(error: ErrorDetails, raw: dict[str, Any]) -> tuple[str, str, str]:
         if ctx.get("field"):
             loc.append(str(ctx["field"]))
         return str(ctx["problem"]), str(ctx["fix"]), ".".join(loc)
+    if loc and loc[-1] == "[key]":
+        return _key_problem(loc[:-1], value)
     where = ".".join(loc)
     name = loc[-1] if loc else ""
     if kind == "missing":
@@ -261,6 +368,31 @@ def _explain(error: ErrorDetails, raw: dict[str, Any]) -> tuple[str, str, str]:
             fix = f"write {example}" if example else f"write {word}"
             return f"should be {word} but is {_describe(value)}", fix, where
     return str(error["msg"]), "correct the value", where
+
+
+def _key_problem(loc: list[str], key: Any) -> tuple[str, str, str]:
+    """(problem, fix, field) for a mapping key that is not a name: YAML reads ``4:`` as the
+    number 4 and ``yes:`` as true, where a quantization or a profile name was meant."""
+    if isinstance(key, bool):
+        shown = f"reads as {str(key).lower()} (YAML turns yes, no, on and off into true/false)"
+    else:
+        shown = "is empty" if key is None else f"{key!r} is a number"
+    mapping = loc[0] if len(loc) == 2 else ""
+    if mapping == "sources":
+        guess = f"int{key}"
+        example = guess if guess in QUANTIZATIONS else "int4"
+        return (
+            f"the quantization key {shown}, but quantizations are names",
+            f"write one of {', '.join(sorted(QUANTIZATIONS))} (e.g. {example}:)",
+            ".".join(loc),
+        )
+    if mapping == "benchmarks":
+        return (
+            f"the hardware profile key {shown}, but profiles are names",
+            "write a profile name such as m4-pro-48gb",
+            ".".join(loc),
+        )
+    return f"the key {shown}, but keys there are names", "write a name", ".".join(loc)
 
 
 def _known_fields(loc: list[str]) -> list[str]:
@@ -303,9 +435,21 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """Where and what, by lines that exist: PyYAML puts an error at the end of the stream on
+    the line after the last one, so that one is told as the end of the file, with the
+    construct left open (``while parsing a flow sequence``) and where it started."""
     mark = getattr(exc, "problem_mark", None)
     problem = str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
-    if mark is not None:
-        return f"is not valid YAML at line {mark.line + 1}, column {mark.column + 1} ({problem})"
-    return f"is not valid YAML ({problem})"
+    if mark is None:
+        return f"is not valid YAML ({problem})"
+    lines = len(text.splitlines())
+    if mark.line + 1 > lines or mark.index >= len(text.rstrip()):
+        where = f"at the end of the file (line {max(lines, 1)})"
+    else:
+        where = f"at line {mark.line + 1}, column {mark.column + 1}"
+    opened = getattr(exc, "context_mark", None)
+    context = getattr(exc, "context", None)
+    if context and opened is not None and opened.line < lines:
+        problem += f", {context} that starts at line {opened.line + 1}, column {opened.column + 1}"
+    return f"is not valid YAML {where} ({problem})"

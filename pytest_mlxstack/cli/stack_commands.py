@@ -15,21 +15,31 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_mlxstack.cli import CliError
-from pytest_mlxstack.process.paths import default_cache_dir, default_home
+from pytest_mlxstack.process.paths import HOME_ENV, default_cache_dir, default_home
 from pytest_mlxstack.redact import redact_text
+from pytest_mlxstack.settings_values import (
+    SettingValueError,
+    not_a_file,
+    port,
+    seconds,
+    writable_directory,
+)
 
 if TYPE_CHECKING:  # the stack modules are imported by the commands that need them
     from pytest_mlxstack.stack.runtime import Stack
     from pytest_mlxstack.stack.spec import StackSpec
 
 STACK_EXTRA = "pip install 'pytest-mlxstack[stack]'"
+PORT_FREE = "leave --port out for a free port"
 DEFAULT_GRACE_S = 10.0
 WATCH_INTERVAL_S = 0.5
+_T = TypeVar("_T")
 
 
 def register(subparsers: Any) -> None:
@@ -47,7 +57,7 @@ def register(subparsers: Any) -> None:
     up.add_argument(
         "--catalog", type=Path, metavar="PATH", help="catalog for --model (default: shipped)"
     )
-    up.add_argument("--port", type=int, metavar="PORT", help="LiteLLM port (default: free port)")
+    up.add_argument("--port", metavar="PORT", help="LiteLLM port (default: free port)")
     up.add_argument("--no-litellm", action="store_true", help="serve the tiers directly")
     up.add_argument(
         "--detach", action="store_true", help="leave the stack running and return once ready"
@@ -81,8 +91,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--grace-period",
-        type=float,
-        default=DEFAULT_GRACE_S,
+        default=str(DEFAULT_GRACE_S),
         metavar="S",
         help=f"seconds between SIGTERM and SIGKILL when stopping (default {DEFAULT_GRACE_S:g})",
     )
@@ -96,7 +105,10 @@ def _doc_first_paragraph() -> str:
 
 
 def _up(args: argparse.Namespace) -> int:
+    grace = _grace_period(args)
+    home = _home(args)
     spec = _spec(args)
+    _checked(writable_directory, home, args)
     _require_stack_extra(litellm=spec.litellm.enabled)
     from pytest_mlxstack.process.cache import ModelCache
     from pytest_mlxstack.process.services import ServiceManager
@@ -111,9 +123,8 @@ def _up(args: argparse.Namespace) -> int:
     from pytest_mlxstack.stack.masterkey import write_key_file
     from pytest_mlxstack.stack.runtime import new_stack_id, start_stack
 
-    home = _home(args)
     stack_id = new_stack_id()
-    manager = ServiceManager(home, grace_period=args.grace_period)
+    manager = ServiceManager(home, grace_period=grace)
     _raise_on_sigterm()
     try:
         stack = start_stack(
@@ -161,6 +172,7 @@ def _spec(args: argparse.Namespace) -> StackSpec:
         stack_spec_for_models,
     )
 
+    litellm_port = _checked_value(lambda: port(args.port, name="--port", free_hint=PORT_FREE))
     try:
         if args.stack is not None:
             spec = load_stack_file(args.stack)
@@ -174,7 +186,7 @@ def _spec(args: argparse.Namespace) -> StackSpec:
         if args.no_litellm or args.port is not None:
             litellm = LiteLLMSpec(
                 enabled=litellm.enabled and not args.no_litellm,
-                port=args.port if args.port is not None else litellm.port,
+                port=litellm_port if args.port is not None else litellm.port,
                 request_timeout=litellm.request_timeout,
                 start_timeout=litellm.start_timeout,
             )
@@ -387,8 +399,9 @@ def _follow(path: Path, secrets: list[str]) -> None:
 def _down(args: argparse.Namespace) -> int:
     from pytest_mlxstack.stack.control import stop_cli_stacks
 
+    grace = _grace_period(args)
     home = _home(args)
-    stopped = stop_cli_stacks(home, grace_period=args.grace_period)
+    stopped = stop_cli_stacks(home, grace_period=grace)
     if not stopped:
         print(f"mlxstack: nothing to stop under {home}")
         return 0
@@ -401,8 +414,34 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _home(args: argparse.Namespace) -> Path:
+    """The state directory, refused in one sentence when it cannot be a directory (it, or a
+    parent, is a file): otherwise ``status`` would report an empty home and ``up`` would end
+    in a ``NotADirectoryError`` traceback."""
     home: Path = args.home.expanduser() if args.home is not None else default_home()
-    return home
+    return _checked(not_a_file, home, args)
+
+
+def _home_name(args: argparse.Namespace) -> str:
+    """How the user named the home: the option, the environment variable, or the default."""
+    if args.home is not None:
+        return "--home"
+    return f"${HOME_ENV}" if os.environ.get(HOME_ENV) else "the default home"
+
+
+def _checked(check: Callable[..., Path], home: Path, args: argparse.Namespace) -> Path:
+    return _checked_value(lambda: check(home, name=_home_name(args)))
+
+
+def _grace_period(args: argparse.Namespace) -> float:
+    return _checked_value(lambda: seconds(args.grace_period, name="--grace-period"))
+
+
+def _checked_value(check: Callable[[], _T]) -> _T:
+    """The value ``check()`` returns; its ``SettingValueError`` becomes the CLI's sentence."""
+    try:
+        return check()
+    except SettingValueError as exc:
+        raise CliError(exc.problem, exc.fix, where=exc.where) from None
 
 
 def _duration(seconds: float | None) -> str:

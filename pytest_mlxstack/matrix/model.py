@@ -18,12 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
+from pytest_mlxstack.process.textfiles import FileReadError, read_text_file
 from pytest_mlxstack.redact import sanitize
+from pytest_mlxstack.text.terminal import one_line
 
 SCHEMA_VERSION: Literal[2] = 2
 # Older versions this one reads: version 1 lacks an expectation's ``attribution`` and is
 # otherwise the same, so it reads as version 2.
 UPGRADABLE_VERSIONS = (1,)
+MATRIX_KEYS = ("schema_version", "runs", "rows")
+# A matrix of thousands of cells with evidence is a few MB; this bounds what a wrong path reads.
+MAX_MATRIX_BYTES = 256 * 2**20
 
 # Cells are ordered in this sequence (other capabilities follow alphabetically), so that the
 # grid reads the same way in every matrix.
@@ -224,6 +229,12 @@ class Matrix(_Strict):
                 f"{source}: the file must hold a JSON object with 'schema_version', 'runs' and "
                 f"'rows'; regenerate it with pytest or 'mlxstack matrix merge'"
             )
+        if not any(key in data for key in MATRIX_KEYS):
+            raise MatrixFormatError(
+                f"{source}: is JSON but not a matrix (it has none of 'schema_version', 'runs' "
+                f"and 'rows'); pass a matrix JSON written by pytest-mlxstack (under "
+                f"matrices/) or by 'mlxstack matrix merge'"
+            )
         version = data.get("schema_version")
         if version in UPGRADABLE_VERSIONS:
             data = {**data, "schema_version": SCHEMA_VERSION}
@@ -283,20 +294,37 @@ def load_matrix(path: str | Path) -> Matrix:
     """Read and validate a matrix file; every problem is a ``MatrixFormatError`` sentence."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MatrixFormatError(f"{path}: no such matrix file; check the path") from None
-    except IsADirectoryError:
-        raise MatrixFormatError(
-            f"{path}: is a directory; pass a matrix JSON file such as {path}/latest.json"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MatrixFormatError(f"{path}: cannot be read ({exc}); check the file") from None
+        text = read_text_file(path, max_bytes=MAX_MATRIX_BYTES)
+    except FileReadError as exc:
+        fix = {
+            "does not exist": "check the path",
+            "is a directory, not a file": f"pass a matrix JSON file such as {path}/latest.json",
+        }.get(exc.problem, "pass a matrix JSON file")
+        problem = "no such matrix file" if exc.problem == "does not exist" else exc.problem
+        raise MatrixFormatError(f"{path}: {problem}; {fix}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MatrixFormatError(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            f"the file may be truncated, regenerate it"
+            f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}), "
+            f"in {_quoted_line(text, exc.lineno, exc.colno)}; the file may be truncated, "
+            f"regenerate it"
+        ) from None
+    except RecursionError:
+        raise MatrixFormatError(
+            f"{path}: nests JSON arrays or objects too deeply to be a matrix; pass a matrix "
+            "JSON written by pytest-mlxstack"
         ) from None
     return Matrix.from_json(data, source=str(path))
+
+
+def _quoted_line(text: str, lineno: int, colno: int, width: int = 60) -> str:
+    """The line an error points at, cut to ``width`` characters around the column, quoted
+    (control characters removed: the file may hold anything)."""
+    lines = text.splitlines() or [""]
+    line = lines[min(lineno, len(lines)) - 1]
+    start = max(0, min(colno - 1 - width // 2, len(line) - width))
+    shown = line[start : start + width]
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if start + width < len(line) else ""
+    return f"'{prefix}{one_line(shown)}{suffix}'"

@@ -273,9 +273,19 @@ def test_duplicate_names_the_first_file(write_catalog: WriteCatalog) -> None:
 
 
 def test_yaml_error_names_the_line(write_catalog: WriteCatalog) -> None:
-    folder = write_catalog({"m.yaml": "id: x\nname: [\n"})
-    with pytest.raises(CatalogError, match=r"is not valid YAML at line 3"):
+    folder = write_catalog({"m.yaml": "id: x\nname: {a: 1\n  b: 2\n"})
+    with pytest.raises(CatalogError, match=r"is not valid YAML at line 3, column 4"):
         load_catalog(folder)
+
+
+def test_yaml_error_at_the_end_cites_a_line_the_file_has(write_catalog: WriteCatalog) -> None:
+    """PyYAML marks the end of the stream on the line after the last: line 3 of 2 lines."""
+    folder = write_catalog({"m.yaml": "id: x\nsources: {int4: [unclosed\n"})
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(folder)
+    assert "is not valid YAML at the end of the file (line 2)" in str(caught.value)
+    assert "a flow sequence that starts at line 2, column 17" in str(caught.value)
+    assert "line 3" not in str(caught.value)
 
 
 def test_duplicate_key_names_the_key_and_both_lines(write_catalog: WriteCatalog) -> None:
@@ -302,7 +312,7 @@ def test_merge_keys_may_still_be_overridden(write_catalog: WriteCatalog) -> None
 
 def test_unreadable_bytes_are_a_sentence(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_bytes(b"id: \xff\xfe\n")
-    with pytest.raises(CatalogError, match=r"cannot be read .*make it a readable UTF-8 YAML file"):
+    with pytest.raises(CatalogError, match=r"is not UTF-8 text .*save it as UTF-8 text"):
         load_catalog(tmp_path)
 
 

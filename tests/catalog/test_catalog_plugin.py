@@ -322,5 +322,5 @@ def test_a_test_path_swallowed_by_the_option_gets_a_hint(pytester: pytest.Pytest
     result = pytester.runpytest("--mlx-catalog", ".")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["ERROR: Catalog file *: the catalog is empty*write --mlx-catalog=CATALOG or put the*"]
+        ["ERROR: Catalog folder *: the catalog is empty*write --mlx-catalog=CATALOG or put the*"]
     )
