@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # errors
     "MlxStackError": "pytest_mlxstack.errors",
-    "SettingError": "pytest_mlxstack.settings",
+    "SettingError": "pytest_mlxstack.settings_values",
     "PortAllocationError": "pytest_mlxstack.process.ports",
     "ServiceStartError": "pytest_mlxstack.process.services",
     "ModelCacheError": "pytest_mlxstack.process.cache",
@@ -132,7 +132,7 @@ if TYPE_CHECKING:  # pragma: no cover - what type checkers and IDEs see
     from pytest_mlxstack.process.cache import ModelCache, ModelCacheError
     from pytest_mlxstack.process.ports import PortAllocationError, PortAllocator
     from pytest_mlxstack.process.services import ManagedService, ServiceManager, ServiceStartError
-    from pytest_mlxstack.settings import SettingError
+    from pytest_mlxstack.settings_values import SettingError
     from pytest_mlxstack.stack.errors import StackError
     from pytest_mlxstack.stack.pool import ServerPool
     from pytest_mlxstack.stack.runtime import Stack, start_stack

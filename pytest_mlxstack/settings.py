@@ -2,23 +2,21 @@
 type, default and the base a relative path is resolved against.
 
 The pytest wiring (``wiring/options.py``) registers options and ini keys from this table and
-resolves them as option > ini key > environment > default; the CLI converts its own flags with
-the same ``convert``, so a grace period of ``nan``, ``-1`` or ``abc`` gets the same sentence
-in both. Relative paths follow where they were written: the ini file's folder for an ini
-value, the working directory for an option or an environment variable.
+resolves them as option > ini key > environment > default; the CLI checks its own flags with
+the same checks (``settings_values``), so a grace period of ``nan``, ``-1`` or ``abc`` gets
+the same sentence in both. Relative paths follow where they were written: the ini file's
+folder for an ini value, the working directory for an option or an environment variable.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.process.paths import (
     CACHE_ENV,
     HOME_ENV,
@@ -28,15 +26,12 @@ from pytest_mlxstack.process.paths import (
     default_matrix_dir,
 )
 from pytest_mlxstack.process.services import DEFAULT_GRACE_PERIOD_S
+from pytest_mlxstack.settings_values import SettingError, not_a_file, seconds
 
 Kind = Literal["dir", "path", "float", "int", "text", "list", "bool"]
 Source = Literal["option", "ini", "env", "default"]
 GRACE_ENV = "MLXSTACK_GRACE_PERIOD"
 NONE = "none"  # a path setting written as 'none' means: deliberately unset
-
-
-class SettingError(MlxStackError):
-    """A setting's value cannot be used; the sentence names where it was written."""
 
 
 @dataclass(frozen=True)
@@ -84,15 +79,15 @@ def convert(setting: Setting, text: str, *, where: str, base: Path | None = None
     """
     text = text.strip()
     kind = setting.kind
+    if kind == "float" and setting.unit == "seconds":
+        return seconds(text, name=where)
     if kind in ("float", "int"):
         return _number(setting, text, where)
     if kind in ("dir", "path"):
         path = Path(text).expanduser()
         if not path.is_absolute():
             path = (base or Path.cwd()) / path
-        if kind == "dir":
-            _refuse_file(path, where)
-        return path
+        return not_a_file(path, name=where) if kind == "dir" else path
     if kind == "list":
         return [part.strip() for part in text.replace(",", " ").split() if part.strip()]
     if kind == "bool":
@@ -128,23 +123,6 @@ def _number(setting: Setting, text: str, where: str) -> float | int:
     if not in_range or (high is not None and value > high):
         raise SettingError(f"{subject} is not {wanted}", fix, where=where)
     return value
-
-
-def _refuse_file(path: Path, where: str) -> None:
-    for existing in (path, *path.parents):
-        try:
-            if not existing.exists():
-                continue
-            if existing.is_dir():
-                return
-        except OSError:
-            return  # not inspectable: leave the error to the first use
-        inside = "is a file" if existing == path else f"is inside {existing}, which is a file"
-        raise SettingError(
-            f"{path} {inside}, not a directory",
-            "point it at a directory (it is created if missing)",
-            where=where,
-        )
 
 
 @dataclass(frozen=True)
@@ -334,21 +312,3 @@ SETTINGS: dict[str, Setting] = _declare(
 
 def setting(name: str) -> Setting:
     return SETTINGS[name]
-
-
-Converter = Callable[[str], Any]
-
-
-def cli_converter(name: str, flag: str) -> Converter:
-    """An ``argparse`` ``type=`` for a CLI flag that takes the same values as setting
-    ``name``: the same conversion and the same sentence, naming the CLI flag."""
-    declared = SETTINGS[name]
-
-    def parse(text: str) -> Any:
-        try:
-            return convert(declared, text, where=flag)
-        except SettingError as exc:  # argparse prints it after "argument FLAG:", exit 2
-            raise argparse.ArgumentTypeError(f"{exc.problem}; {exc.fix}") from None
-
-    parse.__name__ = declared.kind  # argparse names the type in its own messages
-    return parse

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_mlxstack.cli import CliError
 from pytest_mlxstack.process.paths import HOME_ENV, default_cache_dir, default_home
-from pytest_mlxstack.redact import redact_text
 from pytest_mlxstack.settings_values import (
-    SettingValueError,
+    SettingError,
     not_a_file,
     port,
     seconds,
     writable_directory,
 )
+from pytest_mlxstack.text.redact import redact_text
 
 if TYPE_CHECKING:  # the stack modules are imported by the commands that need them
     from pytest_mlxstack.stack.runtime import Stack
@@ -437,10 +437,10 @@ def _grace_period(args: argparse.Namespace) -> float:
 
 
 def _checked_value(check: Callable[[], _T]) -> _T:
-    """The value ``check()`` returns; its ``SettingValueError`` becomes the CLI's sentence."""
+    """The value ``check()`` returns; its ``SettingError`` becomes the CLI's sentence."""
     try:
         return check()
-    except SettingValueError as exc:
+    except SettingError as exc:
         raise CliError(exc.problem, exc.fix, where=exc.where) from None
 
 

@@ -27,7 +27,7 @@ from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.matrix.expectations import Expectations
 from pytest_mlxstack.matrix.model import Cell, EvidenceRecord, Matrix, Row, RunMetadata
 from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Route, Verdict
-from pytest_mlxstack.redact import sanitize
+from pytest_mlxstack.text.redact import sanitize
 
 CELL_PROPERTY = "mlxstack.cell"
 ROW_PROPERTY = "mlxstack.row"

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
 from pytest_mlxstack.process.textfiles import FileReadError, read_text_file
-from pytest_mlxstack.redact import sanitize
+from pytest_mlxstack.text.redact import sanitize
 from pytest_mlxstack.text.terminal import one_line
 
 SCHEMA_VERSION: Literal[2] = 2

@@ -44,7 +44,7 @@ from pytest_mlxstack.process.proctree import (
     terminate_tree,
 )
 from pytest_mlxstack.process.registry import Owner, PidRegistry, ServiceRecord
-from pytest_mlxstack.redact import redact_text
+from pytest_mlxstack.text.redact import redact_text
 
 DEFAULT_GRACE_PERIOD_S = 10.0
 DEFAULT_TIMEOUT_S = 120.0

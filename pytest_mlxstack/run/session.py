@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Verdict
-from pytest_mlxstack.probes.performance import Performance, measure_performance
 from pytest_mlxstack.process.services import ServiceManager
 from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.stack import ServerPool, Stack, StackSpec, TierSpec, start_stack
@@ -35,6 +34,8 @@ from pytest_mlxstack.stack.models import PullFunction, ResolvedModel, load_catal
 
 if TYPE_CHECKING:
     from openai import OpenAI
+
+    from pytest_mlxstack.probes.performance import Performance
 
 TWIN_SUFFIX = "-twin"
 FIXTURE_PREFIX = "fixture:"
@@ -142,6 +143,9 @@ class SuiteStack:
     def performance(self, target: SuiteTarget) -> Performance:
         """The target's speed, measured once per process with one streamed request to its own
         vllm-mlx (nothing measured for a target whose server did not start)."""
+        # the probes need the openai client (harness extra): imported when first measured
+        from pytest_mlxstack.probes.performance import Performance, measure_performance
+
         if target.tier not in self.measured:
             self.measured[target.tier] = (
                 Performance()

@@ -30,8 +30,8 @@ from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.outcome import Outcome
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.store import MatrixWriteError, WrittenMatrix, write_matrix
-from pytest_mlxstack.redact import redact_text
 from pytest_mlxstack.settings import NONE
+from pytest_mlxstack.text.redact import redact_text
 from pytest_mlxstack.wiring.options import add_settings, is_worker, read_setting, resolved
 
 

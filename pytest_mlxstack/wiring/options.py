@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from pytest_mlxstack.settings import SETTINGS, Resolved, SettingError, resolve
+from pytest_mlxstack.settings import SETTINGS, Resolved, resolve
+from pytest_mlxstack.settings_values import SettingError
 
 GROUP = "mlxstack"
 HANDOVER_KEY = "mlxstack"  # workerinput: everything the controller hands a worker

@@ -13,7 +13,7 @@ import pytest_mlxstack
 
 PACKAGE = Path(pytest_mlxstack.__file__).resolve().parent
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("process", "errors", "settings", "settings_values", "text", "redact"),
+    ("process", "errors", "settings", "settings_values", "text"),
     ("catalog", "matrix", "probe_prompts", "fixture_models"),
     ("probes", "stack"),
     ("run",),

@@ -13,7 +13,7 @@ from pytest_mlxstack.matrix.collect import (
     row_payload,
 )
 from pytest_mlxstack.matrix.verdicts import Evidence, ProbeResult, Verdict
-from pytest_mlxstack.redact import redact_text, sanitize
+from pytest_mlxstack.text.redact import redact_text, sanitize
 
 KEY = "sk-proj-4f9aZ81kQ0xVb7"
 
