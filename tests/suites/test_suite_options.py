@@ -40,6 +40,22 @@ def test_every_suite_is_collected_with_readable_ids(pytester: pytest.Pytester) -
     assert {"test_master_key_is_enforced", "test_clean_shutdown"} <= set(names)
 
 
+def test_a_test_id_from_a_report_re_runs_that_one_test(pytester: pytest.Pytester) -> None:
+    """Ids carry the suite module's name (``smoke.py::...``), in tier order, and an id copied
+    from a report is a valid argument again: it selects exactly that test."""
+    listed = run(pytester, "--mlx-suites=smoke,harness", "--collect-only", "-q").outlines
+    ids = [line for line in listed if "::" in line]
+    assert all(line.startswith(("smoke.py::", "harness.py::")) for line in ids), ids
+    modules = [line.split("::")[0] for line in ids]
+    assert modules == sorted(modules, key=["smoke.py", "harness.py"].index)  # smoke first
+    one = next(line for line in ids if line.startswith("smoke.py::"))
+
+    again = run(pytester, "--mlx-suites=smoke,harness", one, "--collect-only", "-q")
+
+    assert again.ret == 0, again.stdout.str()
+    assert collected(again) == [one.split("::", 1)[1]]
+
+
 @pytest.mark.parametrize(
     ("marker", "expected", "absent"),
     [
