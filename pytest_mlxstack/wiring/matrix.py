@@ -23,12 +23,19 @@ from pytest_mlxstack.matrix.collect import (
 )
 from pytest_mlxstack.matrix.diff import MatrixDiff, diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.expectations import Expectations, ExpectationsError, load_expectations
+from pytest_mlxstack.matrix.history import recent_history
 from pytest_mlxstack.matrix.html import render_html
 from pytest_mlxstack.matrix.metadata import collect_run_metadata
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.outcome import Outcome
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
-from pytest_mlxstack.matrix.store import LATEST_JSON, MatrixWriteError, WrittenMatrix, write_matrix
+from pytest_mlxstack.matrix.store import (
+    LATEST_JSON,
+    RUNS_DIR,
+    MatrixWriteError,
+    WrittenMatrix,
+    write_matrix,
+)
 from pytest_mlxstack.process.paths import default_matrix_dir
 from pytest_mlxstack.wiring.core import settings as core_settings
 
@@ -182,7 +189,11 @@ class MatrixWriter:
             else:
                 state.problems.append(unrelated)
                 baseline = None  # the page would list every cell as new or missing
-        html = render_html(matrix, baseline=baseline) if _html_enabled(self.config) else None
+        html = None
+        if _html_enabled(self.config):
+            history, unreadable = recent_history(directory / RUNS_DIR)
+            state.problems.extend(unreadable)
+            html = render_html(matrix, baseline=baseline, history=history)
         try:
             state.written = write_matrix(matrix, directory, html=html)
         except MatrixWriteError as exc:
