@@ -24,7 +24,6 @@ from importlib import resources
 from urllib.parse import urlparse
 
 import jinja2
-from markupsafe import Markup
 
 from pytest_mlxstack.matrix.charts import METRICS, TrendMark, performance_charts, trend_marks
 from pytest_mlxstack.matrix.diff import CellChange, CellKey, MatrixDiff, diff_matrices
@@ -136,7 +135,7 @@ class ModelView:
 
 @dataclass(frozen=True)
 class Asset:
-    text: Markup
+    text: str  # rendered with | safe: a package file, never matrix data
     digest: str  # CSP source expression: 'sha256-...'
 
 
@@ -202,7 +201,7 @@ def _asset(name: str) -> Asset:
     """The page's own stylesheet or script, and the hash the CSP pins it by."""
     text = (resources.files("pytest_mlxstack.matrix") / "templates" / name).read_text("utf-8")
     digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
-    return Asset(text=Markup(text), digest=f"'sha256-{digest}'")
+    return Asset(text=text, digest=f"'sha256-{digest}'")
 
 
 def _model_view(summary: ModelSummary) -> ModelView:
