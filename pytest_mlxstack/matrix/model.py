@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_mlxstack.errors import MlxStackError
+from pytest_mlxstack.matrix.capabilities import capability_rank
 from pytest_mlxstack.matrix.redact import sanitize
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
 
@@ -24,19 +25,6 @@ SCHEMA_VERSION: Literal[2] = 2
 # Older versions this one reads: version 1 lacks an expectation's ``attribution`` and is
 # otherwise the same, so it reads as version 2.
 UPGRADABLE_VERSIONS = (1,)
-
-# Cells are ordered in this sequence (other capabilities follow alphabetically), so that the
-# grid reads the same way in every matrix.
-CAPABILITY_ORDER = (
-    "inference",
-    "system_prompt",
-    "multi_turn",
-    "streaming",
-    "tool_calling",
-    "tool_calling_streaming",
-    "thinking",
-    "errors",
-)
 
 ExpectationStatus = Literal["known_failure", "unexpected_pass", "as_expected", "mismatch"]
 
@@ -246,12 +234,6 @@ def _check_unique(matrix: Matrix, source: str) -> None:
 
 def cell_sort_key(cell: Cell) -> tuple[int, str, str]:
     return (*capability_rank(cell.capability), cell.route.value)
-
-
-def capability_rank(capability: str) -> tuple[int, str]:
-    if capability in CAPABILITY_ORDER:
-        return (CAPABILITY_ORDER.index(capability), capability)
-    return (len(CAPABILITY_ORDER), capability)
 
 
 def load_matrix(path: str | Path) -> Matrix:

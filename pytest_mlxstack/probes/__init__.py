@@ -20,11 +20,13 @@ from pytest_mlxstack.probes.capabilities import (
 )
 from pytest_mlxstack.probes.proxy import attribute_proxy
 from pytest_mlxstack.probes.registry import (
-    CAPABILITIES,
-    PROBES,
     DeclaredCapabilities,
     Probe,
+    all_probes,
+    capability_names,
+    get_probe,
     not_applicable,
+    register_capability,
     run_probe,
 )
 from pytest_mlxstack.probes.stack_checks import (
@@ -34,12 +36,13 @@ from pytest_mlxstack.probes.stack_checks import (
 )
 
 __all__ = [
-    "CAPABILITIES",
-    "PROBES",
     "UNKNOWN_MODEL",
     "DeclaredCapabilities",
     "Probe",
+    "all_probes",
     "attribute_proxy",
+    "capability_names",
+    "get_probe",
     "not_applicable",
     "probe_concurrency",
     "probe_errors",
@@ -52,5 +55,6 @@ __all__ = [
     "probe_thinking",
     "probe_tool_calling",
     "probe_tool_calling_streaming",
+    "register_capability",
     "run_probe",
 ]

@@ -22,6 +22,7 @@ from openai import OpenAI
 from pytest_mlxstack import probe_prompts
 from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Verdict
 from pytest_mlxstack.probes.answer import Answer, from_chunks, from_completion
+from pytest_mlxstack.probes.binding import probes
 from pytest_mlxstack.probes.exchange import DEFAULT_TIMEOUT_S, Exchange, chat, excerpt
 from pytest_mlxstack.probes.markup import think_markup, tool_markup
 from pytest_mlxstack.probes.schema_check import schema_problems
@@ -203,6 +204,7 @@ def _text_probe(
     return _result(capability, Verdict.FAIL, problem, evidence, Attribution.MODEL)
 
 
+@probes("inference")
 def probe_inference(
     client: OpenAI,
     model: str,
@@ -222,6 +224,7 @@ def probe_inference(
     )
 
 
+@probes("system_prompt")
 def probe_system_prompt(
     client: OpenAI,
     model: str,
@@ -250,6 +253,7 @@ def probe_system_prompt(
     )
 
 
+@probes("multi_turn")
 def probe_multi_turn(
     client: OpenAI,
     model: str,
@@ -279,6 +283,7 @@ def probe_multi_turn(
     )
 
 
+@probes("streaming")
 def probe_streaming(
     client: OpenAI,
     model: str,
@@ -404,6 +409,7 @@ def _judge_tool_call(
     return None
 
 
+@probes("tool_calling")
 def probe_tool_calling(
     client: OpenAI,
     model: str,
@@ -425,6 +431,7 @@ def probe_tool_calling(
     return _result(capability, Verdict.PASS, "", evidence)
 
 
+@probes("tool_calling_streaming")
 def probe_tool_calling_streaming(
     client: OpenAI,
     model: str,
@@ -483,6 +490,7 @@ def _parsed(arguments: str) -> Any:
         return arguments
 
 
+@probes("thinking")
 def probe_thinking(
     client: OpenAI,
     model: str,
@@ -526,6 +534,7 @@ def probe_thinking(
     return _result(capability, Verdict.PASS, "", evidence)
 
 
+@probes("errors")
 def probe_errors(
     client: OpenAI,
     model: str,
