@@ -88,14 +88,12 @@ for _spec in (
     CapabilitySpec(
         "system_prompt",
         "System message",
-        routes=(Route.PROXIED,),
         sent="a pirate system message, then 'Say hello.'",
         passes="a pirate greeting (ahoy, matey, arr...), no markup",
     ),
     CapabilitySpec(
         "multi_turn",
         "Multi-turn",
-        routes=(Route.PROXIED,),
         sent="two conversations, each 'My name is X.' / reply / 'What is my name?' with two "
         "names drawn per run",
         passes="each answer holds its own name and not the other one, no markup",

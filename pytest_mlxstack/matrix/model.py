@@ -21,10 +21,10 @@ from pytest_mlxstack.matrix.capabilities import capability_rank
 from pytest_mlxstack.matrix.redact import sanitize
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
 
-SCHEMA_VERSION: Literal[2] = 2
-# Older versions this one reads: version 1 lacks an expectation's ``attribution`` and is
-# otherwise the same, so it reads as version 2.
-UPGRADABLE_VERSIONS = (1,)
+SCHEMA_VERSION: Literal[3] = 3
+# Older versions this one reads: version 1 lacks an expectation's ``attribution``; version 3
+# adds the attribution ``model_or_parser``. Otherwise they are the same, so they read as 3.
+UPGRADABLE_VERSIONS = (1, 2)
 
 ExpectationStatus = Literal["known_failure", "unexpected_pass", "as_expected", "mismatch"]
 
@@ -138,7 +138,7 @@ class MergeConflict(_Strict):
 class Matrix(_Strict):
     """A whole matrix file: one or more runs (several after a merge) and their rows."""
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     runs: list[RunMetadata] = Field(min_length=1)
     rows: list[Row] = Field(default_factory=list)
     conflicts: list[MergeConflict] = Field(

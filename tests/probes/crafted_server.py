@@ -114,6 +114,54 @@ def _text(content: str, pieces: list[str] | None = None) -> Callable[[bool], Rep
     return reply
 
 
+def _reasoned(
+    content: str | None,
+    reasoning: str,
+    *,
+    key: str = "reasoning_content",
+    finish: str | None = None,
+    streamed_content: str | None = None,
+    streamed_reasoning: str | None = None,
+) -> Callable[[bool], Reply]:
+    """Reasoning in its own field and a final answer, streamed (in pieces) or whole."""
+
+    def reply(stream: bool) -> Reply:
+        if not stream:
+            return Reply(
+                body=completion(content, reasoning=reasoning, reasoning_key=key, finish=finish)
+            )
+        think = streamed_reasoning if streamed_reasoning is not None else reasoning
+        said = streamed_content if streamed_content is not None else (content or "")
+        events = [chunk({"role": "assistant"})]
+        events += [chunk({key: piece}) for piece in _halves(think)]
+        events += [chunk({"content": piece}) for piece in _halves(said)]
+        return Reply(chunks=[*events, chunk({}, finish or "stop"), usage_chunk()])
+
+    return reply
+
+
+def _halves(text: str) -> list[str]:
+    half = len(text) // 2
+    return [piece for piece in (text[:half], text[half:]) if piece]
+
+
+def _by_request(answer: Callable[[dict[str, Any]], str]) -> Callable[[bool, dict[str, Any]], Reply]:
+    """A plain answer computed from the request (its last user message)."""
+
+    def reply(stream: bool, request: dict[str, Any]) -> Reply:
+        return _text(answer(request))(stream)
+
+    return reply
+
+
+def _last_user(request: dict[str, Any]) -> str:
+    return next(m["content"] for m in reversed(request["messages"]) if m["role"] == "user")
+
+
+def _first_user(request: dict[str, Any]) -> str:
+    return next(m["content"] for m in request["messages"] if m["role"] == "user")
+
+
 def _tool(arguments: str, *, finish: str | None = None, streamed: str | None = None) -> Any:
     def reply(stream: bool) -> Reply:
         if stream:
@@ -125,6 +173,20 @@ def _tool(arguments: str, *, finish: str | None = None, streamed: str | None = N
     return reply
 
 
+# Scenarios whose answer depends on what was asked (the probes draw it anew on every run).
+ECHOES: dict[str, Callable[[bool, dict[str, Any]], Reply]] = {
+    "counts": _by_request(
+        lambda r: ", ".join(str(i) for i in range(1, int(_last_user(r).split()[-1][:-1]) + 1))
+    ),
+    "recalls-name": _by_request(lambda r: f"Your name is {_first_user(r).split()[-1][:-1]}."),
+    # calls get_weather for the city asked about ("What is the weather in Lima?")
+    "good-tool": lambda stream, r: _tool(
+        json.dumps({"location": _last_user(r).split()[-1].rstrip("?")})
+    )(stream),
+    "always-alice": _by_request(lambda r: "Your name is Alice."),
+    "names-everyone": _by_request(lambda r: "You are Alice, or Bob, or Chen, or Dana."),
+}
+
 SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     # plain answers
     "prose": _text(f"I cannot check live weather, but I hope it is pleasant in {CITY}."),
@@ -135,6 +197,8 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     "empty": _text(""),
     "count": _text("1, 2, 3, 4, 5", ["1", ", 2", ", 3", ", 4", ", 5"]),
     "count-one-chunk": _text("1, 2, 3, 4, 5", ["1, 2, 3, 4, 5"]),
+    "gibberish": _text("the the of of and and", ["the the", " of of", " and and"]),
+    "count-wrong": _text("1, 2, 3, 5, 4", ["1", ", 2", ", 3", ", 5", ", 4"]),
     "count-differs": _text("1, 2, 3, 4, 5", ["1", ", 2", ", 3", ", 4", ", 6"]),
     "count-as-reasoning": lambda stream: (
         Reply(
@@ -149,7 +213,7 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
         body=completion("", reasoning="hmm " * 50, finish="length")
     ),
     # tool calls
-    "good-tool": _tool(GOOD_ARGS),
+    "empty-args": _tool("{}"),
     "tool-markup": _text(f'<tool_call>{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'),
     "mistral-markup": _text(f'[TOOL_CALLS] [{{"name": "get_weather", "arguments": {GOOD_ARGS}}}]'),
     "json-markup": _text(f'{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'),
@@ -164,18 +228,25 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     ),
     "stream-args-differ": _tool(GOOD_ARGS, streamed='{"location": "Paris, France"}'),
     # thinking
-    "thinks": lambda stream: Reply(
-        body=completion("The answer is 1081.", reasoning="23 * 47 = 1081.")
-    ),
-    "thinks-reasoning-key": lambda stream: Reply(
-        body=completion(
-            "The answer is 1081.", reasoning="23 * 47 = 1081.", reasoning_key="reasoning"
-        )
-    ),
+    "thinks": _reasoned("The answer is 1081.", "23 * 47 = 1081."),
+    "thinks-reasoning-key": _reasoned("The answer is 1081.", "23 * 47 = 1081.", key="reasoning"),
     "think-markup": _text("<think>23 * 47 = 1081.</think>The answer is 1081."),
+    "empty-think-markup": _text("<think></think>1, 2, 3, 4, 5"),
+    "unclosed-think": _text("<think>23 * 47 = 1081. The answer is 1081."),
+    "unclosed-think-length": lambda stream: Reply(
+        body=completion("<think>23 * 47 = 920 + 161 = ", finish="length")
+    ),
     "no-think": _text("The answer is 1081."),
-    "thinks-no-answer": lambda stream: Reply(
-        body=completion(None, reasoning="23 * 47 = ...", finish="length")
+    "thinks-no-answer": _reasoned(None, "23 * 47 = ...", finish="length"),
+    "thinks-wrong-answer": _reasoned("The answer is 1071.", "23 * 47 = 1071."),
+    # unclosed <think>: whole, it stays in content; streamed, the parser takes it for reasoning
+    "thinks-only-when-streamed": lambda stream: (
+        _reasoned("The answer is 1081.", "23 * 47 = 1081.")(stream)
+        if stream
+        else _text("23 * 47 = 1081. The answer is 1081.")(stream)
+    ),
+    "thinks-answers-differ": _reasoned(
+        "The answer is 1081.", "23 * 47 = 1081.", streamed_content="So: 1081, I think."
     ),
     # transport and HTTP failures
     "server-error": lambda stream: Reply(
@@ -233,7 +304,8 @@ class CraftedServer:
                     self._send(404, {"detail": "Not Found"})
                     return
                 models = [
-                    {"id": name, "object": "model", "owned_by": "crafted"} for name in SCENARIOS
+                    {"id": name, "object": "model", "owned_by": "crafted"}
+                    for name in [*SCENARIOS, *ECHOES]
                 ]
                 self._send(200, {"object": "list", "data": models})
 
@@ -241,6 +313,10 @@ class CraftedServer:
                 length = int(self.headers.get("Content-Length", "0"))
                 request = json.loads(self.rfile.read(length) or b"{}")
                 owner.requests.append(request)
+                echo = ECHOES.get(str(request.get("model")))
+                if echo is not None:
+                    owner.serve(self, echo(bool(request.get("stream")), request))
+                    return
                 scenario = SCENARIOS.get(str(request.get("model")))
                 if scenario is None:
                     self._send(404, {"detail": f"no scenario {request.get('model')!r}"})

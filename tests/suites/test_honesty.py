@@ -9,6 +9,7 @@ subprocess feeds every test here.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,25 +23,17 @@ from filelock import FileLock
 
 from pytest_mlxstack import probe_prompts
 from pytest_mlxstack.fixture_models import VARIANTS
-from pytest_mlxstack.matrix.model import Matrix, Row, load_matrix
+from pytest_mlxstack.matrix.model import Cell, Matrix, Row, load_matrix
+from pytest_mlxstack.matrix.verdicts import Route
+from pytest_mlxstack.probes import capability_names
 
 pytest.importorskip("vllm_mlx", reason="the honesty tests run the real stack (stack extra)")
 pytest.importorskip("litellm", reason="the honesty tests run the real stack (stack extra)")
 
-DIRECT = ("inference", "streaming", "tool_calling", "tool_calling_streaming", "thinking")
-PROXIED = (
-    "inference",
-    "system_prompt",
-    "multi_turn",
-    "streaming",
-    "tool_calling",
-    "tool_calling_streaming",
-    "thinking",
-    "errors",
-    "model_listing",
-    "routing",
-    "concurrency",
-)
+# The chat capabilities on each route come from the declarations (matrix.capabilities); the
+# stack checks are the integration and harness suites' own tests.
+DIRECT = capability_names(route=Route.DIRECT)
+PROXIED = (*capability_names(route=Route.PROXIED), "model_listing", "routing", "concurrency")
 # What each negative control is built to break, and whose fault that is.
 BROKEN = {
     "tiny-chat-no-tools": {"tool_calling": "model", "tool_calling_streaming": "model"},
@@ -186,32 +179,44 @@ def test_tier_one_checked_the_fixture_catalog(main_job: MainJob) -> None:
         assert outcomes[f"test_local_files[{model}-bf16]"] == "passed"
 
 
+def _asked(cell: Cell | None) -> str:
+    assert cell is not None
+    request = cell.evidence.request
+    return str(request["messages"][-1]["content"])
+
+
 def test_the_evidence_shows_what_each_model_said(main_job: MainJob) -> None:
     full = main_job.row("tiny-chat")
-    greeting = full.cell("inference", "direct")
-    assert greeting is not None
-    assert greeting.evidence.response["content"] == probe_prompts.GREETING.expected_content
+    count = full.cell("inference", "direct")
+    n = int(_asked(count).removeprefix("Count to ").removesuffix("."))
+    assert count is not None
+    assert count.evidence.response["content"] == probe_prompts.count_to(n).expected_content
     call = full.cell("tool_calling", "proxied")
+    city = _asked(call).removeprefix("What is the weather in ").removesuffix("?")
     assert call is not None
     assert call.evidence.response["tool_calls"] == [
-        {"name": "get_weather", "arguments": '{"location": "Paris"}'}
+        {"name": "get_weather", "arguments": json.dumps({"location": city})}
     ]
     thought = full.cell("thinking", "direct")
     assert thought is not None
-    assert thought.evidence.response["reasoning"] == probe_prompts.THINKING.expected_reasoning
-    assert thought.evidence.response["content"] == probe_prompts.THINKING.expected_content
+    for way in ("streamed", "non_streamed"):
+        said = thought.evidence.response[way]
+        assert said["reasoning"] == probe_prompts.THINKING.expected_reasoning
+        assert said["content"] == probe_prompts.THINKING.expected_content
 
     prose = main_job.row("tiny-chat-no-tools").cell("tool_calling", "direct")
+    city = _asked(prose).removeprefix("What is the weather in ").removesuffix("?")
     assert prose is not None
-    said = probe_prompts.weather("Paris", with_tools=False).expected_content
+    said = probe_prompts.weather(city, with_tools=False).expected_content
     assert prose.evidence.response["content"] == said
     markup = main_job.row("tiny-chat-bad-tool-syntax").cell("tool_calling", "direct")
     assert markup is not None
     assert markup.evidence.response["content"].startswith("[TOOL_CALLS]get_weather")
     unthinking = main_job.row("tiny-chat-no-think").cell("thinking", "direct")
     assert unthinking is not None
-    assert unthinking.evidence.response["content"] == probe_prompts.THINKING.expected_content
-    assert not unthinking.evidence.response.get("reasoning")
+    plain = unthinking.evidence.response["non_streamed"]
+    assert plain["content"] == probe_prompts.THINKING.expected_content
+    assert not plain.get("reasoning")
 
 
 def test_one_server_start_per_model_and_flags(main_job: MainJob) -> None:
