@@ -121,12 +121,47 @@ for _spec in (
         passes="the assembled streamed call is right and equals the non-streamed one",
     ),
     CapabilitySpec(
+        "tool_result",
+        "Tool result",
+        requires=TOOLS,
+        sent="the weather question, the get_weather call and its result 'sunny, 21 celsius' "
+        "as a tool message",
+        passes="prose naming the city and 21, no new call, no markup",
+    ),
+    CapabilitySpec(
+        "tool_choice_none",
+        "tool_choice none",
+        requires=TOOLS,
+        sent="the tool_calling chat with tool_choice 'none'",
+        passes="prose, no tool call, no markup",
+    ),
+    CapabilitySpec(
         "thinking",
         "Thinking",
         requires=("thinking",),
         sent="'What is 23 * 47? Think step by step.' streamed and not",
         passes="reasoning in its own field, a final answer holding 1081, no markup; the "
         "streamed answer agrees",
+    ),
+    CapabilitySpec(
+        "stop",
+        "Stop sequences",
+        sent="'Count to 10.' with stop ', K' (K drawn per run): as a list non-streamed and "
+        "streamed, and as a plain string",
+        passes="each answer ends just before the stop text, which is absent; finish_reason stop",
+    ),
+    CapabilitySpec(
+        "length",
+        "max_tokens",
+        sent="'Count to 10.' with max_tokens 3, streamed and not",
+        passes="finish_reason length at once, at most 3 completion tokens, no hang",
+    ),
+    CapabilitySpec(
+        "usage",
+        "Token usage",
+        sent="'Count to 10.' non-streamed, and streamed with stream_options.include_usage",
+        passes="prompt, completion and total tokens present, total = prompt + completion, "
+        "equal both ways",
     ),
     CapabilitySpec(
         "errors",

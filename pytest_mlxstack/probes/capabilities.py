@@ -27,10 +27,10 @@ from openai import OpenAI
 
 from pytest_mlxstack import probe_prompts
 from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Verdict
-from pytest_mlxstack.probes.answer import Answer, from_chunks, from_completion
+from pytest_mlxstack.probes.answer import Answer, ToolCall, from_chunks, from_completion
 from pytest_mlxstack.probes.binding import probes
 from pytest_mlxstack.probes.exchange import DEFAULT_TIMEOUT_S, Exchange, chat, excerpt
-from pytest_mlxstack.probes.markup import think_markup, tool_markup
+from pytest_mlxstack.probes.markup import malformed_tool_call, think_markup, tool_markup
 from pytest_mlxstack.probes.schema_check import schema_problems
 
 DEFAULT_MAX_TOKENS = 512
@@ -99,10 +99,12 @@ def _ask(
     timeout: float,
     max_tokens: int,
     stream: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[Exchange, Answer | None]:
     params: dict[str, Any] = {"max_tokens": max_tokens}
     if case.tools:
         params["tools"] = case.tools
+    params.update(extra or {})
     exchange = chat(client, model, case.messages, timeout=timeout, stream=stream, **params)
     if exchange.failure is not None:
         return exchange, None
@@ -128,9 +130,12 @@ def _ask_once(
     *,
     timeout: float,
     max_tokens: int,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[Answer, Evidence] | ProbeResult:
     """One non-streamed chat: its answer and evidence, or the FAIL when no answer came."""
-    exchange, answer = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens)
+    exchange, answer = _ask(
+        client, model, case, timeout=timeout, max_tokens=max_tokens, extra=extra
+    )
     if answer is None:
         return _failed_exchange(capability, exchange, _evidence(exchange, None, []))
     return answer, _evidence(exchange, answer, [])
@@ -190,6 +195,12 @@ def _leaked_markup(
     is the parser's: the model wrote it well and the server did not read it.
     """
     tools = tool_markup(answer.content, tool_names)
+    broken = malformed_tool_call(answer.content)
+    if broken is not None:
+        return Attribution.MODEL, (
+            f"the model wrote a malformed tool call in content ({excerpt(broken, 120)!r} is "
+            f"not JSON), which no tool-call parser can read"
+        )
     if tools:
         return Attribution.PARSER, (
             f"tool-call markup {', '.join(repr(m) for m in tools)} was left in content instead "
@@ -454,12 +465,20 @@ def _judge_tool_call(
     answer: Answer, case: probe_prompts.ProbeCase, city: str
 ) -> tuple[Attribution, str] | None:
     """Whose fault it is that ``answer`` is not a good ``get_weather`` call, or None."""
-    tool = probe_prompts.WEATHER_TOOL["function"]
+    return judge_calls(answer, [probe_prompts.WEATHER_TOOL], [("get_weather", city)])
+
+
+def judge_calls(
+    answer: Answer, tools: list[dict[str, Any]], expected: list[tuple[str, str]]
+) -> tuple[Attribution, str] | None:
+    """Whose fault it is that ``answer`` is not exactly the ``expected`` (tool name, city)
+    calls, in any order, or None."""
+    names = tuple(str(tool["function"]["name"]) for tool in tools)
     if not answer.tool_calls:
-        leaked = _leaked_markup(answer, (tool["name"],))
+        leaked = _leaked_markup(answer, names)
         if leaked is not None:
             return leaked
-        in_reasoning = tool_markup(answer.reasoning, (tool["name"],))
+        in_reasoning = tool_markup(answer.reasoning, names)
         if in_reasoning:
             return Attribution.PARSER, (
                 f"tool-call markup {', '.join(repr(m) for m in in_reasoning)} ended up in the "
@@ -468,10 +487,37 @@ def _judge_tool_call(
             )
         said = excerpt(answer.content, 160)
         return Attribution.MODEL, f"the model answered in prose instead of calling a tool: {said!r}"
-    call = next((c for c in answer.tool_calls if c.name == tool["name"]), None)
-    if call is None:
-        names = ", ".join(repr(c.name) for c in answer.tool_calls)
-        return Attribution.MODEL, f"the model called {names}, not {tool['name']!r}"
+    by_name = {str(tool["function"]["name"]): tool["function"] for tool in tools}
+    remaining = list(answer.tool_calls)
+    for name, city in expected:
+        call = next((c for c in remaining if c.name == name), None)
+        if call is None:
+            called = ", ".join(repr(c.name) for c in answer.tool_calls)
+            if len(answer.tool_calls) < len(expected):
+                return Attribution.MODEL, (
+                    f"the model made {len(answer.tool_calls)} call(s) ({called}) where "
+                    f"{len(expected)} were needed, one per city"
+                )
+            return Attribution.MODEL, f"the model called {called}, not {name!r}"
+        remaining.remove(call)
+        problem = _judge_arguments(call, by_name[name], city)
+        if problem is not None:
+            return problem
+    if remaining:
+        extra = ", ".join(f"{c.name}({excerpt(c.arguments, 80)})" for c in remaining)
+        return Attribution.MODEL, f"the model made calls nobody asked for: {extra}"
+    if answer.finish_reason != "tool_calls":
+        return Attribution.PARSER, (
+            f"finish_reason is {answer.finish_reason!r}, not 'tool_calls', although the answer "
+            f"is a tool call"
+        )
+    return None
+
+
+def _judge_arguments(
+    call: ToolCall, tool: dict[str, Any], city: str
+) -> tuple[Attribution, str] | None:
+    """Whose fault it is that ``call``'s arguments are not valid ones naming ``city``."""
     try:
         arguments = json.loads(call.arguments)
     except ValueError:
@@ -494,11 +540,6 @@ def _judge_tool_call(
     if city.lower() not in location.lower():
         return Attribution.MODEL, (
             f"asked about {city}, the model called {tool['name']} with location {location!r}"
-        )
-    if answer.finish_reason != "tool_calls":
-        return Attribution.PARSER, (
-            f"finish_reason is {answer.finish_reason!r}, not 'tool_calls', although the answer "
-            f"is a tool call"
         )
     return None
 

@@ -17,7 +17,9 @@ from openai import OpenAI
 from pytest_mlxstack.matrix.capabilities import DECLARED, CapabilitySpec, declare
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
 from pytest_mlxstack.probes import capabilities as _builtin_probes  # noqa: F401  (binds them)
+from pytest_mlxstack.probes import parameters as _parameters  # noqa: F401  (binds them)
 from pytest_mlxstack.probes import stack_checks as _stack_checks  # noqa: F401  (binds them)
+from pytest_mlxstack.probes import tool_loop as _tool_loop  # noqa: F401  (binds them)
 from pytest_mlxstack.probes.binding import BOUND, ProbeFunction, bind
 
 

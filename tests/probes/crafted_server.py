@@ -162,6 +162,35 @@ def _first_user(request: dict[str, Any]) -> str:
     return next(m["content"] for m in request["messages"] if m["role"] == "user")
 
 
+def _count_reply(stream: bool, request: dict[str, Any], *, honour: bool) -> Reply:
+    """ "1, 2, ..., 10", cut by ``stop`` and ``max_tokens`` (one token a number) as asked."""
+    stop = request.get("stop")
+    if isinstance(stop, str) and not honour:
+        return Reply(status=422, body={"detail": [{"msg": "Input should be a valid list"}]})
+    numbers = [str(i) for i in range(1, 11)]
+    finish = "stop"
+    limit = request.get("max_tokens")
+    if isinstance(limit, int) and limit < len(numbers):
+        numbers, finish = numbers[:limit], "length"
+    text = ", ".join(numbers)
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    for sequence in stops:
+        if sequence in text:
+            cut = text.index(sequence)
+            if honour:
+                text = text[:cut]
+            elif stream:
+                text = text[: cut + len(sequence)]
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)] or [""]
+    usage = {"prompt_tokens": 11, "completion_tokens": len(numbers), "total_tokens": 11}
+    usage["total_tokens"] += len(numbers)
+    if stream:
+        events = text_chunks(pieces, finish)
+        events[-1] = {**events[-1], "usage": usage}
+        return Reply(chunks=events)
+    return Reply(body={**completion(text, finish=finish), "usage": usage})
+
+
 def _tool(arguments: str, *, finish: str | None = None, streamed: str | None = None) -> Any:
     def reply(stream: bool) -> Reply:
         if stream:
@@ -183,6 +212,14 @@ ECHOES: dict[str, Callable[[bool, dict[str, Any]], Reply]] = {
     "good-tool": lambda stream, r: _tool(
         json.dumps({"location": _last_user(r).split()[-1].rstrip("?")})
     )(stream),
+    # the turn after a tool result ("sunny, 21 celsius"), for the city of the first question
+    "reads-result": _by_request(
+        lambda r: f"It is sunny and 21 degrees Celsius in {_first_user(r).split()[-1][:-1]}."
+    ),
+    # a count that honours stop (list or string) and max_tokens, as a conforming server does
+    "honours-parameters": lambda stream, r: _count_reply(stream, r, honour=True),
+    # vllm-mlx 0.6.0: stop ignored whole, stop text left streamed, a string stop refused
+    "ignores-stop": lambda stream, r: _count_reply(stream, r, honour=False),
     "always-alice": _by_request(lambda r: "Your name is Alice."),
     "names-everyone": _by_request(lambda r: "You are Alice, or Bob, or Chen, or Dana."),
 }
@@ -190,6 +227,20 @@ ECHOES: dict[str, Callable[[bool, dict[str, Any]], Reply]] = {
 SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     # plain answers
     "prose": _text(f"I cannot check live weather, but I hope it is pleasant in {CITY}."),
+    "no-usage": lambda stream: Reply(
+        body={**completion("1, 2, 3"), "usage": None} if not stream else None,
+        chunks=text_chunks(["1", ", 2", ", 3"])[:-1] if stream else None,
+    ),
+    "bad-total": lambda stream: (
+        Reply(
+            body={
+                **completion("1, 2, 3"),
+                "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 99},
+            }
+        )
+        if not stream
+        else Reply(chunks=text_chunks(["1", ", 2", ", 3"]))
+    ),
     "hello": _text(
         "Hello! How can I help you today?", ["Hello", "! How can", " I help you today?"]
     ),
@@ -215,6 +266,7 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     # tool calls
     "empty-args": _tool("{}"),
     "tool-markup": _text(f'<tool_call>{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'),
+    "broken-markup": _text('<tool_call>\n{"name": "get_weather", "arguments": {"location": "Par'),
     "mistral-markup": _text(f'[TOOL_CALLS] [{{"name": "get_weather", "arguments": {GOOD_ARGS}}}]'),
     "json-markup": _text(f'{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'),
     "bad-args": _tool('{"location": "Paris"'),

@@ -23,6 +23,8 @@ from pytest_mlxstack.probes import (
     probe_tool_calling,
     probe_tool_calling_streaming,
 )
+from pytest_mlxstack.probes.parameters import probe_length, probe_stop, probe_usage
+from pytest_mlxstack.probes.tool_loop import probe_tool_choice_none, probe_tool_result
 
 FAST = {"timeout": 5.0}
 PARIS = {"timeout": 5.0, "city": CITY}
@@ -34,6 +36,7 @@ PARIS = {"timeout": 5.0, "city": CITY}
         ("prose", Attribution.MODEL, "answered in prose"),
         ("tool-markup", Attribution.PARSER, "'<tool_call>'"),
         ("mistral-markup", Attribution.PARSER, "'[TOOL_CALLS]'"),
+        ("broken-markup", Attribution.MODEL, "malformed tool call"),
         ("json-markup", Attribution.PARSER, '"name": "get_weather"'),
         ("markup-in-reasoning", Attribution.PARSER, "ended up in the reasoning"),
         ("bad-args", Attribution.PARSER, "not JSON"),
@@ -294,3 +297,124 @@ def test_errors_probe(
     if answer == "openai-400":
         assert result.evidence.response["status"] == 400
         assert "Invalid model name" in result.evidence.response["body"]
+
+
+# -- the tool loop and tool_choice -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "attribution", "reason_part"),
+    [
+        ("reads-result", Verdict.PASS, None, ""),
+        ("prose", Verdict.FAIL, Attribution.MODEL, "does not use the tool's result"),
+        ("good-tool", Verdict.FAIL, Attribution.MODEL, "called get_weather"),
+        ("empty-think-markup", Verdict.FAIL, Attribution.PARSER, "'<think>'"),
+    ],
+)
+def test_tool_result(
+    client: openai.OpenAI,
+    crafted: CraftedServer,
+    scenario: str,
+    verdict: Verdict,
+    attribution: Attribution | None,
+    reason_part: str,
+) -> None:
+    result = probe_tool_result(client, scenario, city="Lima", **FAST)
+    assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
+    assert reason_part in result.reason
+    sent = crafted.requests[-1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
+    assert sent[2]["content"] == "sunny, 21 celsius"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "attribution", "reason_part"),
+    [
+        ("prose", Verdict.PASS, None, ""),
+        ("good-tool", Verdict.FAIL, Attribution.SERVER_ERROR, "forbids tool calls"),
+        ("tool-markup", Verdict.FAIL, Attribution.MODEL, "wrote a tool call in content"),
+        ("empty-think-markup", Verdict.FAIL, Attribution.PARSER, "'<think>'"),
+    ],
+)
+def test_tool_choice_none(
+    client: openai.OpenAI,
+    crafted: CraftedServer,
+    scenario: str,
+    verdict: Verdict,
+    attribution: Attribution | None,
+    reason_part: str,
+) -> None:
+    result = probe_tool_choice_none(client, scenario, city=CITY, **FAST)
+    assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
+    assert reason_part in result.reason
+    sent = crafted.requests[-1]
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+    assert sent["tool_choice"] == result.evidence.request["tool_choice"] == "none"
+
+
+# -- request parameters ----------------------------------------------------------------------
+
+
+def test_stop_honoured_passes_and_every_way_is_sent(
+    client: openai.OpenAI, crafted: CraftedServer
+) -> None:
+    before = len(crafted.requests)
+    result = probe_stop(client, "honours-parameters", at=6, **FAST)
+    assert result.verdict is Verdict.PASS, result.reason
+    sent = crafted.requests[before:]
+    assert [(r["stop"], bool(r.get("stream"))) for r in sent] == [
+        ([", 6"], False),
+        ([", 6"], True),
+        (", 6", False),
+    ]
+    assert result.evidence.response["list_streamed"]["content"] == "1, 2, 3, 4, 5"
+
+
+def test_stop_faults_of_vllm_mlx_are_the_servers(client: openai.OpenAI) -> None:
+    result = probe_stop(client, "ignores-stop", at=6, **FAST)
+    assert (result.verdict, result.attribution) == (Verdict.FAIL, Attribution.SERVER_ERROR)
+    assert "without streaming: the stop sequence was ignored" in result.reason
+    assert "streamed: the stop text was left in the answer" in result.reason
+    assert "refused stop given as a plain string with HTTP 422" in result.reason
+
+
+def test_stop_and_a_wrong_count_is_the_models(client: openai.OpenAI) -> None:
+    result = probe_stop(client, "gibberish", at=6, **FAST)
+    assert (result.verdict, result.attribution) == (Verdict.FAIL, Attribution.MODEL)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "reason_part"),
+    [
+        ("honours-parameters", Verdict.PASS, ""),
+        ("count", Verdict.FAIL, "finish_reason 'stop', not 'length'"),
+        ("hang", Verdict.FAIL, "no answer within"),
+    ],
+)
+def test_length(client: openai.OpenAI, scenario: str, verdict: Verdict, reason_part: str) -> None:
+    result = probe_length(client, scenario, timeout=1.0)
+    assert result.verdict is verdict, result.reason
+    assert reason_part in result.reason
+    if verdict is Verdict.PASS:
+        assert result.evidence.response["streamed"]["finish_reason"] == "length"
+        assert result.evidence.request["non_streamed"]["max_tokens"] == 3
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "reason_part"),
+    [
+        ("count", Verdict.PASS, ""),
+        ("no-usage", Verdict.FAIL, "usage is missing"),
+        ("bad-total", Verdict.FAIL, "total_tokens 99 is not 11 + 7"),
+        ("honours-parameters", Verdict.PASS, ""),
+    ],
+)
+def test_usage(client: openai.OpenAI, scenario: str, verdict: Verdict, reason_part: str) -> None:
+    result = probe_usage(client, scenario, **FAST)
+    assert result.verdict is verdict, result.reason
+    assert reason_part in result.reason
+    if verdict is Verdict.FAIL:
+        assert result.attribution is Attribution.SERVER_ERROR
+    else:
+        usage = result.evidence.response["streamed"]["usage"]
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]

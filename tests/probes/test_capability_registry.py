@@ -3,8 +3,10 @@ all follow it, and a name cannot be declared twice or probed without a declarati
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import openai
 import pytest
@@ -84,3 +86,11 @@ def test_a_registered_capability_is_probed_and_its_requirement_checked(
     assert skipped.verdict is Verdict.NOT_APPLICABLE
     assert "does not declare vision" in skipped.reason
     assert "seeing" in capability_names(route=Route.PROXIED)
+
+
+def test_docs_list_every_capability_in_column_order() -> None:
+    """docs/tiers.md's "Every capability" table has one row per declared capability."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "tiers.md"
+    section = docs.read_text(encoding="utf-8").split("## Every capability", 1)[1]
+    rows = re.findall(r"^\| `(\w+)` \|", section.split("\n## ", 1)[0], flags=re.M)
+    assert rows == list(capability_order())

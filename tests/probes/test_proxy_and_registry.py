@@ -92,6 +92,11 @@ def test_unknown_capability_names_the_known_ones(client: openai.OpenAI) -> None:
         "streaming",
         "tool_calling",
         "tool_calling_streaming",
+        "tool_result",
+        "tool_choice_none",
         "thinking",
+        "stop",
+        "length",
+        "usage",
         "errors",
     )
