@@ -69,6 +69,12 @@ def capability_order() -> tuple[str, ...]:
     return tuple(DECLARED)
 
 
+def capability_title(capability: str) -> str:
+    """The declared title (what the matrix page shows on hover); the name when undeclared."""
+    spec = DECLARED.get(capability)
+    return spec.title if spec is not None else capability
+
+
 def capability_rank(capability: str) -> tuple[int, str]:
     """Sort key: declared columns in declaration order, unknown ones after, alphabetically."""
     order = capability_order()

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 import jinja2
 
+from pytest_mlxstack.matrix.capabilities import capability_title
 from pytest_mlxstack.matrix.diff import CellChange, CellKey, MatrixDiff, diff_matrices
 from pytest_mlxstack.matrix.model import Cell, Matrix, Row
 
@@ -75,6 +76,7 @@ def render_html(matrix: Matrix, *, baseline: Matrix | None = None, title: str | 
         title=title or "Compatibility matrix",
         runs=[_run_view(run.model_dump(mode="json")) for run in matrix.runs],
         columns=columns,
+        titles={capability: capability_title(capability) for capability, _ in columns},
         rows=rows,
         counts=matrix.verdict_counts(),
         unexpected=len(matrix.unexpected_passes()),

@@ -180,3 +180,19 @@ def test_changes_against_a_baseline_are_marked(build_matrix):
     assert "missing: the new matrix has no such cell" in text
     assert "<td>pass</td><td>missing</td>" in render_html(new, baseline=base)
     assert "base-run" in text
+
+
+def test_column_headers_carry_the_declared_title(build_matrix):
+    """The column's title comes from the capability declaration; an unknown one keeps its name."""
+    matrix = build_matrix(
+        [
+            ("m", "4bit", "tool_result", "direct", "pass"),
+            ("m", "4bit", "homegrown", "direct", "pass"),
+        ]
+    )
+    headers = {
+        attrs.get("title")
+        for tag, attrs in parse(render_html(matrix)).tags
+        if tag == "th" and attrs.get("class") == "cap"
+    }
+    assert headers == {"Tool result", "homegrown"}
