@@ -25,11 +25,12 @@ from urllib.parse import urlparse
 
 import jinja2
 
+from pytest_mlxstack.matrix.capabilities import capability_rank, capability_title
 from pytest_mlxstack.matrix.charts import METRICS, TrendMark, performance_charts, trend_marks
 from pytest_mlxstack.matrix.diff import CellChange, CellKey, MatrixDiff, diff_matrices
 from pytest_mlxstack.matrix.evidence_view import EvidenceSections, evidence_sections
 from pytest_mlxstack.matrix.history import cell_trends
-from pytest_mlxstack.matrix.model import Cell, Matrix, Row, capability_rank
+from pytest_mlxstack.matrix.model import Cell, Matrix, Row
 from pytest_mlxstack.matrix.summary import ModelSummary, model_summaries, server_summaries
 
 _ENVIRONMENT = jinja2.Environment(
@@ -187,6 +188,9 @@ def render_html(
         routes=routes,
         grid=grid,
         history_runs=max((len(trend) for trend in trends.values()), default=0),
+        titles={
+            capability: capability_title(capability) for capability, _ in matrix.capabilities()
+        },
         counts=matrix.verdict_counts(),
         unexpected=len(matrix.unexpected_passes()),
         diff=diff,

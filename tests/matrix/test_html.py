@@ -307,3 +307,19 @@ def test_rows_that_name_their_server_are_summarised_per_server(build_matrix):
         ("llama.cpp", 1, 0, 1, 0.4),
         ("vllm-mlx 0.6.0", 1, 1, 1, 0.2),
     ]
+
+
+def test_column_headers_carry_the_declared_title(build_matrix):
+    """The column's title comes from the capability declaration; an unknown one keeps its name."""
+    matrix = build_matrix(
+        [
+            ("m", "4bit", "tool_result", "direct", "pass"),
+            ("m", "4bit", "homegrown", "direct", "pass"),
+        ]
+    )
+    headers = {
+        attrs.get("title")
+        for tag, attrs in parse(render_html(matrix)).tags
+        if tag == "th" and attrs.get("scope") == "row"
+    }
+    assert headers == {"Tool result", "homegrown"}
