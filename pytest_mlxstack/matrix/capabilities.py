@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.matrix.verdicts import Route
 
 BOTH_ROUTES = (Route.DIRECT, Route.PROXIED)
@@ -45,7 +46,7 @@ class CapabilitySpec:
         return [flag for flag in self.requires if not getattr(declared, flag, False)]
 
 
-class DuplicateCapabilityError(ValueError):
+class DuplicateCapabilityError(MlxStackError, ValueError):
     """A capability name declared twice: the second would silently replace a column."""
 
 

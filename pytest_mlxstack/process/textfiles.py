@@ -13,6 +13,8 @@ import os
 import stat
 from pathlib import Path
 
+from pytest_mlxstack.errors import MlxStackError
+
 _KINDS = (
     (stat.S_ISFIFO, "a named pipe"),
     (stat.S_ISSOCK, "a socket"),
@@ -21,13 +23,9 @@ _KINDS = (
 )
 
 
-class FileReadError(Exception):
+class FileReadError(MlxStackError):
     """Why a file cannot be read as text: ``problem`` completes "<path> ..." (``is a named
-    pipe, not a regular file``)."""
-
-    def __init__(self, problem: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
+    pipe, not a regular file``); the caller words the sentence around it."""
 
 
 def read_text_file(path: Path, *, max_bytes: int) -> str:

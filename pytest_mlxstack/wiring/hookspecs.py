@@ -26,10 +26,12 @@ def pytest_mlxstack_provenance(config: pytest.Config) -> dict[str, str] | None:
 
 
 @pytest.hookspec()
-def pytest_mlxstack_capabilities(config: pytest.Config) -> list[Any] | None:
-    """Extra capability probes for the built-in suites: a list of
-    ``pytest_mlxstack.probes.registry.Capability`` declarations (name, probe function, what
-    it requires of a catalog entry). Each becomes a smoke test per model and a matrix column.
+def pytest_mlxstack_capabilities(config: pytest.Config) -> list[tuple[Any, Any]] | None:
+    """Extra capabilities for the built-in suites: ``(CapabilitySpec, probe)`` pairs, a
+    ``pytest_mlxstack.matrix.capabilities.CapabilitySpec`` (name, title, what it requires of a
+    catalog entry, routes) and its probe function ``(client, model, **options) ->
+    ProbeResult``. Each becomes a test per model and route, and a matrix column after the
+    built-in ones.
     """
 
 

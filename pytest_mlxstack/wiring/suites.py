@@ -68,8 +68,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_settings(parser, "mlx_suites", "mlx_suite_catalog", "mlx_models")
 
 
+def _register_capabilities(config: pytest.Config) -> None:
+    """What plugins add through ``pytest_mlxstack_capabilities``; the same pair given again
+    (another session in the same process) is a no-op, a clash one usage error."""
+    contributed = [
+        pair
+        for pairs in config.hook.pytest_mlxstack_capabilities(config=config)
+        for pair in pairs or []
+    ]
+    if not contributed:
+        return
+    from pytest_mlxstack.matrix.capabilities import DECLARED
+    from pytest_mlxstack.probes.binding import BOUND
+    from pytest_mlxstack.probes.registry import register_capability
+
+    for spec, probe in contributed:
+        if DECLARED.get(spec.name) == spec and BOUND.get(spec.name) is probe:
+            continue
+        try:
+            register_capability(spec, probe)
+        except ValueError as exc:
+            raise pytest.UsageError(f"pytest_mlxstack_capabilities: {exc}") from None
+
+
 @pytest.hookimpl(trylast=True)  # after --mlx-catalog has put its own suite in the arguments
 def pytest_configure(config: pytest.Config) -> None:
+    _register_capabilities(config)
     chosen = resolved(config, "mlx_suites")
     text = chosen.value or (ALL if given_bare(config, "mlx_suites") else None)
     models = resolved(config, "mlx_models")

@@ -96,3 +96,47 @@ def test_a_failing_upload_hook_keeps_the_matrix_and_fails_the_run_in_one_line(
     result.stdout.fnmatch_lines(
         ["*a pytest_mlxstack_matrix_written hook failed (ConnectionError: upload server*"]
     )
+
+
+def test_a_capability_from_a_plugin_becomes_a_test_per_model_and_route(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+        from pytest_mlxstack.matrix.capabilities import CapabilitySpec
+        from pytest_mlxstack.probes import probe_inference
+
+        def pytest_mlxstack_capabilities(config):
+            return [(CapabilitySpec("echo_back", "Echo back"), probe_inference)]
+        """
+    )
+
+    result = pytester.runpytest_subprocess(
+        "--mlx-suites=smoke,harness", "--mlx-models=tiny-chat", "--collect-only", "-q"
+    )
+
+    assert result.ret == 0, result.stdout.str()
+    ids = result.stdout.str()
+    assert "smoke.py::test_capability[tiny-chat-bf16-direct-echo_back]" in ids
+    assert "harness.py::test_openai_client[tiny-chat-bf16-proxied-echo_back]" in ids
+
+
+def test_a_capability_clashing_with_a_built_in_one_is_one_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+        from pytest_mlxstack.matrix.capabilities import CapabilitySpec
+        from pytest_mlxstack.probes import probe_inference
+
+        def pytest_mlxstack_capabilities(config):
+            return [(CapabilitySpec("inference", "Mine"), probe_inference)]
+        """
+    )
+
+    result = pytester.runpytest_subprocess("--mlx-suites=smoke", "--collect-only", "-q")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: pytest_mlxstack_capabilities: the capability 'inference' is already declared*"]
+    )
