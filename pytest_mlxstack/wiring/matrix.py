@@ -30,6 +30,7 @@ from pytest_mlxstack.matrix.outcome import Outcome
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.store import LATEST_JSON, MatrixWriteError, WrittenMatrix, write_matrix
 from pytest_mlxstack.process.paths import default_matrix_dir
+from pytest_mlxstack.text.terminal import one_line
 from pytest_mlxstack.wiring.core import settings as core_settings
 
 BASELINE_NONE = "none"
@@ -210,13 +211,13 @@ class MatrixWriter:
             for row, cell in state.matrix.unexpected_passes():
                 reason = cell.expectation.reason if cell.expectation else ""
                 write(
-                    f"  UNEXPECTED PASS {row.model} [{row.quant}] {cell.capability} "
-                    f"({cell.route.value}): expected to fail ({reason}); update the "
-                    f"expectations file",
+                    f"  UNEXPECTED PASS {one_line(row.model)} [{one_line(row.quant)}] "
+                    f"{one_line(cell.capability)} ({cell.route.value}): expected to fail "
+                    f"({one_line(reason)}); update the expectations file",
                     yellow=True,
                 )
-        for problem in state.problems:
-            write(f"  {problem}", yellow=True)
+        for problem in state.problems:  # may quote payloads and files: no terminal sequences
+            write(f"  {one_line(problem)}", yellow=True)
 
 
 def _explicit_baseline(config: pytest.Config) -> tuple[Path, Matrix] | None:
