@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_mlxstack.matrix.baseline import previous_matrix, within_selection
 from pytest_mlxstack.matrix.diff import diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, Row, load_matrix
 from pytest_mlxstack.matrix.store import LATEST_JSON, RUNS_DIR
@@ -29,7 +29,6 @@ from pytest_mlxstack.text.terminal import one_line
 
 EXPECTATIONS = Path(__file__).resolve().parent / "suites" / "fixture_expectations.yaml"
 SHORT = {"pass": "ok", "n/a": "n/a", "skip": "skip"}
-BASELINE_OPTION = "--mlx-baseline"
 
 
 def pytest_command(
@@ -105,8 +104,9 @@ def _label(row: Row) -> str:
 
 
 def regression_lines(baseline_path: Path, baseline: Matrix, matrix: Matrix) -> list[str]:
-    """``against <baseline>: N regressions, ...`` (the diff's headline), then one line per
-    regression cell, as the plugin's terminal summary lists them."""
+    """``against <baseline>: N regressions, ...`` (the diff's headline, on the cells this run
+    selected), then one line per regression cell, as the plugin's terminal summary lists them."""
+    baseline = within_selection(baseline, matrix)
     unrelated = no_shared_cells(
         baseline, matrix, base_name=str(baseline_path), new_name="this run's matrix"
     )
@@ -116,31 +116,21 @@ def regression_lines(baseline_path: Path, baseline: Matrix, matrix: Matrix) -> l
     return [f"against {baseline_path}: {diff.headline()}", *diff.regression_lines()]
 
 
-def baseline_path(matrix_dir: Path, pytest_args: Sequence[str]) -> Path | None:
-    """The matrix the plugin compares this run with, found before the run replaces
-    ``latest.json``: the last ``--mlx-baseline`` of ``PYTEST_ADDOPTS`` and the pytest
-    arguments (``none``: no comparison), else the matrix directory's ``latest.json``. An
-    ``mlx_baseline`` ini key is not read. ``None`` when there is no such file."""
-    value = None
-    args = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *pytest_args]
-    for index, arg in enumerate(args):
-        if arg.startswith(BASELINE_OPTION + "="):
-            value = arg.split("=", 1)[1]
-        elif arg == BASELINE_OPTION and index + 1 < len(args):
-            value = args[index + 1]
-    if value is not None and value.strip().lower() == "none":
-        return None
-    path = matrix_dir / LATEST_JSON if value is None else Path(value.strip()).expanduser()
-    return path if path.is_file() else None
-
-
-def _read_baseline(path: Path | None) -> tuple[Path, Matrix] | None:
-    if path is None:
-        return None
-    try:
-        return path, load_matrix(path)
-    except MatrixFormatError:
-        return None  # pytest says so (a bad --mlx-baseline stops it; a bad latest.json is noted)
+def chosen_baseline(
+    matrix_dir: Path, matrix: Matrix, explicit: str | None
+) -> tuple[Path, Matrix] | None:
+    """What the plugin compared this run with: ``--baseline`` (``none``: nothing), else the
+    newest earlier matrix of the same machine profile (``matrix.baseline.previous_matrix``)."""
+    if explicit is not None:
+        if explicit.strip().lower() == "none":
+            return None
+        path = Path(explicit).expanduser()
+        try:
+            return path, load_matrix(path)
+        except MatrixFormatError:
+            return None  # pytest said so already: a bad --mlx-baseline stops the run
+    run = matrix.runs[-1]
+    return previous_matrix(matrix_dir, run.profile, exclude=run.run_id)
 
 
 def _pair(row: Row, capability: str) -> str:
@@ -179,6 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="catalog for every tier (default: the fixture catalog shipped with the plugin)",
     )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="PATH",
+        help="matrix JSON to report regressions against, or 'none' (default: the newest "
+        "earlier matrix of this machine profile in --matrix-dir)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
     catalog = args.catalog.resolve() if args.catalog is not None else _fixture_catalog()
@@ -190,8 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     matrix_dir = args.matrix_dir.resolve()
-    command = pytest_command(catalog, matrix_dir, args.pytest_args)
-    baseline = _read_baseline(baseline_path(matrix_dir, args.pytest_args))
+    extra = [*args.pytest_args]
+    if args.baseline is not None:
+        extra.append(f"--mlx-baseline={args.baseline}")
+    command = pytest_command(catalog, matrix_dir, extra)
     print("mainjob: " + " ".join(command), flush=True)
     started = time.time()
     status = subprocess.call(command, env=os.environ.copy())
@@ -208,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path = _this_run(matrix_dir, matrix) or latest
     print()
     print(f"===== mainjob: matrix in {elapsed:.1f} s, pytest exit status {status} =====")
+    baseline = chosen_baseline(matrix_dir, matrix, args.baseline)
     for line in summary_lines(matrix, json_path, baseline):
         print(line)
     return status

@@ -1,7 +1,7 @@
 """Checking setting values (seconds, ports, directories) the same way wherever they are given.
 
 The CLI options and the pytest options/ini keys/environment variables accept the same kinds of
-values; each check here turns a bad one into one ``SettingValueError`` sentence naming the
+values; each check here turns a bad one into one ``SettingError`` sentence naming the
 setting (``name``: ``--grace-period``, ``ini option mlx_grace_period``...) and the fix, so no
 caller writes its own ``float(...)`` and forgets ``nan``. No pytest import: the pytest wiring
 wraps the error in a ``UsageError``, the CLI prints it.
@@ -19,7 +19,7 @@ from pytest_mlxstack.errors import MlxStackError
 PORT_RANGE = (1024, 65535)
 
 
-class SettingValueError(MlxStackError, ValueError):
+class SettingError(MlxStackError, ValueError):
     """A setting with a value that cannot be used: ``<name>: <problem>; <fix>.``"""
 
 
@@ -36,7 +36,7 @@ def seconds(value: object, *, name: str) -> float:
         number = math.nan
     if not math.isfinite(number) or number < 0:
         problem = "is negative" if number < 0 else "is not a finite number"
-        raise SettingValueError(
+        raise SettingError(
             f"{_shown(text)} {problem}",
             "give a number of seconds, 0 or more, such as 10",
             where=name,
@@ -53,13 +53,13 @@ def port(value: object, *, name: str, free_hint: str = "write auto for a free po
     try:
         number = int(text) if not isinstance(value, bool) else -1
     except ValueError:
-        raise SettingValueError(
+        raise SettingError(
             f"{_shown(text)} is not a port number",
             f"give a whole number from {low} to {high}, or {free_hint}",
             where=name,
         ) from None
     if not low <= number <= high:
-        raise SettingValueError(
+        raise SettingError(
             f"{number} is out of range",
             f"give a port from {low} to {high}, or {free_hint}",
             where=name,
@@ -83,7 +83,7 @@ def not_a_file(path: Path, *, name: str) -> Path:
             if existing.is_dir():
                 return path
         except OSError as exc:  # a symlink loop, a name too long
-            raise SettingValueError(
+            raise SettingError(
                 f"{path} cannot be used as a directory ({_reason(exc)})",
                 "point it at a directory (it is created if missing)",
                 where=name,
@@ -98,7 +98,7 @@ def writable_directory(path: Path, *, name: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SettingValueError(
+        raise SettingError(
             f"{path} cannot be created ({_reason(exc)})",
             "point it at a directory you can write",
             where=name,
@@ -108,7 +108,7 @@ def writable_directory(path: Path, *, name: str) -> Path:
         os.close(handle)
         os.unlink(probe)
     except OSError as exc:
-        raise SettingValueError(
+        raise SettingError(
             f"{path} is not writable ({_reason(exc)})",
             "point it at a directory you can write",
             where=name,
@@ -116,13 +116,13 @@ def writable_directory(path: Path, *, name: str) -> Path:
     return path
 
 
-def _not_directory(path: Path, existing: Path, what: str, name: str) -> SettingValueError:
+def _not_directory(path: Path, existing: Path, what: str, name: str) -> SettingError:
     problem = (
         f"{path} is {what}, not a directory"
         if existing == path
         else f"{path} cannot be a directory: {existing} is {what}"
     )
-    return SettingValueError(
+    return SettingError(
         problem,
         "point it at a directory (it is created if missing)",
         where=name,

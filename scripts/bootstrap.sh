@@ -10,6 +10,10 @@ VENV=${VENV:-.venv}
 # packages out on Linux (see the README's Set-up); override with TORCH_SPEC="" to let pip choose.
 TORCH_SPEC=${TORCH_SPEC-torch==2.13.0}
 
+# Headless Chromium for the matrix page's browser tests: installed on a Debian-like machine as
+# root, a loud warning elsewhere (checked on every run; quick when it is there).
+bash scripts/install-chromium.sh
+
 stamp="$VENV/.mlxstack-installed"
 want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then

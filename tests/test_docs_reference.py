@@ -186,3 +186,16 @@ def test_every_cli_command_and_option_is_documented() -> None:
         )
     ]
     assert missing == []
+
+
+def test_every_library_name_is_documented() -> None:
+    import pytest_mlxstack
+
+    table = reference_section().split("### Library API", 1)[1].split("###", 1)[0]
+    listed = set(re.findall(r"^\| `(\w+)` \|", table, flags=re.MULTILINE))
+    library = {
+        name
+        for name, module in pytest_mlxstack._EXPORTS.items()
+        if module != "pytest_mlxstack.wiring.skips"
+    }
+    assert listed == library

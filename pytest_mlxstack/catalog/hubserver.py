@@ -245,10 +245,6 @@ class LocalHub:
         with self._state.lock:
             self._state.tokens.add(token)
 
-    def remove_repo(self, repo_id: str) -> None:
-        with self._state.lock:
-            self._state.repos.pop(repo_id, None)
-
     @property
     def repos(self) -> dict[str, HubRepo]:
         with self._state.lock:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pytest_mlxstack.cli import CliError
 from pytest_mlxstack.matrix.diff import diff_matrices, no_shared_cells
+from pytest_mlxstack.matrix.history import HISTORY_RUNS, load_history
 from pytest_mlxstack.matrix.html import render_html
 from pytest_mlxstack.matrix.merge import merge_matrices
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
@@ -38,6 +39,13 @@ def register(subparsers: Any) -> None:
     )
     render.add_argument(
         "--baseline", type=Path, metavar="JSON", help="show changes against this matrix"
+    )
+    render.add_argument(
+        "--history",
+        type=Path,
+        metavar="DIR",
+        help=f"show each cell's verdicts over the last {HISTORY_RUNS} runs, read from the "
+        "matrix JSON files in DIR (e.g. matrices/runs)",
     )
     render.set_defaults(handler=_render)
 
@@ -69,10 +77,12 @@ def register(subparsers: Any) -> None:
 def _render(args: argparse.Namespace) -> int:
     matrix = _load(args.matrix)
     baseline = _load(args.baseline) if args.baseline is not None else None
+    history = _load_history(args.history) if args.history is not None else []
     output: Path = args.output or args.matrix.with_suffix(".html")
     if output.resolve() == args.matrix.resolve():
         raise CliError(f"{output}: the HTML would overwrite the matrix JSON; pass -o PAGE.html")
-    _write(output, lambda: write_text_atomic(output, render_html(matrix, baseline=baseline)))
+    page = render_html(matrix, baseline=baseline, history=history)
+    _write(output, lambda: write_text_atomic(output, page))
     print(f"wrote {output}")
     return 0
 
@@ -126,6 +136,13 @@ def _schema(args: argparse.Namespace) -> int:
 def _load(path: Path) -> Matrix:
     try:
         return load_matrix(path)
+    except MatrixFormatError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _load_history(directory: Path) -> list[Matrix]:
+    try:
+        return load_history(directory)
     except MatrixFormatError as exc:
         raise CliError(str(exc)) from None
 

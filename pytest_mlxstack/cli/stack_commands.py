@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pytest_mlxstack.cli import CliError
 from pytest_mlxstack.process.paths import HOME_ENV, default_cache_dir, default_home
 from pytest_mlxstack.settings_values import (
-    SettingValueError,
+    SettingError,
     not_a_file,
     port,
     seconds,
     writable_directory,
 )
+from pytest_mlxstack.text.redact import redact_text
 from pytest_mlxstack.text.terminal import one_line
 
 if TYPE_CHECKING:  # the stack modules are imported by the commands that need them
@@ -371,7 +372,7 @@ def _logs(args: argparse.Namespace) -> int:
     path = Path(record.log_path)
     if not path.is_file():
         raise CliError(f"The log of {record.name} ({path}) is gone; it was removed after start")
-    print(_redact(read_tail(path, args.lines), secrets), flush=True)
+    print(redact_text(read_tail(path, args.lines), secrets), flush=True)
     if args.follow:
         _follow(path, secrets)
     return 0
@@ -391,7 +392,7 @@ def _follow(path: Path, secrets: list[str]) -> None:
                 pending += chunk
                 *complete, pending = pending.split(b"\n")
                 for line in complete:
-                    print(_redact(line.decode("utf-8", "replace"), secrets), flush=True)
+                    print(redact_text(line.decode("utf-8", "replace"), secrets), flush=True)
         except KeyboardInterrupt:
             return
 
@@ -437,17 +438,11 @@ def _grace_period(args: argparse.Namespace) -> float:
 
 
 def _checked_value(check: Callable[[], _T]) -> _T:
-    """The value ``check()`` returns; its ``SettingValueError`` becomes the CLI's sentence."""
+    """The value ``check()`` returns; its ``SettingError`` becomes the CLI's sentence."""
     try:
         return check()
-    except SettingValueError as exc:
+    except SettingError as exc:
         raise CliError(exc.problem, exc.fix, where=exc.where) from None
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "[REDACTED]")
-    return text
 
 
 def _duration(seconds: float | None) -> str:

@@ -10,7 +10,9 @@ Aggregation is deterministic whatever order the workers report in:
 - a row's ``server_starts``, ``startup_s`` and ``memory_mb`` keep the maximum reported. The
   server pool is shared by every xdist worker of a run through its ledger, and each process
   reports the run's start count read from it, so the largest report is the newest count (a
-  sum would count the same start once per worker).
+  sum would count the same start once per worker);
+- a row's performance figures (time to first token, decode and prompt tokens per second) keep
+  the best any process measured: the shortest time, the highest rates.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from typing import Any
 from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.matrix.expectations import Expectations
 from pytest_mlxstack.matrix.model import Cell, EvidenceRecord, Matrix, Row, RunMetadata
-from pytest_mlxstack.matrix.redact import sanitize
 from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Route, Verdict
+from pytest_mlxstack.text.redact import sanitize
 
 CELL_PROPERTY = "mlxstack.cell"
 ROW_PROPERTY = "mlxstack.row"
@@ -78,6 +80,9 @@ def row_payload(
     startup_s: float | None = None,
     memory_mb: float | None = None,
     server_starts: int | None = None,
+    ttft_s: float | None = None,
+    decode_tokens_per_s: float | None = None,
+    prompt_tokens_per_s: float | None = None,
     process: str | None = None,
 ) -> dict[str, Any]:
     """The JSON-able form of facts about a row (not about one capability)."""
@@ -89,6 +94,9 @@ def row_payload(
         "startup_s": startup_s,
         "memory_mb": memory_mb,
         "server_starts": server_starts,
+        "ttft_s": ttft_s,
+        "decode_tokens_per_s": decode_tokens_per_s,
+        "prompt_tokens_per_s": prompt_tokens_per_s,
         "process": process or current_process(),
     }
     return dict(sanitize(payload))
@@ -121,6 +129,9 @@ class _RowFacts:
     startup_s: float | None = None
     memory_mb: float | None = None
     server_starts: int | None = None
+    ttft_s: float | None = None
+    decode_tokens_per_s: float | None = None
+    prompt_tokens_per_s: float | None = None
 
 
 class MatrixCollector:
@@ -164,6 +175,9 @@ class MatrixCollector:
             memory_mb = _optional_float(payload.get("memory_mb"))
             starts = payload.get("server_starts")
             starts = None if starts is None else int(starts)
+            ttft_s = _optional_float(payload.get("ttft_s"))
+            decode = _optional_float(payload.get("decode_tokens_per_s"))
+            prompt = _optional_float(payload.get("prompt_tokens_per_s"))
         except (AttributeError, TypeError, ValueError) as exc:
             raise PayloadError(f"a recorded row is malformed ({exc}): {payload!r:.200}") from None
         facts = self._rows[(payload["model"], payload["quant"])]
@@ -172,6 +186,9 @@ class MatrixCollector:
         facts.memory_mb = _max(facts.memory_mb, memory_mb)
         if starts is not None:
             facts.server_starts = max(facts.server_starts or 0, starts)
+        facts.ttft_s = _min(facts.ttft_s, ttft_s)
+        facts.decode_tokens_per_s = _max(facts.decode_tokens_per_s, decode)
+        facts.prompt_tokens_per_s = _max(facts.prompt_tokens_per_s, prompt)
 
     @staticmethod
     def _add_source(facts: _RowFacts, payload: dict[str, Any]) -> None:
@@ -211,6 +228,9 @@ class MatrixCollector:
                     startup_s=facts.startup_s,
                     memory_mb=facts.memory_mb,
                     server_starts=facts.server_starts,
+                    ttft_s=facts.ttft_s,
+                    decode_tokens_per_s=facts.decode_tokens_per_s,
+                    prompt_tokens_per_s=facts.prompt_tokens_per_s,
                     cells=cells,
                 )
             )
@@ -246,3 +266,9 @@ def _max(current: float | None, new: float | None) -> float | None:
     if new is None:
         return current
     return new if current is None else max(current, new)
+
+
+def _min(current: float | None, new: float | None) -> float | None:
+    if new is None:
+        return current
+    return new if current is None else min(current, new)

@@ -12,7 +12,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pytest_mlxstack.matrix.model import Cell, Matrix, MergeConflict, Row, RunMetadata
+from pytest_mlxstack.matrix.model import (
+    PERFORMANCE_FIELDS,
+    Cell,
+    Matrix,
+    MergeConflict,
+    Row,
+    RunMetadata,
+)
 
 RunRank = tuple[str, str]  # (created_at, run_id): ISO UTC strings sort chronologically
 
@@ -128,7 +135,14 @@ def _pick_row(
     # Facts the newer run did not measure are taken from the older one.
     filled = {
         name: getattr(dropped[0], name)
-        for name in ("repo", "revision", "startup_s", "memory_mb", "server_starts")
+        for name in (
+            "repo",
+            "revision",
+            "startup_s",
+            "memory_mb",
+            "server_starts",
+            *PERFORMANCE_FIELDS,
+        )
         if getattr(kept[0], name) is None
     }
     return kept[0].model_copy(update=filled), kept[1]

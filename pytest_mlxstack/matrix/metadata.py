@@ -79,7 +79,11 @@ def new_run_id(moment: datetime) -> str:
 
 
 def collect_run_metadata(
-    *, profile: str | None = None, duration_s: float | None = None, now: datetime | None = None
+    *,
+    profile: str | None = None,
+    duration_s: float | None = None,
+    now: datetime | None = None,
+    provenance: dict[str, str] | None = None,
 ) -> RunMetadata:
     """Describe the current machine and environment; ``profile`` overrides the derived label."""
     moment = now or utc_now()
@@ -97,4 +101,5 @@ def collect_run_metadata(
         python=platform.python_version(),
         versions=package_versions(),
         duration_s=duration_s,
+        provenance=dict(provenance or {}),
     )

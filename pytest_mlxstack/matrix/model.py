@@ -17,9 +17,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_mlxstack.errors import MlxStackError
-from pytest_mlxstack.matrix.redact import sanitize
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
 from pytest_mlxstack.process.textfiles import FileReadError, read_text_file
+from pytest_mlxstack.text.redact import sanitize
 from pytest_mlxstack.text.terminal import one_line
 
 SCHEMA_VERSION: Literal[2] = 2
@@ -72,6 +72,11 @@ class RunMetadata(_Strict):
         description="Installed versions of vllm-mlx, mlx, mlx-lm, litellm, openai, the plugin.",
     )
     duration_s: float | None = None
+    provenance: dict[str, str] = Field(
+        default_factory=dict,
+        description="Fields other plugins added (pytest_mlxstack_provenance): a CI job URL, a "
+        "commit.",
+    )
 
 
 class Expectation(_Strict):
@@ -117,8 +122,15 @@ class Cell(_Strict):
         return (self.capability, self.route.value)
 
 
+PERFORMANCE_FIELDS = ("ttft_s", "decode_tokens_per_s", "prompt_tokens_per_s")
+
+
 class Row(_Strict):
-    """One model at one quantization on one machine profile."""
+    """One model at one quantization on one machine profile.
+
+    The performance figures (``PERFORMANCE_FIELDS``) come from one streamed request per model
+    during the run; they are optional in the schema, so matrices written before read as before.
+    """
 
     model: str
     quant: str
@@ -129,6 +141,19 @@ class Row(_Strict):
     memory_mb: float | None = Field(default=None, description="Server resident memory in MB.")
     server_starts: int | None = Field(
         default=None, description="Server starts this row needed (one per model and flags)."
+    )
+    ttft_s: float | None = Field(
+        default=None,
+        description="Seconds from a streamed request to its first token, straight to the server "
+        "(optional: matrices written before it was measured lack it).",
+    )
+    decode_tokens_per_s: float | None = Field(
+        default=None, description="Completion tokens per second after the first token (optional)."
+    )
+    prompt_tokens_per_s: float | None = Field(
+        default=None,
+        description="Prompt tokens per second: prompt tokens over the time to first token "
+        "(optional).",
     )
     cells: list[Cell] = Field(default_factory=list)
 

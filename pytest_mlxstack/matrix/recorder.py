@@ -31,7 +31,9 @@ class MatrixRecorder:
         properties: list[tuple[str, object]],
         expectations: Expectations,
         enforce: Callable[[Outcome], None],
+        defaults: Callable[[], tuple[str, str]] | None = None,
     ) -> None:
+        self._defaults = defaults
         self._test_id = test_id
         self._properties = properties
         self._expectations = expectations
@@ -47,20 +49,22 @@ class MatrixRecorder:
         self,
         result: ProbeResult,
         *,
-        model: str,
-        quant: str,
-        route: Route | str,
+        model: str | None = None,
+        quant: str | None = None,
+        route: Route | str = Route.PROXIED,
         repo: str | None = None,
         revision: str | None = None,
         secrets: Iterable[str] = (),
     ) -> Cell:
         """Add one cell (``result.capability`` through ``route``) to the row (model, quant).
 
-        ``secrets`` are exact values (a stack's master key, a token) redacted from the cell on
-        top of every secret-shaped string."""
+        Left out, ``model`` and ``quant`` are those of the stack's default tier and ``route``
+        is ``proxied`` (what ``openai_client`` talks to); give ``route="direct"`` for a
+        ``tier_client`` answer. ``secrets`` are exact values (a stack's master key, a token)
+        redacted from the cell on top of every secret-shaped string."""
         if not isinstance(result, ProbeResult):
             raise TypeError(f"mlx_matrix.record() takes a ProbeResult, got {type(result).__name__}")
-        _require_text(model=model, quant=quant)
+        model, quant = self._row(model, quant)
         try:
             route = Route(route)
         except ValueError:
@@ -92,6 +96,19 @@ class MatrixRecorder:
         self._recorded.append((result, cell, f"({route.value}) for {model} [{quant}]"))
         return cell
 
+    def _row(self, model: str | None, quant: str | None) -> tuple[str, str]:
+        if model is None or quant is None:
+            if self._defaults is None:
+                raise ValueError(
+                    "mlx_matrix.record(): model and quant are needed when there is no stack to "
+                    "take them from; pass model= and quant="
+                )
+            default_model, default_quant = self._defaults()
+            model = default_model if model is None else model
+            quant = default_quant if quant is None else quant
+        _require_text(model=model, quant=quant)
+        return model, quant
+
     def record_row(
         self,
         *,
@@ -102,12 +119,24 @@ class MatrixRecorder:
         startup_s: float | None = None,
         memory_mb: float | None = None,
         server_starts: int | None = None,
+        ttft_s: float | None = None,
+        decode_tokens_per_s: float | None = None,
+        prompt_tokens_per_s: float | None = None,
     ) -> None:
         """Facts about the row itself. ``server_starts`` is how often the run has started the
         row's server so far (the suites read it from the server pool's ledger, which every
-        xdist worker shares); the matrix keeps the largest value any test reported."""
+        xdist worker shares); the matrix keeps the largest value any test reported.
+        ``ttft_s``, ``decode_tokens_per_s`` and ``prompt_tokens_per_s`` are the row's measured
+        performance; the matrix keeps the best reported."""
         _require_text(model=model, quant=quant)
-        for name, value in (("startup_s", startup_s), ("memory_mb", memory_mb)):
+        numbers = {
+            "startup_s": startup_s,
+            "memory_mb": memory_mb,
+            "ttft_s": ttft_s,
+            "decode_tokens_per_s": decode_tokens_per_s,
+            "prompt_tokens_per_s": prompt_tokens_per_s,
+        }
+        for name, value in numbers.items():
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int | float)
             ):
@@ -126,6 +155,9 @@ class MatrixRecorder:
             startup_s=startup_s,
             memory_mb=memory_mb,
             server_starts=server_starts,
+            ttft_s=ttft_s,
+            decode_tokens_per_s=decode_tokens_per_s,
+            prompt_tokens_per_s=prompt_tokens_per_s,
         )
         self._properties.append((ROW_PROPERTY, payload))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pytest_mlxstack.matrix.model import SCHEMA_VERSION, Matrix
+from pytest_mlxstack.matrix.model import PERFORMANCE_FIELDS, SCHEMA_VERSION, Matrix
 
 SCHEMA_ID = "https://pytest-mlxstack.dev/schemas/matrix-v{version}.schema.json"
 
@@ -17,6 +17,9 @@ SCHEMA_ID = "https://pytest-mlxstack.dev/schemas/matrix-v{version}.schema.json"
 def matrix_json_schema() -> dict[str, Any]:
     """Draft 2020-12 schema describing the files as written (every field present)."""
     schema = Matrix.model_json_schema(mode="serialization")
+    row = schema["$defs"]["Row"]
+    # Added within version 2: files written before lack them and must still validate.
+    row["required"] = [name for name in row["required"] if name not in PERFORMANCE_FIELDS]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID.format(version=SCHEMA_VERSION),

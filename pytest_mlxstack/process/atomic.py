@@ -15,29 +15,30 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write(path: Path, write: Callable[[IO[str]], None]) -> None:
+def atomic_write(path: Path, write: Callable[[IO[str]], None], *, mode: int | None = None) -> None:
     """Create or replace ``path`` with what ``write`` puts into the file.
 
     The data goes to a temporary file beside ``path``, is fsynced, then renamed over it; on
     any failure the temporary file is removed and ``path`` is left as it was. The new file
-    gets the permissions a plain ``open()`` would give it (``mkstemp`` alone gives 0600).
+    gets ``mode``, by default the permissions a plain ``open()`` would give it; the temporary
+    file is 0600 from creation on, so a secret is never readable by others, not even briefly.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     with _temporary_beside(path) as (handle, temp_path):
         write(handle)
         handle.flush()
         os.fsync(handle.fileno())
-        os.chmod(handle.fileno(), 0o666 & ~_umask())
+        os.chmod(handle.fileno(), (0o666 & ~_umask()) if mode is None else mode)
         handle.close()
         os.replace(temp_path, path)
     _fsync_directory(path.parent)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str, *, mode: int | None = None) -> None:
     def put(handle: IO[str]) -> None:
         handle.write(text)
 
-    atomic_write(path, put)
+    atomic_write(path, put, mode=mode)
 
 
 def write_json_atomic(path: Path, data: Any, *, indent: int = 2) -> None:

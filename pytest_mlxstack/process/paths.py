@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 HOME_ENV = "MLXSTACK_HOME"
@@ -27,3 +28,8 @@ def default_cache_dir() -> Path:
 def default_matrix_dir() -> Path:
     """``$MLXSTACK_MATRIX_DIR``, else ``./matrices`` relative to where the run starts."""
     return Path(os.environ.get(MATRIX_ENV) or "matrices").expanduser()
+
+
+def safe_file_name(name: str) -> str:
+    """``name`` usable as (part of) a file name: anything but ``[A-Za-z0-9_.-]`` becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "service"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import http.client
 import os
 import shutil
 import socket
@@ -248,3 +249,18 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def http_status(port: int, path: str, timeout: float) -> int | None:
+    """The HTTP status ``GET path`` on the loopback ``port`` gets, or ``None`` when nothing
+    answers (yet): the one health request of the package."""
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        return int(response.status)
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +25,7 @@ from typing import Any, Literal
 import psutil
 
 from pytest_mlxstack.process.atomic import write_json_atomic
+from pytest_mlxstack.process.paths import safe_file_name
 from pytest_mlxstack.process.proctree import (
     CREATE_TIME_TOLERANCE_S,
     ProcessIdentity,
@@ -239,5 +239,5 @@ class PidRegistry:
         return self.links_dir / f"{digest}.json"
 
     def _path(self, record: ServiceRecord) -> Path:
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", record.name) or "service"
+        safe = safe_file_name(record.name)
         return self.run_dir / f"{safe}-{record.pid}.json"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import http.client
 import os
 import re
 import shutil
@@ -34,8 +33,8 @@ from types import TracebackType
 import psutil
 
 from pytest_mlxstack.errors import MlxStackError
-from pytest_mlxstack.process.paths import default_home
-from pytest_mlxstack.process.ports import LOOPBACK, PortAllocator
+from pytest_mlxstack.process.paths import default_home, safe_file_name
+from pytest_mlxstack.process.ports import LOOPBACK, PortAllocator, http_status
 from pytest_mlxstack.process.proctree import (
     MARKER_ENV,
     ProcessIdentity,
@@ -45,6 +44,7 @@ from pytest_mlxstack.process.proctree import (
     terminate_tree,
 )
 from pytest_mlxstack.process.registry import Owner, PidRegistry, ServiceRecord
+from pytest_mlxstack.text.redact import redact_text
 
 DEFAULT_GRACE_PERIOD_S = 10.0
 DEFAULT_TIMEOUT_S = 120.0
@@ -53,7 +53,6 @@ POLL_INTERVAL_S = 0.02
 PROBE_TIMEOUT_S = 0.5
 LOG_TAIL_LINES = 40
 BIND_ATTEMPTS = 4
-REDACTED = "[REDACTED]"
 # Values of these variables are redacted whatever their length; other names that look secret
 # (``_SECRET_NAME``) only when the value is long enough to be one (not "1" or "true").
 SECRET_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "LITELLM_MASTER_KEY", "OPENAI_API_KEY")
@@ -190,10 +189,8 @@ class ServiceManager:
             self._secrets.add(secret)
 
     def redact(self, text: str) -> str:
-        """``text`` with every known secret replaced by ``[REDACTED]``."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-        return text
+        """``text`` with every known secret, and every secret-shaped string, redacted."""
+        return redact_text(text, self._secrets)
 
     # -- starting --------------------------------------------------------------------------
 
@@ -273,7 +270,7 @@ class ServiceManager:
         labels: Mapping[str, str] | None,
     ) -> ManagedService:
         final_argv = tuple(str(part).replace("{port}", str(port)) for part in argv)
-        log_path = self.log_dir / f"{_safe(name)}-{port}.log"
+        log_path = self.log_dir / f"{safe_file_name(name)}-{port}.log"
         marker = uuid.uuid4().hex
         child_env = dict(os.environ)
         child_env.update(env or {})
@@ -352,7 +349,7 @@ class ServiceManager:
                 self._raise_exited(running, code)
             # A short request timeout keeps the exit check frequent even when a server
             # accepts connections but answers slowly while loading.
-            status = _probe(service.port, health_path, PROBE_TIMEOUT_S)
+            status = http_status(service.port, health_path, PROBE_TIMEOUT_S)
             if status is not None and 200 <= status < 300:
                 if self._owns_listener(running):
                     return
@@ -558,20 +555,6 @@ def read_tail(path: Path | str, lines: int = LOG_TAIL_LINES, max_bytes: int = 64
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _probe(port: int, path: str, timeout: float) -> int | None:
-    """The HTTP status ``GET path`` gets, or ``None`` when nothing answers yet."""
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        response = conn.getresponse()
-        response.read()
-        return int(response.status)
-    except (OSError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
-
-
 def _identify(
     pid: int, argv: Sequence[str]
 ) -> tuple[psutil.Process | None, ProcessIdentity | None]:
@@ -604,10 +587,6 @@ def _find_script(name: str) -> str:
         f"install it with {STACK_EXTRA_HINT}",
         name=name,
     )
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "service"
 
 
 _LIVE_MANAGERS: weakref.WeakSet[ServiceManager] = weakref.WeakSet()

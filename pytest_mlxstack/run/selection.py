@@ -6,16 +6,15 @@ every mistake is a ``SelectionError`` sentence naming the option, the value and 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pytest_mlxstack.catalog import Catalog, CatalogEntry, Source
 from pytest_mlxstack.errors import MlxStackError
+from pytest_mlxstack.stack.spec import TIER_NAME_LIMIT, tier_slug
 
 SUITES = ("smoke", "integration", "harness")
 ALL = "all"
-_TIER_NAME_LIMIT = 40
 
 
 class SelectionError(MlxStackError, ValueError):
@@ -91,13 +90,12 @@ def _with_tier_names(picked: list[tuple[CatalogEntry, str]]) -> list[SuiteTarget
     targets: list[SuiteTarget] = []
     used: set[str] = set()
     for entry, quant in picked:
-        base = re.sub(r"[^a-z0-9_-]+", "-", f"{entry.id}-{quant}".lower()).strip("-_")
-        base = base[:_TIER_NAME_LIMIT] or "tier"
+        base = tier_slug(f"{entry.id}-{quant}")
         name, number = base, 1
         while name in used:
             number += 1
             suffix = f"-{number}"
-            name = base[: _TIER_NAME_LIMIT - len(suffix)] + suffix
+            name = base[: TIER_NAME_LIMIT - len(suffix)] + suffix
         used.add(name)
         targets.append(SuiteTarget(entry, quant, name))
     return targets

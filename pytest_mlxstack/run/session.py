@@ -3,7 +3,9 @@ vllm-mlx from the session's server pool (one start per model and flags), one Lit
 
 Smoke tests reach a tier's vllm-mlx directly, harness tests go through LiteLLM by tier name,
 integration tests use the stack as a whole. Row facts for the matrix (start-up time, memory,
-server starts) are read from the running processes and the pool's ledger.
+server starts) are read from the running processes and the pool's ledger; the performance
+figures (time to first token, decode and prompt tokens per second) from one streamed request
+per model and process, straight to its vllm-mlx, the first time the model's row is recorded.
 
 Each model's server is started on its own first: a model whose server does not start (broken
 weights, a missing folder, a crash while loading) is kept as *down*, with the error and the end
@@ -32,6 +34,8 @@ from pytest_mlxstack.stack.models import PullFunction, ResolvedModel, load_catal
 
 if TYPE_CHECKING:
     from openai import OpenAI
+
+    from pytest_mlxstack.probes.performance import Performance
 
 TWIN_SUFFIX = "-twin"
 FIXTURE_PREFIX = "fixture:"
@@ -75,6 +79,7 @@ class SuiteStack:
     started_here: set[str] = field(default_factory=set)  # tiers whose server we started
     down: dict[str, TierDown] = field(default_factory=dict)  # tier -> why it did not start
     served: dict[str, tuple[TierSpec, ResolvedModel]] = field(default_factory=dict, repr=False)
+    measured: dict[str, Performance] = field(default_factory=dict)  # tier -> its speed
     _clients: dict[str, OpenAI] = field(default_factory=dict, repr=False)
 
     @property
@@ -135,6 +140,20 @@ class SuiteStack:
         served = self.served.get(target.tier)
         return self.pool.starts_of(*served) if served is not None else 0
 
+    def performance(self, target: SuiteTarget) -> Performance:
+        """The target's speed, measured once per process with one streamed request to its own
+        vllm-mlx (nothing measured for a target whose server did not start)."""
+        # the probes need the openai client (harness extra): imported when first measured
+        from pytest_mlxstack.probes.performance import Performance, measure_performance
+
+        if target.tier not in self.measured:
+            self.measured[target.tier] = (
+                Performance()
+                if self.is_down(target)
+                else measure_performance(self.direct_client(target), self.served_name(target))
+            )
+        return self.measured[target.tier]
+
     def row_facts(self, target: SuiteTarget) -> dict[str, Any]:
         """Keyword arguments for ``mlx_matrix.record_row``."""
         repo, revision = row_source(target)
@@ -145,6 +164,7 @@ class SuiteStack:
             "startup_s": self.startup_s.get(target.tier),
             "memory_mb": _memory_mb(running) if running is not None else None,
             "server_starts": self.server_starts(target),
+            **self.performance(target).as_row_facts(),
         }
 
     def close(self) -> None:

@@ -9,14 +9,13 @@ key (mode 0600), all removed by ``down``.
 
 from __future__ import annotations
 
-import http.client
 import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_mlxstack.process.ports import LOOPBACK
+from pytest_mlxstack.process.ports import http_status
 from pytest_mlxstack.process.registry import PidRegistry, ServiceRecord
 from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack.servers import KIND_LABEL, LITELLM_HEALTH, LITELLM_KIND, VLLM_HEALTH
@@ -135,16 +134,10 @@ def known_secrets(home: Path, stack_ids: Iterable[str]) -> list[str]:
 
 def _health(record: ServiceRecord) -> str:
     path = LITELLM_HEALTH if record.labels.get(KIND_LABEL) == LITELLM_KIND else VLLM_HEALTH
-    conn = http.client.HTTPConnection(LOOPBACK, record.port, timeout=HEALTH_TIMEOUT_S)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        response = conn.getresponse()
-        response.read()
-        return "ok" if 200 <= response.status < 300 else f"failing ({response.status})"
-    except (OSError, http.client.HTTPException):
+    status = http_status(record.port, path, HEALTH_TIMEOUT_S)
+    if status is None:
         return "not answering"
-    finally:
-        conn.close()
+    return "ok" if 200 <= status < 300 else f"failing ({status})"
 
 
 def _owner(record: ServiceRecord) -> str:

@@ -7,9 +7,10 @@ never show it; code that needs the value calls ``reveal()``, which is easy to gr
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 from pathlib import Path
+
+from pytest_mlxstack.process.atomic import write_text_atomic
 
 KEY_PREFIX = "sk-"
 
@@ -56,18 +57,5 @@ def write_key_file(path: Path, key: MasterKey) -> Path:
     printed. The file is created with its final mode and renamed into place, so no other user can
     read it even for a moment, and a crash never leaves half a key.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(key.reveal() + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, key.reveal() + "\n", mode=0o600)
     return path
-
-
-def read_key_file(path: Path) -> MasterKey:
-    return MasterKey(path.read_text(encoding="utf-8").strip())

@@ -9,13 +9,14 @@ from ``LITELLM_MASTER_KEY``, so the file holds nothing secret (the backend key i
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pytest_mlxstack.process.atomic import write_text_atomic
 
 BACKEND_KEY = "dummy"  # vllm-mlx runs without --api-key on loopback; LiteLLM wants some key
 
@@ -64,14 +65,7 @@ def write_litellm_config(
 ) -> Path:
     """Write the config atomically (a half-written config would start a proxy missing tiers)."""
     text = yaml.safe_dump(litellm_config(routes, request_timeout=request_timeout), sort_keys=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
     return path
 
 

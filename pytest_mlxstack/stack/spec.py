@@ -25,6 +25,7 @@ SERVED_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 RESERVED_NAMES = frozenset({"litellm"})
 DEFAULT_MODEL = "tiny-chat"
 DEFAULT_TIER = "fast"
+TIER_NAME_LIMIT = 40
 DEFAULT_START_TIMEOUT = 180.0
 DEFAULT_REQUEST_TIMEOUT = 120.0
 
@@ -138,13 +139,6 @@ class TierSpec:
         except FlagError as exc:
             raise _tier_error(self.name, "flags", exc.problem, exc.fix) from None
 
-    @property
-    def source_label(self) -> str:
-        """The model as the user named it, for tables and messages."""
-        if self.model is not None:
-            return f"{self.model}:{self.quant}" if self.quant else self.model
-        return str(self.path)
-
 
 @dataclass(frozen=True)
 class LiteLLMSpec:
@@ -205,6 +199,11 @@ class StackSpec:
         return [tier.name for tier in self.tiers]
 
 
+def tier_slug(text: str, limit: int = TIER_NAME_LIMIT) -> str:
+    """``text`` as a valid tier name: ``[a-z0-9_-]``, at most ``limit`` characters."""
+    return re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")[:limit] or "tier"
+
+
 def default_stack_spec() -> StackSpec:
     """One tier ``fast`` on the shipped fixture model ``tiny-chat``, behind LiteLLM."""
     return StackSpec(tiers=(TierSpec(name=DEFAULT_TIER, model=DEFAULT_MODEL),))
@@ -217,7 +216,7 @@ def stack_spec_for_models(
     tiers = []
     for text in models:
         model, _, quant = text.partition(":")
-        name = re.sub(r"[^a-z0-9_-]+", "-", model.lower()).strip("-")[:40] or "tier"
+        name = tier_slug(model)
         tiers.append(TierSpec(name=name, model=model, quant=quant or None))
     return StackSpec(tiers=tuple(tiers), litellm=LiteLLMSpec(enabled=litellm), catalog=catalog)
 

@@ -23,10 +23,16 @@ from huggingface_hub import constants as hf_constants
 
 from pytest_mlxstack.catalog import Catalog, CatalogError, default_catalog_path, load_catalog
 from pytest_mlxstack.catalog.hubserver import LocalHub
+from pytest_mlxstack.wiring.options import (
+    add_settings,
+    given_bare,
+    hand_over,
+    read_setting,
+    run_dir,
+)
 
 MARKER = "catalog_validation"
 SUITE_PATH = Path(__file__).resolve().parent.parent / "suites" / "catalog_suite.py"
-_BARE = "\0default"  # what a bare ``--mlx-catalog`` stores
 
 
 @dataclass(frozen=True)
@@ -40,35 +46,11 @@ class CatalogRun:
 CATALOG_RUN = pytest.StashKey[CatalogRun]()
 # The controller's directory for the Hub answers its xdist workers share, made on first use.
 _SHARED_DIR = pytest.StashKey[Path]()
-SHARED_DIR_KEY = "mlxstack_catalog_hub_dir"
+SHARED_DIR_KEY = "catalog_hub_dir"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("mlxstack")
-    group.addoption(
-        "--mlx-catalog",
-        dest="mlx_catalog",
-        nargs="?",
-        const=_BARE,
-        default=None,
-        metavar="PATH",
-        help="Validate a model catalog (a folder of YAML files or one file) with the built-in "
-        "tier-1 suite; without PATH: the mlx_catalog ini value, else the shipped catalog. "
-        "Write --mlx-catalog=PATH when test paths follow (ini: mlx_catalog).",
-    )
-    parser.addini(
-        "mlx_catalog",
-        "Catalog to validate on every run (relative to the ini file's folder).",
-        default="",
-    )
-    group.addoption(
-        "--mlx-hub-workers",
-        dest="mlx_hub_workers",
-        metavar="N",
-        default=None,
-        help="Concurrent Hub requests for the catalog checks, default 32 (ini: mlx_hub_workers).",
-    )
-    parser.addini("mlx_hub_workers", "Concurrent Hub requests for catalog checks.", default="32")
+    add_settings(parser, "mlx_catalog", "mlx_hub_workers")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -84,7 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
         catalog = load_catalog(path)
     except CatalogError as exc:
         raise pytest.UsageError(_usage_message(exc, path)) from None
-    config.stash[CATALOG_RUN] = CatalogRun(catalog, _hub_workers(config))
+    config.stash[CATALOG_RUN] = CatalogRun(catalog, read_setting(config, "mlx_hub_workers"))
     suite = str(SUITE_PATH)
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         config.args[:] = [suite]  # no paths given: run only the suite (testpaths ignored)
@@ -100,7 +82,7 @@ def pytest_configure_node(node: Any) -> None:
         return
     if _SHARED_DIR not in config.stash:
         config.stash[_SHARED_DIR] = Path(tempfile.mkdtemp(prefix="mlxstack-catalog-hub-"))
-    node.workerinput[SHARED_DIR_KEY] = str(config.stash[_SHARED_DIR])
+    hand_over(node, SHARED_DIR_KEY, str(config.stash[_SHARED_DIR]))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -112,22 +94,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def shared_hub_dir(config: pytest.Config) -> Path | None:
     """On an xdist worker, the directory where the run's Hub answers are shared; else None."""
-    workerinput = getattr(config, "workerinput", None)
-    if not isinstance(workerinput, dict) or SHARED_DIR_KEY not in workerinput:
-        return None
-    return Path(str(workerinput[SHARED_DIR_KEY]))
+    return run_dir(config, SHARED_DIR_KEY)
 
 
 def _catalog_path(config: pytest.Config) -> Path | None:
-    """Which catalog to validate, or None when catalog validation is off."""
-    option = config.getoption("mlx_catalog")
-    ini = str(config.getini("mlx_catalog")).strip()
-    ini_path = (_ini_dir(config) / ini) if ini else None
-    if option is None:
-        return ini_path
-    if option == _BARE or not option.strip():
-        return ini_path or default_catalog_path()
-    return config.invocation_params.dir / Path(option).expanduser()
+    """Which catalog to validate, or None when catalog validation is off. A bare
+    ``--mlx-catalog`` means the ini value, else the shipped catalog."""
+    path: Path | None = read_setting(config, "mlx_catalog")
+    if path is None and given_bare(config, "mlx_catalog"):
+        return default_catalog_path()
+    return path
 
 
 def _usage_message(exc: CatalogError, path: Path) -> str:
@@ -143,23 +119,6 @@ def _usage_message(exc: CatalogError, path: Path) -> str:
         f"{str(exc).rstrip('.')}; if {path.name} holds tests, write --mlx-catalog=CATALOG "
         "or put the test paths before --mlx-catalog."
     )
-
-
-def _ini_dir(config: pytest.Config) -> Path:
-    return config.inipath.parent if config.inipath is not None else config.rootpath
-
-
-def _hub_workers(config: pytest.Config) -> int:
-    raw = config.getoption("mlx_hub_workers") or config.getini("mlx_hub_workers") or "32"
-    try:
-        workers = int(str(raw))
-    except ValueError:
-        workers = 0
-    if not 1 <= workers <= 256:
-        raise pytest.UsageError(
-            f"--mlx-hub-workers/mlx_hub_workers is {raw!r}; give a whole number from 1 to 256."
-        )
-    return workers
 
 
 @pytest.fixture

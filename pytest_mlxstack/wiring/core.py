@@ -14,8 +14,6 @@ is handed out twice in the session, even after it was released.
 from __future__ import annotations
 
 import contextlib
-import math
-import os
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,16 +26,10 @@ from pytest_mlxstack.process.cache import ModelCache
 from pytest_mlxstack.process.paths import (
     CACHE_ENV,
     HOME_ENV,
-    MATRIX_ENV,
-    default_cache_dir,
-    default_home,
-    default_matrix_dir,
 )
 from pytest_mlxstack.process.ports import PortAllocationError, PortAllocator, PortSession
 from pytest_mlxstack.process.registry import Owner, PidRegistry
 from pytest_mlxstack.process.services import (
-    DEFAULT_GRACE_PERIOD_S,
-    LOG_TAIL_LINES,
     SECRET_ENV_VARS,
     OwnerWatchdog,
     ServiceManager,
@@ -45,9 +37,15 @@ from pytest_mlxstack.process.services import (
     stop_all_managers,
 )
 from pytest_mlxstack.wiring.core_shutdown import SigtermShutdown, announce_worker
+from pytest_mlxstack.wiring.options import (
+    add_settings,
+    hand_over,
+    handover,
+    is_worker,
+    read_setting,
+)
 
-GRACE_ENV = "MLXSTACK_GRACE_PERIOD"
-SESSION_KEY = "mlxstack_session"  # workerinput: the controller's identity and port session
+SESSION_KEY = "session"  # handed to workers: the controller's identity and port session
 MARKERS = {
     "catalog_validation": "validates a model catalog (structure and Hub metadata) without "
     "starting any model.",
@@ -86,44 +84,21 @@ _STATE = pytest.StashKey[_CoreState]()
 _FUNCTION_MANAGER = pytest.StashKey[ServiceManager]()
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_mlxstack.wiring import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("mlxstack", "pytest-mlxstack: local LLM stacks")
-    group.addoption(
-        "--mlx-home",
-        dest="mlx_home",
-        metavar="DIR",
-        default=None,
-        help=f"State directory: pid registry, service logs, port locks (ini: mlx_home; env: "
-        f"{HOME_ENV}; default ~/.mlxstack).",
+    add_settings(
+        parser,
+        "mlx_home",
+        "mlx_cache_dir",
+        "mlx_matrix_dir",
+        "mlx_grace_period",
+        "mlx_log_lines",
     )
-    parser.addini("mlx_home", "State directory of pytest-mlxstack (pid registry, logs).")
-    group.addoption(
-        "--mlx-cache-dir",
-        dest="mlx_cache_dir",
-        metavar="DIR",
-        default=None,
-        help=f"Persistent model cache (ini: mlx_cache_dir; env: {CACHE_ENV}; default "
-        "~/.cache/mlxstack/models).",
-    )
-    parser.addini("mlx_cache_dir", "Persistent model cache directory.")
-    group.addoption(
-        "--mlx-matrix-dir",
-        dest="mlx_matrix_dir",
-        metavar="DIR",
-        default=None,
-        help=f"Where matrix JSON and HTML are written (ini: mlx_matrix_dir; env: {MATRIX_ENV}; "
-        "default ./matrices).",
-    )
-    parser.addini("mlx_matrix_dir", "Matrix output directory.")
-    group.addoption(
-        "--mlx-grace-period",
-        dest="mlx_grace_period",
-        metavar="SECONDS",
-        default=None,
-        help=f"How long a stopping service may take after SIGTERM before SIGKILL (ini: "
-        f"mlx_grace_period; env: {GRACE_ENV}; default {DEFAULT_GRACE_PERIOD_S:g}).",
-    )
-    parser.addini("mlx_grace_period", "Seconds between SIGTERM and SIGKILL when stopping.")
 
 
 @pytest.hookimpl(trylast=True)
@@ -135,9 +110,9 @@ def pytest_configure(config: pytest.Config) -> None:
     state = _CoreState(settings=_resolve(config))
     config.stash[_STATE] = state
     state.shutdown.install()
-    if hasattr(config, "workerinput"):
+    if is_worker(config):
         announce_worker(config)
-        _join_session(state, config.workerinput)
+        _join_session(state, handover(config).get(SESSION_KEY))
     elif config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(
             state.shutdown.controller_plugin(), "mlxstack-core-xdist-shutdown"
@@ -157,15 +132,15 @@ class _SessionHandover:
         if state.port_session is None:
             with contextlib.suppress(PortAllocationError):  # workers' allocations will say why
                 state.port_session = PortSession(state.settings.home / "ports")
-        node.workerinput[SESSION_KEY] = {
+        session = {
             "owner": self.me.to_json(),
             "ports": state.port_session.id if state.port_session else None,
         }
+        hand_over(node, SESSION_KEY, session)
 
 
-def _join_session(state: _CoreState, workerinput: Any) -> None:
+def _join_session(state: _CoreState, data: Any) -> None:
     """On an xdist worker: work for the controller, and stop every service once it is gone."""
-    data = workerinput.get(SESSION_KEY) if isinstance(workerinput, dict) else None
     if not isinstance(data, dict):
         return
     state.session_owner = Owner.from_json(data["owner"])
@@ -176,7 +151,7 @@ def _join_session(state: _CoreState, workerinput: Any) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Reap services that sessions killed earlier left running (the controller does it once)."""
     config = session.config
-    if hasattr(config, "workerinput"):
+    if is_worker(config):
         return
     state = config.stash[_STATE]
     with contextlib.suppress(OSError):
@@ -218,69 +193,12 @@ def settings(config: pytest.Config) -> Settings:
 
 
 def _resolve(config: pytest.Config) -> Settings:
-    home = _directory_setting(config, "mlx_home", HOME_ENV) or default_home()
-    cache_dir = _directory_setting(config, "mlx_cache_dir", CACHE_ENV) or default_cache_dir()
-    matrix_dir = _directory_setting(config, "mlx_matrix_dir", MATRIX_ENV) or default_matrix_dir()
-    grace_text, source = _raw_setting(config, "mlx_grace_period", GRACE_ENV)
-    grace = DEFAULT_GRACE_PERIOD_S
-    if grace_text is not None:
-        try:
-            grace = float(grace_text)
-        except ValueError:
-            grace = math.nan
-        if not math.isfinite(grace) or grace < 0:
-            raise pytest.UsageError(
-                f"{source}: grace period {grace_text!r} is not a number of seconds; give a "
-                f"non-negative number such as 10"
-            )
-    return Settings(home=home, cache_dir=cache_dir, matrix_dir=matrix_dir, grace_period=grace)
-
-
-def _raw_setting(config: pytest.Config, name: str, env: str) -> tuple[str | None, str]:
-    option = config.getoption(name)
-    if option not in (None, ""):
-        return str(option).strip(), f"--{name.replace('_', '-')}"
-    ini = config.getini(name)
-    if ini not in (None, "") and str(ini).strip():
-        return str(ini).strip(), f"ini option {name}"
-    value = os.environ.get(env, "").strip()
-    if value:
-        return value, f"environment variable {env}"
-    return None, ""
-
-
-def _directory_setting(config: pytest.Config, name: str, env: str) -> Path | None:
-    """A directory setting; relative paths are taken from where they were written: the
-    invocation directory for options and the environment, the ini file's directory for ini
-    values. A path that cannot be a directory (it, or a parent, is a file) is a usage error."""
-    text, source = _raw_setting(config, name, env)
-    if text is None:
-        return None
-    path = Path(text).expanduser()
-    if not path.is_absolute():
-        if source.startswith("ini") and config.inipath is not None:
-            path = config.inipath.parent / path
-        else:
-            path = config.invocation_params.dir / path
-    _refuse_file(path, source)
-    return path
-
-
-def _refuse_file(path: Path, source: str) -> None:
-    """A ``UsageError`` when ``path``, or the nearest of its parents that exists, is a file."""
-    for existing in (path, *path.parents):
-        try:
-            if not existing.exists():
-                continue
-            if existing.is_dir():
-                break
-        except OSError:
-            break  # not inspectable: leave the error to the first use
-        where = "is a file" if existing == path else f"is inside {existing}, which is a file"
-        raise pytest.UsageError(
-            f"{source}: {path} {where}, not a directory; point it at a directory (it is "
-            "created if missing)"
-        )
+    return Settings(
+        home=read_setting(config, "mlx_home"),
+        cache_dir=read_setting(config, "mlx_cache_dir"),
+        matrix_dir=read_setting(config, "mlx_matrix_dir"),
+        grace_period=read_setting(config, "mlx_grace_period"),
+    )
 
 
 def _markers(config: pytest.Config) -> list[str]:
@@ -295,7 +213,7 @@ def report_progress(config: pytest.Config, message: str) -> None:
     """One ``mlxstack: ...`` line on the terminal while a long set-up works (which model is
     loading, a download, a tier ready), shown even though output is captured. xdist workers
     have no terminal of their own, so they stay quiet."""
-    if hasattr(config, "workerinput"):
+    if is_worker(config):
         return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None:
@@ -346,6 +264,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     state = item.config.stash.get(_STATE, None)
     if state is None:
         return report
+    lines: int = read_setting(item.config, "mlx_log_lines")
+    if lines == 0:
+        return report
     seen: set[Path] = set()
     managers = list(state.managers)
     own = item.stash.get(_FUNCTION_MANAGER, None)
@@ -355,7 +276,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             if service.log_path in seen:
                 continue
             seen.add(service.log_path)
-            tail = manager.redact(read_tail(service.log_path, LOG_TAIL_LINES))
+            tail = manager.redact(read_tail(service.log_path, lines))
             report.sections.append(
                 (f"mlxstack log: {service.name} (port {service.port}, {service.log_path})", tail)
             )

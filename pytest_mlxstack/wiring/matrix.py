@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_mlxstack.matrix.baseline import previous_matrix, within_selection
 from pytest_mlxstack.matrix.collect import (
     CELL_PROPERTY,
     ROW_PROPERTY,
@@ -28,12 +29,11 @@ from pytest_mlxstack.matrix.metadata import collect_run_metadata
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.outcome import Outcome
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
-from pytest_mlxstack.matrix.store import LATEST_JSON, MatrixWriteError, WrittenMatrix, write_matrix
-from pytest_mlxstack.process.paths import default_matrix_dir
+from pytest_mlxstack.matrix.store import MatrixWriteError, WrittenMatrix, write_matrix
+from pytest_mlxstack.settings import NONE
+from pytest_mlxstack.text.redact import redact_text
 from pytest_mlxstack.text.terminal import one_line
-from pytest_mlxstack.wiring.core import settings as core_settings
-
-BASELINE_NONE = "none"
+from pytest_mlxstack.wiring.options import add_settings, is_worker, read_setting, resolved
 
 
 @dataclass
@@ -51,70 +51,49 @@ class MatrixSession:
     baseline: tuple[Path, Matrix] | None = None  # given explicitly, read at configure time
     baseline_path: Path | None = None
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 MATRIX_SESSION = pytest.StashKey[MatrixSession]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("mlxstack")
-    group.addoption(
-        "--mlx-expectations",
-        dest="mlx_expectations",
-        metavar="PATH",
-        default=None,
-        help="YAML file of known failures: expected failures xfail, unexpected passes are "
-        "flagged (ini: mlx_expectations).",
+    add_settings(
+        parser, "mlx_expectations", "mlx_baseline", "mlx_matrix_html", "mlx_machine_profile"
     )
-    parser.addini("mlx_expectations", "YAML file of known matrix failures.", default="")
-    group.addoption(
-        "--mlx-baseline",
-        dest="mlx_baseline",
-        metavar="PATH",
-        default=None,
-        help="Matrix JSON to report regressions against; default: the matrix directory's "
-        "previous latest.json; 'none' disables (ini: mlx_baseline).",
-    )
-    parser.addini("mlx_baseline", "Matrix JSON to compare new matrices with.", default="")
-    group.addoption(
-        "--mlx-no-html",
-        dest="mlx_matrix_html",
-        action="store_const",
-        const=False,
-        default=None,
-        help="Write only the matrix JSON, not the HTML report (ini: mlx_matrix_html = false).",
-    )
-    parser.addini(
-        "mlx_matrix_html", "Write the HTML matrix next to the JSON.", type="bool", default=True
-    )
-    group.addoption(
-        "--mlx-machine-profile",
-        dest="mlx_machine_profile",
-        metavar="NAME",
-        default=None,
-        help="Label rows with this machine profile (merged matrices are keyed by it); default: "
-        "system, architecture, chip and memory (ini: mlx_machine_profile).",
-    )
-    parser.addini("mlx_machine_profile", "Machine profile label for matrix rows.", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    path = _path_setting(config, "mlx_expectations")
+    path = read_setting(config, "mlx_expectations")
     try:
         expectations = load_expectations(path) if path is not None else Expectations()
     except ExpectationsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    is_worker = hasattr(config, "workerinput")
-    baseline = None if is_worker else _explicit_baseline(config)
+    worker = is_worker(config)
+    baseline = None if worker else _explicit_baseline(config)
     state = MatrixSession(
         expectations=expectations,
-        is_worker=is_worker,
+        is_worker=worker,
         collector=MatrixCollector(expectations),
         baseline=baseline,
     )
     config.stash[MATRIX_SESSION] = state
     if not state.is_worker:
         config.pluginmanager.register(MatrixWriter(config, state), "mlxstack-matrix-writer")
+
+
+def adopt_expectations(config: pytest.Config, path: Path, why: str) -> None:
+    """Use the expectations file ``path`` when the user chose none (``--mlx-expectations``,
+    its ini key or ``none``), and say so in the summary: the shipped fixture catalog's
+    negative controls are known failures, not a broken install."""
+    if resolved(config, "mlx_expectations").source != "default":
+        return
+    state = config.stash[MATRIX_SESSION]
+    state.expectations = load_expectations(path)
+    state.collector = MatrixCollector(state.expectations)
+    state.notes.append(
+        f"expectations: {why}: {path} applies by itself (--mlx-expectations=none turns it off)"
+    )
 
 
 def enforce(outcome: Outcome) -> None:
@@ -135,7 +114,17 @@ def mlx_matrix(request: pytest.FixtureRequest) -> MatrixRecorder:
     if not isinstance(item, pytest.Item):  # pragma: no cover - function scope guarantees it
         raise TypeError("mlx_matrix is a function-scoped fixture")
     expectations = request.config.stash[MATRIX_SESSION].expectations
-    return MatrixRecorder(item.nodeid, item.user_properties, expectations, enforce)
+
+    def stack_defaults() -> tuple[str, str]:
+        """The row of the stack's default tier, for cells recorded without ``model=``."""
+        stack = request.getfixturevalue("mlx_stack")
+        label = next(iter(stack.tiers.values())).model_label
+        model, colon, quant = label.partition(":")
+        return (model, quant) if colon else (Path(label).name, "local")
+
+    return MatrixRecorder(
+        item.nodeid, item.user_properties, expectations, enforce, defaults=stack_defaults
+    )
 
 
 class MatrixWriter:
@@ -162,16 +151,18 @@ class MatrixWriter:
         state = self.state
         if state.collector.cell_count == 0:
             return
-        directory = _matrix_dir(self.config)
-        baseline = _load_baseline(self.config, directory, state)
+        directory: Path = read_setting(self.config, "mlx_matrix_dir")
         run = collect_run_metadata(
-            profile=_text_setting(self.config, "mlx_machine_profile"),
+            profile=read_setting(self.config, "mlx_machine_profile"),
             duration_s=round(time.monotonic() - state.started, 3),
+            provenance=self._provenance(),
         )
         matrix = state.collector.build(run)
         state.problems.extend(state.collector.warnings)
         state.matrix = matrix
+        baseline = _load_baseline(self.config, directory, state, run.profile, run.run_id)
         if baseline is not None:
+            baseline = within_selection(baseline, matrix)
             unrelated = no_shared_cells(
                 baseline,
                 matrix,
@@ -183,13 +174,38 @@ class MatrixWriter:
             else:
                 state.problems.append(unrelated)
                 baseline = None  # the page would list every cell as new or missing
-        html = render_html(matrix, baseline=baseline) if _html_enabled(self.config) else None
+        html = (
+            render_html(matrix, baseline=baseline)
+            if read_setting(self.config, "mlx_matrix_html")
+            else None
+        )
         try:
             state.written = write_matrix(matrix, directory, html=html)
         except MatrixWriteError as exc:
             state.problems.append(str(exc))
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
+        try:
+            self.config.hook.pytest_mlxstack_matrix_written(
+                config=self.config, matrix=matrix, written=state.written
+            )
+        except Exception as exc:  # the matrix is written; a failed upload must not hide it
+            state.problems.append(
+                f"a pytest_mlxstack_matrix_written hook failed ({type(exc).__name__}: {exc}); "
+                "the matrix itself was written"
+            )
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def _provenance(self) -> dict[str, str]:
+        """What plugins add through ``pytest_mlxstack_provenance``: the first value of a key
+        wins; keys and values are text, secret-shaped values redacted."""
+        fields: dict[str, str] = {}
+        for contributed in self.config.hook.pytest_mlxstack_provenance(config=self.config):
+            for key, item in (contributed or {}).items():
+                fields.setdefault(str(key), redact_text(str(item)))
+        return fields
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         state = self.state
@@ -197,6 +213,8 @@ class MatrixWriter:
             return
         write = terminalreporter.write_line
         terminalreporter.write_sep("-", "mlxstack matrix")
+        for note in state.notes:
+            write(note)
         if state.written is not None:
             write(f"matrix JSON: {state.written.json_path} (also {state.written.latest_json})")
             if state.written.html_path is not None:
@@ -222,13 +240,13 @@ class MatrixWriter:
 
 def _explicit_baseline(config: pytest.Config) -> tuple[Path, Matrix] | None:
     """``--mlx-baseline`` / ``mlx_baseline`` read up front: a bad file stops the run at once."""
-    path = _path_setting(config, "mlx_baseline")
+    path = read_setting(config, "mlx_baseline")
     if path is None:
         return None
     if not path.is_file():
         raise pytest.UsageError(
             f"--mlx-baseline / mlx_baseline: {path} is not a matrix file; give a matrix JSON "
-            f"such as matrices/latest.json, or '{BASELINE_NONE}' to compare with nothing"
+            f"such as matrices/latest.json, or '{NONE}' to compare with nothing"
         )
     try:
         return path, load_matrix(path)
@@ -236,71 +254,19 @@ def _explicit_baseline(config: pytest.Config) -> tuple[Path, Matrix] | None:
         raise pytest.UsageError(f"--mlx-baseline / mlx_baseline: {exc}") from None
 
 
-def _load_baseline(config: pytest.Config, directory: Path, state: MatrixSession) -> Matrix | None:
-    """The explicit baseline, else the matrix directory's previous ``latest.json``."""
-    setting = _text_setting(config, "mlx_baseline")
-    if setting is not None and setting.lower() == BASELINE_NONE:
-        return None
+def _load_baseline(
+    config: pytest.Config, directory: Path, state: MatrixSession, profile: str, run_id: str
+) -> Matrix | None:
+    """The explicit baseline, else the newest earlier matrix in the matrix directory with a
+    row of this run's machine profile (``None`` when there is none, or 'none' was asked)."""
+    chosen = resolved(config, "mlx_baseline")
+    if chosen.value is None and chosen.source != "default":
+        return None  # written as 'none'
     if state.baseline is not None:
         state.baseline_path, baseline = state.baseline
         return baseline
-    path = directory / LATEST_JSON
-    if not path.is_file():
+    found = previous_matrix(directory, profile, exclude=run_id)
+    if found is None:
         return None
-    try:
-        baseline = load_matrix(path)
-    except MatrixFormatError as exc:
-        state.problems.append(f"baseline not used: {exc}")
-        return None
-    state.baseline_path = path
+    state.baseline_path, baseline = found
     return baseline
-
-
-def _matrix_dir(config: pytest.Config) -> Path:
-    """Core's resolved ``--mlx-matrix-dir`` / ``mlx_matrix_dir`` / ``$MLXSTACK_MATRIX_DIR``."""
-    try:
-        return core_settings(config).matrix_dir
-    except KeyError:  # the core wiring was disabled (-p no:...): resolve it the same way here
-        return _path_setting(config, "mlx_matrix_dir") or default_matrix_dir()
-
-
-def _html_enabled(config: pytest.Config) -> bool:
-    option = config.getoption("mlx_matrix_html")
-    return bool(config.getini("mlx_matrix_html")) if option is None else bool(option)
-
-
-def _text_setting(config: pytest.Config, name: str) -> str | None:
-    """The command-line value, else the ini value; ``None`` when neither is set or known."""
-    for getter in (config.getoption, config.getini):
-        try:
-            value = getter(name)
-        except ValueError:
-            continue
-        if value not in (None, "") and str(value).strip():
-            return str(value).strip()
-    return None
-
-
-def _path_setting(config: pytest.Config, name: str) -> Path | None:
-    """A path option: relative to the invocation directory on the command line, to the ini
-    file's directory in the ini file. ``none`` means unset."""
-    try:
-        option = config.getoption(name)
-    except ValueError:
-        option = None
-    if option not in (None, ""):
-        text = str(option)
-        base = config.invocation_params.dir
-    else:
-        try:
-            ini = config.getini(name)
-        except ValueError:
-            return None
-        if ini in (None, ""):
-            return None
-        text = str(ini)
-        base = config.inipath.parent if config.inipath else config.rootpath
-    if text.strip().lower() == BASELINE_NONE:
-        return None
-    path = Path(text.strip()).expanduser()
-    return path if path.is_absolute() else base / path

@@ -103,9 +103,7 @@ def _skip_no_litellm() -> pytest.MarkDecorator:
     absent = missing(LITELLM_PROXY_MODULES)
     return pytest.mark.skipif(
         bool(absent),
-        reason=(
-            f"the LiteLLM proxy is not installed (missing: {', '.join(absent)}); {STACK_HINT}"
-        ),
+        reason=(f"the LiteLLM proxy is not installed (missing: {', '.join(absent)}); {STACK_HINT}"),
     )
 
 
@@ -118,6 +116,20 @@ def _skip_no_openai() -> pytest.MarkDecorator:
 def _skip_no_mlx_backend() -> pytest.MarkDecorator:
     problem = mlx_backend_problem()
     return pytest.mark.skipif(problem is not None, reason=problem or "")
+
+
+STACK_MARKS = ("skip_no_vllm", "skip_no_litellm", "skip_no_mlx_backend", "skip_no_openai")
+
+
+def missing_stack_reasons() -> set[str]:
+    """The reasons of the stack skip marks that hold here (empty: the whole stack is there).
+    The stack fixtures skip with these very reasons."""
+    reasons = set()
+    for name in STACK_MARKS:
+        mark = __getattr__(name).mark
+        if mark.args[0]:
+            reasons.add(str(mark.kwargs["reason"]))
+    return reasons
 
 
 _LAZY_MARKS = {

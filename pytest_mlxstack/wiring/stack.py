@@ -33,11 +33,12 @@ from pytest_mlxstack.stack.spec import (
 )
 from pytest_mlxstack.wiring import skips
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress, settings
+from pytest_mlxstack.wiring.options import add_settings, hand_over, read_setting, run_dir
 
 if TYPE_CHECKING:
     from openai import OpenAI
 
-POOL_DIR_KEY = "mlxstack_pool_dir"
+POOL_DIR_KEY = "pool_dir"
 
 StackFactory = Callable[..., Stack]
 
@@ -53,23 +54,14 @@ _STATE = pytest.StashKey[_StackState]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("mlxstack")
-    group.addoption(
-        "--mlx-stack",
-        dest="mlx_stack",
-        metavar="FILE",
-        default=None,
-        help="YAML stack file for the mlx_stack fixture (ini: mlx_stack; default: one tier "
-        "'fast' on the fixture model tiny-chat).",
-    )
-    parser.addini("mlx_stack", "YAML stack file for the mlx_stack fixture.", default="")
+    add_settings(parser, "mlx_stack", "mlx_require_stack")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     state = _StackState(spec=_configured_spec(config), is_worker=False)
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None and POOL_DIR_KEY in workerinput:
-        state.pool_dir, state.is_worker = Path(workerinput[POOL_DIR_KEY]), True
+    pool_dir = run_dir(config, POOL_DIR_KEY)
+    if pool_dir is not None:
+        state.pool_dir, state.is_worker = pool_dir, True
     config.stash[_STATE] = state
 
 
@@ -84,7 +76,7 @@ def _pool_dir(config: pytest.Config) -> Path:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: every worker shares this run's pool directory."""
-    node.workerinput[POOL_DIR_KEY] = str(_pool_dir(node.config))
+    hand_over(node, POOL_DIR_KEY, str(_pool_dir(node.config)))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -98,14 +90,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def _configured_spec(config: pytest.Config) -> StackSpec:
     """The stack file from ``--mlx-stack`` (relative to the invocation directory) or the ini
     key (relative to the ini file), read now so that a broken file stops the run at once."""
-    option = config.getoption("mlx_stack")
-    ini = str(config.getini("mlx_stack") or "").strip()
-    if option:
-        path = config.invocation_params.dir / Path(option).expanduser()
-    elif ini:
-        base = config.inipath.parent if config.inipath is not None else config.rootpath
-        path = base / Path(ini).expanduser()
-    else:
+    path: Path | None = read_setting(config, "mlx_stack")
+    if path is None:
         return default_stack_spec()
     try:
         return load_stack_file(path)
@@ -147,6 +133,24 @@ def _require_harness_extra() -> None:
     mark = skips.skip_no_openai.mark
     if mark.args[0]:
         pytest.skip(mark.kwargs["reason"])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """With ``--mlx-require-stack``, a skip because the real stack is missing fails instead:
+    a CI job whose install broke must not go green with every stack test skipped."""
+    report: pytest.TestReport = yield
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return report
+    longrepr = report.longrepr
+    reason = longrepr[2].removeprefix("Skipped: ") if isinstance(longrepr, tuple) else ""
+    if reason in skips.missing_stack_reasons() and read_setting(item.config, "mlx_require_stack"):
+        report.outcome = "failed"
+        report.longrepr = (
+            "--mlx-require-stack (or MLXSTACK_REQUIRE_STACK=1) is set, but this test was "
+            f"skipped because the real stack is missing: {reason}"
+        )
+    return report
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -215,6 +219,13 @@ def mlx_stack_factory(
         finally:
             for stack in reversed(stacks):
                 stack.down()
+
+
+@pytest.fixture(scope="session")
+def mlx_default_tier(pytestconfig: pytest.Config) -> str:
+    """The name of the configured stack's first tier (``fast`` by default): the ``model=``
+    to send through ``openai_client``. Starts nothing."""
+    return pytestconfig.stash[_STATE].spec.tiers[0].name
 
 
 @pytest.fixture

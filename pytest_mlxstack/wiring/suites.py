@@ -31,14 +31,24 @@ from pytest_mlxstack.run.selection import (
     split_model_args,
 )
 from pytest_mlxstack.run.session import SuiteStack, start_suite_stack
+from pytest_mlxstack.settings import SETTINGS
 from pytest_mlxstack.stack import ServerPool
 from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.wiring.catalog import CATALOG_RUN
 from pytest_mlxstack.wiring.catalog import SUITE_PATH as CATALOG_SUITE_PATH
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress
+from pytest_mlxstack.wiring.matrix import adopt_expectations
+from pytest_mlxstack.wiring.options import (
+    add_settings,
+    given_bare,
+    is_worker,
+    read_setting,
+    resolved,
+)
 from pytest_mlxstack.wiring.stack import reporting_pull
 
 SUITE_DIR = Path(__file__).resolve().parent.parent / "suites"
+FIXTURE_EXPECTATIONS = SUITE_DIR / "fixture_expectations.yaml"
 NOT_CONFIGURED = "run with --mlx-suites to run the built-in suites"
 TIER_NUMBERS = {"catalog": 1, "smoke": 2, "integration": 3, "harness": 4}
 
@@ -56,69 +66,40 @@ SUITE_RUN = pytest.StashKey[SuiteRun]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("mlxstack")
-    group.addoption(
-        "--mlx-suites",
-        dest="mlx_suites",
-        nargs="?",
-        const=ALL,
-        default=None,
-        metavar="NAMES",
-        help="Run the built-in suites: all (the default) or a comma-separated list of smoke, "
-        "integration, harness; write --mlx-suites=NAMES when test paths follow "
-        "(ini: mlx_suites).",
-    )
-    parser.addini("mlx_suites", "Built-in suites to run on every run (all, or a list).", default="")
-    group.addoption(
-        "--mlx-suite-catalog",
-        dest="mlx_suite_catalog",
-        metavar="PATH",
-        default=None,
-        help="Catalog (folder or YAML file) the built-in suites run on; default: the fixture "
-        "catalog shipped with the plugin (ini: mlx_suite_catalog).",
-    )
-    parser.addini("mlx_suite_catalog", "Catalog the built-in suites run on.", default="")
-    group.addoption(
-        "--mlx-models",
-        dest="mlx_models",
-        action="append",
-        default=None,
-        metavar="IDS",
-        help="Catalog ids (ID or ID:QUANT) the built-in suites run on, comma-separated or "
-        "repeated; default: every entry (ini: mlx_models).",
-    )
-    parser.addini(
-        "mlx_models", "Catalog ids (ID or ID:QUANT) for the built-in suites.", type="args"
-    )
+    add_settings(parser, "mlx_suites", "mlx_suite_catalog", "mlx_models")
 
 
 @pytest.hookimpl(trylast=True)  # after --mlx-catalog has put its own suite in the arguments
 def pytest_configure(config: pytest.Config) -> None:
-    option = config.getoption("mlx_suites")
-    text = option if option is not None else str(config.getini("mlx_suites")).strip()
-    models_option = config.getoption("mlx_models")
+    chosen = resolved(config, "mlx_suites")
+    text = chosen.value or (ALL if given_bare(config, "mlx_suites") else None)
+    models = resolved(config, "mlx_models")
     if not text:
-        if models_option:
+        if models.source == "option":
             raise pytest.UsageError(
                 "--mlx-models selects models for the built-in suites; add --mlx-suites "
                 "(or set mlx_suites in the ini file)"
             )
         return
+    suites_setting, models_setting = SETTINGS["mlx_suites"], SETTINGS["mlx_models"]
     try:
-        suites = parse_suites(text, where="--mlx-suites" if option is not None else "mlx_suites")
+        suites = parse_suites(text, where=suites_setting.label(chosen.source))
         catalog = _suite_catalog(config)
-        requested = split_model_args(models_option or config.getini("mlx_models") or [])
-        where = "--mlx-models" if models_option else "mlx_models"
-        targets = select_targets(catalog, requested, where=where)
+        requested = split_model_args(models.value or [])
+        targets = select_targets(catalog, requested, where=models_setting.label(models.source))
     except (SelectionError, CatalogError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SUITE_RUN] = SuiteRun(suites, catalog, targets)
+    if read_setting(config, "mlx_suite_catalog") is None:
+        adopt_expectations(
+            config, FIXTURE_EXPECTATIONS, "the shipped fixture catalog's negative controls"
+        )
     paths = [str(SUITE_DIR / f"{name}.py") for name in suites]
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         # No test paths given: run only built-in suites (testpaths and the cwd are ignored).
         config.args[:] = [arg for arg in config.args if _is_builtin_suite(arg)]
     config.args.extend(path for path in paths if path not in config.args)
-    if not hasattr(config, "workerinput"):  # the controller: xdist workers have no terminal
+    if not is_worker(config):  # the controller: xdist workers have no terminal
         config.pluginmanager.register(TierProgress(config), "mlxstack-tier-progress")
 
 
@@ -172,13 +153,9 @@ class TierProgress:
 
 
 def _suite_catalog(config: pytest.Config) -> Catalog:
-    option = config.getoption("mlx_suite_catalog")
-    ini = str(config.getini("mlx_suite_catalog")).strip()
-    if option:
-        return load_catalog(config.invocation_params.dir / Path(option).expanduser())
-    if ini:
-        base = config.inipath.parent if config.inipath is not None else config.rootpath
-        return load_catalog(base / Path(ini).expanduser())
+    path: Path | None = read_setting(config, "mlx_suite_catalog")
+    if path is not None:
+        return load_catalog(path)
     try:
         from pytest_mlxstack.fixture_models import fixture_catalog_path
     except ImportError:

@@ -310,7 +310,10 @@ def test_bad_hub_workers_is_a_usage_error(pytester: pytest.Pytester, value: str)
     result = pytester.runpytest("--mlx-catalog=catalog", f"--mlx-hub-workers={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        [f"ERROR: --mlx-hub-workers/mlx_hub_workers is '{value}'; give a whole number from 1*"]
+        [
+            f"ERROR: --mlx-hub-workers: Hub worker count '{value}' is not a whole number*; "
+            "give a whole number from 1 to 256 such as 32."
+        ]
     )
 
 

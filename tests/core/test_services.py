@@ -79,7 +79,9 @@ def test_a_crash_during_start_up_reports_exit_code_and_log_tail(
     error = info.value
     assert error.exit_code == 7
     assert "exited with code 7 during start-up" in str(error)
-    assert "fatal: configuration is broken" in str(error)
+    assert "fatal: configuration is broken" in error.log_tail
+    assert error.detail == error.log_tail
+    assert "\n" not in str(error), "the log tail is a field, never part of the sentence"
     assert manager.services == {}
     assert manager.registry.records() == []
 
@@ -99,7 +101,7 @@ def test_a_server_that_never_gets_healthy_times_out_with_its_log_and_is_stopped(
     message = str(info.value)
     assert "did not answer" in message
     assert "/health within 0.5 s" in message
-    assert '"GET /health HTTP/1.1" 503' in message
+    assert '"GET /health HTTP/1.1" 503' in info.value.log_tail
     assert info.value.log_path is not None
     port = int(info.value.log_path.stem.rsplit("-", 1)[1])
     assert port_is_free(port)

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.settings_values import (
-    SettingValueError,
+    SettingError,
     not_a_file,
     port,
     seconds,
@@ -25,7 +25,7 @@ def test_seconds_accepts_finite_non_negative_numbers(text: object, expected: flo
     "text", ["-1", "-0.5", "nan", "NaN", "inf", "-inf", "", "ten", "1e999", True, "1,5"]
 )
 def test_seconds_refuses_everything_else_in_one_sentence(text: object) -> None:
-    with pytest.raises(SettingValueError) as caught:
+    with pytest.raises(SettingError) as caught:
         seconds(text, name="ini option mlx_grace_period")
     error = caught.value
     assert isinstance(error, MlxStackError)
@@ -45,16 +45,16 @@ def test_port_accepts_auto_and_the_unprivileged_range() -> None:
 
 @pytest.mark.parametrize("value", ["0", "80", "65536", "99999", "-1", "x", "8000.5", False])
 def test_port_refuses_the_rest_naming_the_setting(value: object) -> None:
-    with pytest.raises(SettingValueError, match=r"^--port: .*1024 to 65535, or use auto\.$"):
+    with pytest.raises(SettingError, match=r"^--port: .*1024 to 65535, or use auto\.$"):
         port(value, name="--port", free_hint="use auto")
 
 
 def test_a_file_is_not_a_directory_nor_is_anything_inside_it(tmp_path: Path) -> None:
     file = tmp_path / "f"
     file.write_text("x", encoding="utf-8")
-    with pytest.raises(SettingValueError, match="f is a file, not a directory"):
+    with pytest.raises(SettingError, match="f is a file, not a directory"):
         not_a_file(file, name="--home")
-    with pytest.raises(SettingValueError, match=r"sub cannot be a directory: .*f is a file"):
+    with pytest.raises(SettingError, match=r"sub cannot be a directory: .*f is a file"):
         not_a_file(file / "sub", name="--home")
     assert not_a_file(tmp_path / "new" / "dir", name="--home") == tmp_path / "new" / "dir"
 
@@ -62,7 +62,7 @@ def test_a_file_is_not_a_directory_nor_is_anything_inside_it(tmp_path: Path) -> 
 def test_a_symlink_loop_is_not_a_directory(tmp_path: Path) -> None:
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
-    with pytest.raises(SettingValueError, match=r"--home: .*loop"):
+    with pytest.raises(SettingError, match=r"--home: .*loop"):
         not_a_file(loop / "sub", name="--home")
 
 

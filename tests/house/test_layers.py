@@ -43,10 +43,12 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(path: Path) -> list[tuple[int, str]]:
-    """Every module ``path`` imports, absolute, with its line."""
+def imports_of(path: Path, package: str | None = None) -> list[tuple[int, str]]:
+    """Every module ``path`` imports, absolute, with its line (relative imports are taken
+    from ``package``, by default the one ``path`` lies in)."""
     found: list[tuple[int, str]] = []
-    package = module_name(path) if path.name == "__init__.py" else module_name(path.parent)
+    if package is None:
+        package = module_name(path) if path.name == "__init__.py" else module_name(path.parent)
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.extend((node.lineno, alias.name) for alias in node.names)
@@ -92,6 +94,6 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     """The rule itself: a process module importing the wiring is caught."""
     source = tmp_path / "bad.py"
     source.write_text("def f():\n    from pytest_mlxstack.wiring.core import settings\n")
-    targets = [target for _, target in imports_of(source)]
+    targets = [target for _, target in imports_of(source, "pytest_mlxstack.process")]
     assert "pytest_mlxstack.wiring.core" in targets
     assert layer_of("pytest_mlxstack.wiring.core") > layer_of("pytest_mlxstack.process.ports")  # type: ignore[operator]

@@ -161,6 +161,66 @@ def test_render_writes_a_page_next_to_the_json(base_and_new, tmp_path):
     assert (tmp_path / "pages" / "m.html").is_file()
 
 
+class TrendParser(HTMLParser):
+    """The classes of the squares of every trend, in page order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trends: list[list[str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        classes = dict(attrs).get("class") or ""
+        if tag == "svg" and classes == "trend":
+            self.trends.append([])
+        elif tag == "rect" and self.trends and classes.split()[0] in TREND_CLASSES:
+            self.trends[-1].append(classes)
+
+
+TREND_CLASSES = ("pass", "fail", "skip", "na", "none")
+
+
+def test_render_with_history_shows_each_cells_verdicts_over_the_last_runs(build_matrix, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    earlier = [
+        ("20250101T000000Z-aaaaa1", "pass"),
+        ("20250101T010000Z-aaaaa2", "fail"),
+        ("20250101T020000Z-aaaaa3", None),  # that run did not record the cell
+    ]
+    for number, (run_id, verdict) in enumerate(earlier):
+        cells = [("qwen", "4bit", "tool_calling", "direct", "pass")]
+        if verdict is not None:
+            cells.append(("qwen", "4bit", "inference", "direct", verdict))
+        matrix = build_matrix(cells, run_id=run_id, created_at=f"2025-01-01T0{number}:00:00Z")
+        write_matrix_file(matrix, runs / f"{run_id}.json")
+    new = build_matrix(
+        [
+            ("qwen", "4bit", "inference", "direct", "fail"),
+            ("qwen", "4bit", "tool_calling", "direct", "pass"),
+        ],
+        run_id=NEW[0],
+        created_at=NEW[1],
+    )
+    write_matrix_file(new, tmp_path / "new.json")
+    write_matrix_file(new, runs / f"{NEW[0]}.json")  # its own copy is not counted twice
+
+    result = mlxstack("matrix", "render", "new.json", "--history", "runs", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    parser = TrendParser()
+    parser.feed((tmp_path / "new.html").read_text())
+    inference, tool_calling = parser.trends
+    assert inference == ["pass", "fail", "none", "fail now"]
+    assert tool_calling == ["pass", "pass", "pass", "pass now"]
+
+    missing = mlxstack("matrix", "render", "new.json", "--history", "nowhere", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        "mlxstack: nowhere: the history directory does not exist; pass a folder of matrix "
+        "JSON files such as matrices/runs"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

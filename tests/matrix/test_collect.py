@@ -12,8 +12,8 @@ from pytest_mlxstack.matrix.collect import (
     cell_payload,
     row_payload,
 )
-from pytest_mlxstack.matrix.redact import redact_text, sanitize
 from pytest_mlxstack.matrix.verdicts import Evidence, ProbeResult, Verdict
+from pytest_mlxstack.text.redact import redact_text, sanitize
 
 KEY = "sk-proj-4f9aZ81kQ0xVb7"
 
@@ -54,6 +54,24 @@ def test_server_starts_are_the_run_count_not_a_sum_over_workers(make_run):
     m, n = collector.build(make_run("r", "2025-01-01T00:00:00Z")).rows
     assert (m.server_starts, m.startup_s, m.memory_mb) == (1, 4.5, 900.0)
     assert n.server_starts == 2
+
+
+def test_performance_keeps_the_best_any_worker_measured_in_any_order(make_run):
+    """Each xdist worker measures its own streamed request; the row keeps the shortest time to
+    first token and the highest rates, whatever order the reports arrive in."""
+    payloads = [
+        row_payload(model="m", quant="q", ttft_s=0.2, decode_tokens_per_s=900.0, process="gw0"),
+        row_payload(model="m", quant="q", ttft_s=0.05, prompt_tokens_per_s=400.0, process="gw1"),
+        row_payload(model="m", quant="q", decode_tokens_per_s=1200.0, prompt_tokens_per_s=350.0),
+    ]
+    rows = []
+    for order in (payloads, payloads[::-1]):
+        collector = MatrixCollector()
+        for payload in order:
+            collector.add_row(payload)
+        (row,) = collector.build(make_run("r", "2025-01-01T00:00:00Z")).rows
+        rows.append((row.ttft_s, row.decode_tokens_per_s, row.prompt_tokens_per_s))
+    assert rows == [(0.05, 1200.0, 400.0)] * 2
 
 
 def test_secrets_are_redacted_before_a_cell_leaves_the_process():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from html.parser import HTMLParser
+from pathlib import Path
 
 from pytest_mlxstack.matrix.collect import MatrixCollector, cell_payload
 from pytest_mlxstack.matrix.expectations import parse_expectations
@@ -11,6 +14,13 @@ from pytest_mlxstack.matrix.html import render_html
 from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Verdict
 
 HOSTILE = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
+TEMPLATES = Path(__file__).resolve().parents[2] / "pytest_mlxstack" / "matrix" / "templates"
+
+
+def pinned(name: str) -> str:
+    """The CSP source expression of one of the page's own files."""
+    digest = hashlib.sha256((TEMPLATES / name).read_bytes()).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
 
 
 class PageParser(HTMLParser):
@@ -95,7 +105,10 @@ def with_link(matrix, link):
 def test_script_in_a_model_response_is_shown_as_text_never_run(make_run):
     page = parse(render_html(hostile_matrix(make_run)))
 
-    assert not [tag for tag, _ in page.tags if tag in ("script", "img", "iframe", "object")]
+    assert not [tag for tag, _ in page.tags if tag in ("img", "iframe", "object")]
+    # The one script is the page's own (evidence panels), pinned by its hash in the CSP.
+    assert [tag for tag, _ in page.tags].count("script") == 1
+    assert page.text("script") == (TEMPLATES / "matrix.js").read_text()
     assert not [attrs for _, attrs in page.tags if any(name.startswith("on") for name in attrs)]
     assert json.dumps(HOSTILE) in page.text("pre")  # the evidence JSON, as text
     assert HOSTILE in page.text("details")  # the reason too
@@ -106,9 +119,19 @@ def test_page_is_self_contained(make_run):
     fetched = [
         (tag, attrs)
         for tag, attrs in page.tags
-        if tag in ("link", "script", "img", "iframe") or "src" in attrs
+        if tag in ("link", "img", "iframe") or "src" in attrs or ("href" in attrs and tag != "a")
     ]
     assert fetched == []
+    (policy,) = [
+        attrs["content"]
+        for tag, attrs in page.tags
+        if tag == "meta" and attrs.get("http-equiv") == "Content-Security-Policy"
+    ]
+    assert policy.startswith("default-src 'none'; ")
+    assert f"style-src {pinned('matrix.css')};" in policy
+    assert f"script-src {pinned('matrix.js')};" in policy
+    assert "unsafe-inline" not in policy
+    assert not [attrs for _, attrs in page.tags if "style" in attrs]  # would be refused
     assert "@import" not in page.text("style")
     assert "url(" not in page.text("style")
     links = [attrs["href"] for tag, attrs in page.tags if "href" in attrs]
@@ -133,16 +156,18 @@ def test_cells_are_coloured_by_verdict_with_evidence_on_demand(build_matrix):
     page = parse(render_html(matrix))
 
     classes = [attrs["class"] for attrs in page.cells()]
-    # Rows in model order, columns inference, streaming, tool_calling; a gap is marked empty.
+    # Rows are capabilities (inference, streaming, tool_calling), columns models in rank
+    # order (tiny-chat passed 1 of 2, tiny-chat-no-think 0 of 0); a gap is marked empty.
     assert classes == [
         "cell pass",
-        "cell skip",
-        "cell fail",
         "cell na",
+        "cell skip",
         "cell empty",
+        "cell fail",
         "cell empty",
     ]
-    assert [tag for tag, _ in page.tags].count("details") == 4
+    evidence = [a for tag, a in page.tags if tag == "details" and a.get("class") == "evidence"]
+    assert len(evidence) == 4
     assert "parser" in page.text("td")  # the failing cell says whose fault it is
     assert "Apple M2 Max" in page.text("table")  # provenance
     assert "vllm-mlx 0.6.0" in page.text("table")

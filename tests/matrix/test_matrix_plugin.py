@@ -37,7 +37,9 @@ def test_tools(mlx_matrix):
 def test_thinking(mlx_matrix):
     result = ProbeResult("thinking", Verdict.NOT_APPLICABLE, reason="catalog entry has no thinking")
     mlx_matrix.record(result, model="tiny-chat-no-think", quant="bf16", route="direct")
-    mlx_matrix.record_row(model="tiny-chat-no-think", quant="bf16", startup_s=4.2, server_starts=1)
+    mlx_matrix.record_row(
+        model="tiny-chat-no-think", quant="bf16", startup_s=4.2, server_starts=1, ttft_s=0.25
+    )
     mlx_matrix.check(result)
 """
 
@@ -70,7 +72,7 @@ def test_recorded_cells_become_a_matrix_and_decide_outcomes(pytester, matrix_dir
     assert (tiny.model, tiny.repo, tiny.revision) == ("tiny-chat", "org/tiny-chat", "abc123")
     assert tiny.cell("tool_calling", "proxied").attribution.value == "parser"
     assert tiny.cell("tool_calling", "proxied").test_id == "test_cells.py::test_tools"
-    assert (no_think.startup_s, no_think.server_starts) == (4.2, 1)
+    assert (no_think.startup_s, no_think.server_starts, no_think.ttft_s) == (4.2, 1, 0.25)
     assert matrix.runs[0].versions["pytest-mlxstack"] is not None
     for written in ("latest.json", "latest.html"):
         assert SECRET not in (matrix_dir / written).read_text()
@@ -160,7 +162,7 @@ def test_a_regression_against_the_previous_run_is_reported(pytester, matrix_dir)
     second = _run_with_env(pytester, {"TOOLS_VERDICT": "fail"})
     second.stdout.fnmatch_lines(
         [
-            f"against baseline {matrix_dir}/latest.json: 1 regression, 0 fixes*",
+            f"against baseline {first}: 1 regression, 0 fixes*",
             "*REGRESSION tiny-chat [[]bf16[]] tool_calling (proxied): pass -> fail (parser: *",
         ]
     )
@@ -184,25 +186,60 @@ def test_a_regression_against_the_previous_run_is_reported(pytester, matrix_dir)
     fourth.stdout.fnmatch_lines([f"against baseline {first}: 1 regression*"])
 
 
-def test_a_pass_missing_from_the_run_is_a_regression(pytester, matrix_dir):
-    pytester.makepyfile(test_cells=RECORDING_TESTS)
-    _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}).assert_outcomes(passed=2, skipped=1)
-    without_tools = _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}, "-k", "not tools")
-    without_tools.stdout.fnmatch_lines(
+TWO_CELLS_ONE_ROUTE = """
+import os
+from pytest_mlxstack import ProbeResult, Route, Verdict
+
+def test_both(mlx_matrix):
+    for capability in os.environ["RECORD"].split(","):
+        result = ProbeResult(capability, Verdict.PASS, reason="answered")
+        mlx_matrix.record(result, model="m", quant="bf16", route=Route.DIRECT)
+"""
+
+
+def test_a_pass_missing_from_a_route_the_run_selected_is_a_regression(pytester, matrix_dir):
+    pytester.makepyfile(test_cells=TWO_CELLS_ONE_ROUTE)
+    _run_with_env(pytester, {"RECORD": "inference,streaming"}).assert_outcomes(passed=1)
+
+    vanished = _run_with_env(pytester, {"RECORD": "inference"})
+
+    vanished.stdout.fnmatch_lines(
         [
-            f"against baseline {matrix_dir}/latest.json: 1 regression, *",
-            "*REGRESSION tiny-chat [[]bf16[]] tool_calling (proxied): pass -> missing*",
+            "against baseline *: 1 regression, *",
+            "*REGRESSION m [[]bf16[]] streaming (direct): pass -> missing*",
         ]
     )
+
+
+def test_cells_the_run_did_not_select_are_not_regressions(pytester, matrix_dir):
+    """A run of a subset (-k, --mlx-models, one suite) is compared on what it ran only."""
+    pytester.makepyfile(test_cells=RECORDING_TESTS)
+    _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}).assert_outcomes(passed=2, skipped=1)
+
+    without_tools = _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}, "-k", "not tools")
+
+    without_tools.stdout.fnmatch_lines(["against baseline *: 0 regressions, *"])
+    assert "REGRESSION" not in without_tools.stdout.str()
 
 
 def test_a_baseline_without_a_common_cell_is_named_not_diffed(pytester, matrix_dir):
     pytester.makepyfile(test_cells=RECORDING_TESTS)
     _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}, "--mlx-machine-profile=laptop")
-    relabelled = _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}, "--mlx-machine-profile=ci")
+    (laptop,) = (matrix_dir / "runs").glob("*.json")
+    other_machine = _run_with_env(pytester, {"TOOLS_VERDICT": "pass"}, "--mlx-machine-profile=ci")
+    # By default a run is compared only with runs of its own machine profile: none here.
+    assert "against baseline" not in other_machine.stdout.str()
+    assert "share no" not in other_machine.stdout.str()
+
+    relabelled = _run_with_env(
+        pytester,
+        {"TOOLS_VERDICT": "pass"},
+        "--mlx-machine-profile=ci",
+        f"--mlx-baseline={laptop}",
+    )
     relabelled.stdout.fnmatch_lines(
         [
-            f"*the baseline {matrix_dir}/latest.json (profiles: laptop) and this run's matrix "
+            f"*the baseline {laptop} (profiles: laptop) and this run's matrix "
             "(profiles: ci) share no (model, quant, profile, capability, route) cell*"
             "(--mlx-machine-profile)*"
         ]

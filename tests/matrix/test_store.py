@@ -69,6 +69,25 @@ def test_a_version_1_file_reads_as_version_2(build_matrix, tmp_path):
     assert (cell.expectation.status, cell.expectation.attribution) == ("known_failure", None)
 
 
+def test_a_matrix_written_before_performance_was_measured_still_reads_and_validates(
+    build_matrix, tmp_path
+):
+    """The published matrices/latest.json predates the performance fields: it must still read
+    (the figures are None) and still match the published schema."""
+    data = json.loads((REPO / "matrices" / "latest.json").read_text())
+    for row in data["rows"]:
+        for name in ("ttft_s", "decode_tokens_per_s", "prompt_tokens_per_s"):
+            row.pop(name, None)
+    jsonschema.validate(data, json.loads((REPO / "matrices" / "matrix.schema.json").read_text()))
+    (tmp_path / "old.json").write_text(json.dumps(data))
+
+    rows = load_matrix(tmp_path / "old.json").rows
+
+    assert rows
+    assert all(row.ttft_s is None and row.decode_tokens_per_s is None for row in rows)
+    assert all(row.startup_s is not None for row in rows)
+
+
 def test_schema_rejects_a_cell_without_a_verdict(build_matrix):
     data = build_matrix(CELLS).to_json()
     del data["rows"][0]["cells"][0]["verdict"]

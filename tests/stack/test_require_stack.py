@@ -1,15 +1,13 @@
-"""tests/conftest.py's guard: with MLXSTACK_REQUIRE_STACK=1 a skip for a missing stack fails.
+"""``--mlx-require-stack`` (option, ini key, MLXSTACK_REQUIRE_STACK): a skip because the real
+stack is missing fails instead, for downstream CI; other skips stay skips.
 
-The inner runs load that very conftest and make vllm-mlx really unimportable (a
-sitecustomize on PYTHONPATH, as an environment without the stack extra)."""
+The inner runs make vllm-mlx really unimportable (a sitecustomize on PYTHONPATH, as an
+environment without the stack extra)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-GUARD = Path(__file__).parents[1] / "conftest.py"
 BLOCK_VLLM = """
 import sys
 
@@ -47,21 +45,30 @@ def without_vllm(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
     shim = pytester.mkdir("shim")
     (shim / "sitecustomize.py").write_text(BLOCK_VLLM)
     monkeypatch.setenv("PYTHONPATH", str(shim))
-    pytester.makeconftest(GUARD.read_text(encoding="utf-8"))
     pytester.makepyfile(test_inner=INNER)
     return pytester
 
 
+@pytest.mark.parametrize("how", ["option", "ini", "env"])
 def test_required_stack_turns_a_missing_stack_skip_into_a_failure(
-    without_vllm: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    without_vllm: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    monkeypatch.setenv("MLXSTACK_REQUIRE_STACK", "1")
-    result = without_vllm.runpytest_subprocess("-p", "no:cacheprovider")
+    monkeypatch.delenv("MLXSTACK_REQUIRE_STACK", raising=False)
+    args = ["-p", "no:cacheprovider"]
+    if how == "option":
+        args.append("--mlx-require-stack")
+    elif how == "ini":
+        without_vllm.makeini("[pytest]\nmlx_require_stack = true\n")
+    else:
+        monkeypatch.setenv("MLXSTACK_REQUIRE_STACK", "1")
+
+    result = without_vllm.runpytest_subprocess(*args)
+
     result.assert_outcomes(passed=1, skipped=1, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "MLXSTACK_REQUIRE_STACK=1 but this test was skipped because the real stack is "
-            "missing: vllm-mlx is not installed*"
+            "*--mlx-require-stack (or MLXSTACK_REQUIRE_STACK=1) is set, but this test was "
+            "skipped because the real stack is missing: vllm-mlx is not installed*"
         ]
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -12,6 +12,7 @@ import pytest
 from stack_helpers import bindable, live_pids
 
 from pytest_mlxstack import skip_no_litellm, skip_no_mlx_backend, skip_no_openai, skip_no_vllm
+from pytest_mlxstack.matrix.model import load_matrix
 from pytest_mlxstack.process.registry import PidRegistry
 
 
@@ -68,6 +69,18 @@ def test_unpooled_factory_stack_has_its_own_server_and_home(mlx_stack_factory, m
     assert home_of(own.tier("solo").service.pid).is_relative_to(own.directory)
     assert not home_of(shared.pid).is_relative_to(own.directory)
     assert not home_of(shared.pid).is_relative_to(mlx_stack.directory)  # the pool's
+
+
+def test_a_cell_recorded_without_naming_its_row(openai_client, mlx_default_tier, mlx_matrix):
+    from pytest_mlxstack import ProbeResult, Verdict
+
+    reply = openai_client.chat.completions.create(
+        model=mlx_default_tier, messages=GREETING.messages, temperature=0, max_tokens=16
+    )
+    verdict = Verdict.PASS if reply.choices[0].message.content else Verdict.FAIL
+    result = ProbeResult("greeting", verdict, reason="answered")
+    mlx_matrix.record(result)
+    mlx_matrix.check(result)
 """
 
 USES_STACK = """
@@ -101,9 +114,14 @@ def test_fixtures_serve_a_downstream_test_suite(
 ) -> None:
     report = tmp_path / "stack.json"
     monkeypatch.setenv("STACK_REPORT", str(report))
+    monkeypatch.setenv("MLXSTACK_MATRIX_DIR", str(tmp_path / "matrices"))
     pytester.makepyfile(test_downstream=DOWNSTREAM)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
+    # a cell recorded with neither model nor route lands in the default tier's row, proxied
+    (row,) = load_matrix(tmp_path / "matrices" / "latest.json").rows
+    assert (row.model, row.quant) == ("tiny-chat", "bf16")
+    assert [(cell.capability, cell.route.value) for cell in row.cells] == [("greeting", "proxied")]
     # one pooled vllm-mlx start for the session, although four tests and two stacks used it
     # (the third, unpooled stack has a server of its own, outside the pool)
     starts = [line for line in result.outlines if re.search(r"\d+ start\(s\)", line)]

@@ -19,7 +19,7 @@ from pytest_mlxstack.stack.flags import (
     ParserChoice,
     vllm_serve_args,
 )
-from pytest_mlxstack.stack.masterkey import MasterKey, read_key_file, write_key_file
+from pytest_mlxstack.stack.masterkey import MasterKey, write_key_file
 from pytest_mlxstack.stack.proxy_config import ProxyRoute, write_litellm_config
 from pytest_mlxstack.stack.spec import (
     StackSpec,
@@ -265,7 +265,7 @@ def test_key_file_is_private_from_creation(tmp_path: Path) -> None:
     key = MasterKey.generate()
     path = write_key_file(tmp_path / "stack" / "master-key", key)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert read_key_file(path) == key
+    assert MasterKey(path.read_text(encoding="utf-8").strip()) == key
     assert sorted(p.name for p in path.parent.iterdir()) == ["master-key"]
 
 

@@ -6,16 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from pytest_mlxstack.mainjob import baseline_path, summary_lines
+from pytest_mlxstack.mainjob import chosen_baseline, summary_lines
 from pytest_mlxstack.matrix.collect import MatrixCollector, cell_payload, row_payload
 from pytest_mlxstack.matrix.expectations import parse_expectations
 from pytest_mlxstack.matrix.metadata import collect_run_metadata
 from pytest_mlxstack.matrix.model import Matrix
-from pytest_mlxstack.matrix.store import write_matrix_file
+from pytest_mlxstack.matrix.store import write_matrix, write_matrix_file
 from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Verdict
 
 
@@ -78,7 +79,9 @@ def test_a_missing_catalog_is_one_sentence_and_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "matrices").exists()
 
 
-def one_model_matrix(model: str, verdicts: dict[str, Verdict], profile: str = "test") -> Matrix:
+def one_model_matrix(
+    model: str, verdicts: dict[str, Verdict], profile: str = "test", now: datetime | None = None
+) -> Matrix:
     """A matrix of ``model [bf16]``: each capability straight to its server (direct)."""
     collector = MatrixCollector()
     for capability, verdict in verdicts.items():
@@ -86,7 +89,7 @@ def one_model_matrix(model: str, verdicts: dict[str, Verdict], profile: str = "t
         probe = result(capability, verdict, blame)
         collector.add_cell(cell_payload(probe, model=model, quant="bf16", route="direct"))
     collector.add_row(row_payload(model=model, quant="bf16", server_starts=1))
-    return collector.build(collect_run_metadata(profile=profile))
+    return collector.build(collect_run_metadata(profile=profile, now=now))
 
 
 def test_the_summary_lists_the_regressions_against_the_baseline(tmp_path: Path) -> None:
@@ -119,23 +122,27 @@ def test_a_baseline_of_another_machine_is_not_compared(tmp_path: Path) -> None:
     assert "--mlx-machine-profile" in refused
 
 
-def test_the_baseline_is_the_one_the_plugin_compares_with(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
-    matrix_dir, other = tmp_path / "matrices", tmp_path / "other.json"
-    assert baseline_path(matrix_dir, []) is None  # the first run: nothing to compare with
-    matrix_dir.mkdir()
-    for path in (matrix_dir / "latest.json", other):
-        path.write_text("{}")
-    assert baseline_path(matrix_dir, ["-x"]) == matrix_dir / "latest.json"
-    assert baseline_path(matrix_dir, ["--mlx-baseline=other.json"]) == Path("other.json")
-    assert baseline_path(matrix_dir, ["--mlx-baseline", str(other)]) == other
-    assert baseline_path(matrix_dir, ["--mlx-baseline=other.json", "--mlx-baseline=None"]) is None
-    monkeypatch.setenv("PYTEST_ADDOPTS", "--mlx-baseline=none")
-    assert baseline_path(matrix_dir, []) is None
-    assert baseline_path(matrix_dir, ["--mlx-baseline=other.json"]) == Path("other.json")
+def test_the_baseline_is_the_newest_earlier_run_of_the_same_machine(tmp_path: Path) -> None:
+    """The main job names the matrix the plugin compared with (``previous_matrix``): the
+    newest earlier run of this machine profile; another machine's runs are passed over."""
+    matrix_dir = tmp_path / "matrices"
+    verdicts = {"inference": Verdict.PASS}
+    day = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    older = one_model_matrix("m", verdicts, now=day)
+    other_machine = one_model_matrix("m", verdicts, "ci-macos-14", now=day + timedelta(hours=1))
+    this_run = one_model_matrix("m", verdicts, now=day + timedelta(hours=2))
+    assert chosen_baseline(matrix_dir, this_run, None) is None  # the first run
+    write_matrix(older, matrix_dir)
+    write_matrix(other_machine, matrix_dir)
+    write_matrix(this_run, matrix_dir)
+
+    chosen = chosen_baseline(matrix_dir, this_run, None)
+
+    assert chosen is not None
+    assert chosen[1].runs[-1].run_id == older.runs[-1].run_id
+    assert chosen_baseline(matrix_dir, this_run, "none") is None
+    explicit = matrix_dir / "runs" / f"{other_machine.runs[-1].run_id}.json"
+    assert chosen_baseline(matrix_dir, this_run, str(explicit)) is not None
 
 
 def test_the_main_job_names_a_regression_of_the_fixture_run(tmp_path: Path) -> None:

@@ -110,6 +110,10 @@ def test_a_model_whose_server_does_not_start_costs_only_its_own_cells(
     good = the_row(matrix, "tiny-chat")
     assert {cell.key: cell.verdict.value for cell in good.cells} == dict.fromkeys(expected, "pass")
     assert (good.server_starts, good.repo) == (1, "fixture:tiny-chat")
+    # measured with one streamed request straight to its vllm-mlx
+    assert (good.ttft_s or 0) > 0
+    assert (good.decode_tokens_per_s or 0) > 0
+    assert (good.prompt_tokens_per_s or 0) > 0
     assert re.fullmatch(r"[0-9a-f]{12}", good.revision or ""), good.revision
 
     bad = the_row(matrix, BROKEN)
@@ -117,6 +121,7 @@ def test_a_model_whose_server_does_not_start_costs_only_its_own_cells(
         dict.fromkeys(expected, ("fail", "server_down"))
     )
     assert (bad.server_starts, bad.repo) == (0, str(pytester.path / "models" / BROKEN))
+    assert (bad.ttft_s, bad.decode_tokens_per_s, bad.prompt_tokens_per_s) == (None, None, None)
     cell = bad.cell("inference", "direct")
     assert cell is not None
     assert cell.reason.startswith("the server did not start, so nothing was asked: vllm-mlx for")
@@ -215,3 +220,29 @@ def test_a_server_that_died_and_came_back_counts_two_starts(
     assert row.server_starts == 2
     result.stdout.fnmatch_lines(["tiny-chat:bf16 as tiny-chat: 2 start(s) *"])
     assert PidRegistry(home).records() == []
+
+
+def test_the_shipped_fixture_catalog_passes_out_of_the_box(
+    pytester: pytest.Pytester, home: Path
+) -> None:
+    """``pytest --mlx-suites`` as the README says, no expectations file given: the negative
+    controls' known failures apply by themselves (and the summary says so), so the run passes;
+    ``--mlx-expectations=none`` shows them as failures again."""
+    models = "--mlx-models=tiny-chat-no-tools"
+
+    result = run_suites(pytester, "--mlx-suites=smoke", models)
+
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.assert_outcomes(passed=3, xfailed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "expectations: the shipped fixture catalog's negative controls: *fixture_expectations"
+            ".yaml applies by itself (--mlx-expectations=none turns it off)"
+        ]
+    )
+
+    raw = run_suites(pytester, "--mlx-suites=smoke", models, "--mlx-expectations=none")
+
+    assert raw.ret == pytest.ExitCode.TESTS_FAILED
+    raw.assert_outcomes(passed=3, failed=2)
+    assert "applies by itself" not in raw.stdout.str()
