@@ -8,6 +8,7 @@ through pytest's terminal summary and failure messages.
 from __future__ import annotations
 
 import html
+import json
 import re
 import subprocess
 import sys
@@ -183,3 +184,28 @@ def test_pytest_output_prints_no_escape_sequence(
     assert "model said: " in output
     assert CONTROL.search(output) is None, repr(output)
     assert "owned title" not in output
+
+
+@pytest.mark.parametrize("where", ["an unknown key", "a repeated row"])
+def test_a_broken_matrix_quoting_escapes_is_told_as_plain_text(
+    build_matrix, tmp_path: Path, where: str
+) -> None:
+    """Field names and row keys of a broken file reach the one sentence: JSON can spell any
+    control character (``\\u001b``), so they are made plain before they are printed."""
+    matrix = build_matrix([("qwen", "4bit", "inference", "direct", "pass")])
+    write_matrix_file(matrix, tmp_path / "m.json")
+    data = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    if where == "an unknown key":
+        data["rows"][0]["\x1b]0;owned title\x07\x1b[2Jx"] = 1
+    else:
+        data["rows"][0]["model"] = "\x1b]0;owned title\x07\x1b[2Jqwen"
+        data["rows"].append(data["rows"][0])
+    (tmp_path / "m.json").write_text(json.dumps(data), encoding="utf-8")
+    result = _diff("m.json", "m.json", cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert CONTROL.search(result.stderr) is None, repr(result.stderr)
+    assert "owned title" not in result.stderr
+    assert ("field rows.0.x:" if where == "an unknown key" else "repeats the row qwen") in (
+        result.stderr
+    )
