@@ -5,7 +5,9 @@ to a written matrix, and how often each vllm-mlx was started.
 
 Runs ``python -m pytest_mlxstack.mainjob`` (the same pytest invocation as ``make matrix``)
 into a temporary matrix directory with its own MLXSTACK_HOME, and prints the wall time, the
-ratio to the 120 s target, and the server starts per model and flags (target: exactly one).
+ratio to the 120 s target, the server starts per model and flags (target: exactly one), and
+each row's figures as the matrix page shows them (startup, memory, time to first token, decode
+and prompt tokens per second; informative, no target).
 Exit status 1 when the median misses the target, a model was not started exactly once (in
 the main job's start table or a matrix row), or a main job failed or wrote no matrix.
 """
@@ -48,9 +50,24 @@ def one_run(catalog: str | None, extra: list[str]) -> tuple[float, int, list[str
         if latest.is_file():
             for row in json.loads(latest.read_text(encoding="utf-8"))["rows"]:
                 rows[f"{row['model']} [{row['quant']}]"] = row["server_starts"]
+                print(f"  {row['model']} [{row['quant']}]: {_figures(row)}")
         else:
             print(done.stdout[-3000:], done.stderr[-2000:], sep="\n")
         return elapsed, done.returncode, starts, rows
+
+
+def _figures(row: dict[str, object]) -> str:
+    shapes = (
+        ("startup", "startup_s", "{:.1f} s"),
+        ("memory", "memory_mb", "{:.0f} MB"),
+        ("first token", "ttft_s", "{:.3f} s"),
+        ("decode", "decode_tokens_per_s", "{:.0f} tok/s"),
+        ("prompt", "prompt_tokens_per_s", "{:.0f} tok/s"),
+    )
+    return ", ".join(
+        f"{label} {shape.format(row[key]) if row.get(key) is not None else 'not measured'}"
+        for label, key, shape in shapes
+    )
 
 
 def main() -> int:

@@ -67,6 +67,8 @@ _EXPORTS: dict[str, str] = {
     "check_memory_or_skip": "pytest_mlxstack.wiring.skips",
 }
 
+_EXTRA_OF = {"openai": "harness", "vllm_mlx": "stack", "litellm": "stack", "mlx": "stack"}
+
 __all__ = [
     "Attribution",
     "Catalog",
@@ -152,7 +154,15 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pytest_mlxstack' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:  # a name that needs an extra (run_probe: openai)
+        extra = _EXTRA_OF.get(str(exc.name), "stack,harness")
+        raise ModuleNotFoundError(
+            f"pytest_mlxstack.{name} needs {exc.name}, which is not installed; install it with: "
+            f"pip install 'pytest-mlxstack[{extra}]'",
+            name=exc.name,
+        ) from exc
     globals()[name] = value  # later lookups skip this function
     return value
 

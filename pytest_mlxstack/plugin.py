@@ -8,6 +8,7 @@ from __future__ import annotations
 
 pytest_plugins = [
     "pytest_mlxstack.wiring.core",
+    "pytest_mlxstack.wiring.collection",
     "pytest_mlxstack.wiring.catalog",
     "pytest_mlxstack.wiring.stack",
     "pytest_mlxstack.wiring.matrix",

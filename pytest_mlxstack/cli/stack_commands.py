@@ -9,9 +9,11 @@ written to a file only the user can read and is printed only with ``--show-key``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib.util
 import os
+import shlex
 import signal
 import sys
 import time
@@ -64,8 +66,20 @@ def register(subparsers: Any) -> None:
         "--detach", action="store_true", help="leave the stack running and return once ready"
     )
     up.add_argument("--show-key", action="store_true", help="also print the master key")
+    up.add_argument(
+        "--stable",
+        action="store_true",
+        help="keep the master key and the LiteLLM port across restarts (stored in the home), "
+        "so an agent's configuration stays valid",
+    )
     _common(up)
     up.set_defaults(handler=_up)
+
+    env = subparsers.add_parser(
+        "env", help="print the exports that point a client at the running stack"
+    )
+    _common(env)
+    env.set_defaults(handler=_env)
 
     status = subparsers.add_parser("status", help="table of recorded services and their health")
     _common(status)
@@ -117,7 +131,10 @@ def _up(args: argparse.Namespace) -> int:
         CLI_ORIGIN,
         ORIGIN_LABEL,
         key_file,
+        remember_port,
         remove_stack_files,
+        stable_key,
+        stable_port,
         stack_directory,
     )
     from pytest_mlxstack.stack.errors import StackError
@@ -126,6 +143,13 @@ def _up(args: argparse.Namespace) -> int:
 
     stack_id = new_stack_id()
     manager = ServiceManager(home, grace_period=grace)
+    key = None
+    if args.stable:
+        key = stable_key(home)
+        if spec.litellm.enabled and spec.litellm.port is None:
+            spec = dataclasses.replace(
+                spec, litellm=dataclasses.replace(spec.litellm, port=stable_port(home))
+            )
     _raise_on_sigterm()
     try:
         stack = start_stack(
@@ -134,8 +158,12 @@ def _up(args: argparse.Namespace) -> int:
             directory=stack_directory(home, stack_id),
             pull=functools.partial(ModelCache(default_cache_dir()).pull, on_progress=_say),
             stack_id=stack_id,
+            key=key,
             labels={ORIGIN_LABEL: CLI_ORIGIN},
+            on_progress=_say,
         )
+        if args.stable and stack.proxy is not None:
+            remember_port(home, stack.proxy.port)
     except StackError as exc:
         manager.stop_all()
         remove_stack_files(home, stack_id)
@@ -326,6 +354,28 @@ def _one_line(exc: Exception) -> str:
 # -- status, logs, down ----------------------------------------------------------------------
 
 
+def _env(args: argparse.Namespace) -> int:
+    """``eval "$(mlxstack env)"``: the newest running stack as OPENAI_BASE_URL/OPENAI_API_KEY
+    (the key is printed: that is what this command is for; ``up`` never prints it)."""
+    from pytest_mlxstack.stack.control import running_endpoints
+
+    home = _home(args)
+    endpoints = running_endpoints(home)
+    if not endpoints:
+        raise CliError(
+            f"no stack started by 'mlxstack up' is running under {home}",
+            "start one with: mlxstack up --detach",
+        )
+    chosen = endpoints[0]
+    if len(endpoints) > 1:
+        print(f"# {len(endpoints)} stacks are running; this is the newest, {chosen.stack}")
+    models = ", ".join(chosen.models) or "see $OPENAI_BASE_URL/models"
+    print(f"# stack {chosen.stack}; models: {models}")
+    print(f"export OPENAI_BASE_URL={shlex.quote(chosen.base_url)}")
+    print(f"export OPENAI_API_KEY={shlex.quote(chosen.api_key)}")
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     from pytest_mlxstack.stack.control import status_rows
 
@@ -334,7 +384,7 @@ def _status(args: argparse.Namespace) -> int:
     if not rows:
         print(f"mlxstack: no services recorded under {home}")
         return 0
-    table = [("SERVICE", "PID", "PORT", "HEALTH", "UPTIME", "MODEL", "STACK", "OWNER")]
+    table = [("SERVICE", "PID", "PORT", "HEALTH", "UPTIME", "MODEL", "STACK", "OWNER", "URL")]
     for row in rows:
         table.append(
             (
@@ -346,6 +396,7 @@ def _status(args: argparse.Namespace) -> int:
                 row.model or "-",
                 row.stack or "-",
                 row.owner,
+                row.url,
             )
         )
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]

@@ -94,7 +94,7 @@ def performance_charts(summaries: Sequence[ModelSummary]) -> list[Chart]:
                     y=y,
                     text_y=y + BAR_HEIGHT - 2,
                     width=round(max(value / top * BAR_SPACE, 1.0), 1),
-                    best=value == best and len(measured) > 1,
+                    best=metric.show(value) == metric.show(best) and len(measured) > 1,
                 )
             )
         charts.append(

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pytest_mlxstack.matrix.model import Cell, Matrix, Row, capability_rank
+from pytest_mlxstack.matrix.capabilities import capability_rank
+from pytest_mlxstack.matrix.model import Cell, Matrix, Row
 from pytest_mlxstack.matrix.verdicts import Verdict
 from pytest_mlxstack.text import markdown
 from pytest_mlxstack.text.terminal import one_line

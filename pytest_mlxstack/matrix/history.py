@@ -39,16 +39,35 @@ def load_history(directory: str | Path) -> list[Matrix]:
     return sorted((load_matrix(path) for path in files), key=_finished)
 
 
+def recent_history(folder: str | Path) -> tuple[list[Matrix], list[str]]:
+    """The newest ``HISTORY_RUNS - 1`` matrices of a ``runs/`` folder (file names start with
+    the run's UTC time), for the page a pytest run writes; a file that cannot be read is left
+    out and named in the returned problems instead of failing the run. No folder: nothing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [], []
+    matrices, problems = [], []
+    for path in sorted(folder.glob("*.json"))[-(HISTORY_RUNS - 1) :]:
+        try:
+            matrices.append(load_matrix(path))
+        except MatrixFormatError as exc:
+            problems.append(f"left out of the page's trends: {exc}")
+    return sorted(matrices, key=_finished), problems
+
+
 def cell_trends(matrix: Matrix, history: Sequence[Matrix]) -> dict[CellKey, Trend]:
-    """For every cell of ``matrix``: its verdict in up to ``HISTORY_RUNS - 1`` earlier runs
-    (oldest first), then its verdict now."""
+    """For every cell of ``matrix``: its verdict in up to ``HISTORY_RUNS - 1`` earlier runs on
+    the same machine profile (oldest first), then its verdict now. A run that holds other
+    cells of the profile but not this one counts as "not recorded" (``None``)."""
     own = {run.run_id for run in matrix.runs}
-    earlier = [m for m in history if {run.run_id for run in m.runs} != own]
-    earlier = sorted(earlier, key=_finished)[-(HISTORY_RUNS - 1) :]
-    verdicts = [_verdicts(m) for m in earlier]
+    earlier = sorted((m for m in history if {run.run_id for run in m.runs} != own), key=_finished)
+    per_profile: dict[str, list[dict[CellKey, str]]] = {}
+    for profile in {row.profile for row in matrix.rows}:
+        same = [m for m in earlier if any(row.profile == profile for row in m.rows)]
+        per_profile[profile] = [_verdicts(m) for m in same[-(HISTORY_RUNS - 1) :]]
     trends: dict[CellKey, Trend] = {}
     for key, now in _verdicts(matrix).items():
-        trends[key] = [past.get(key) for past in verdicts] + [now]
+        trends[key] = [past.get(key) for past in per_profile[key[2]]] + [now]
     return trends
 
 

@@ -24,13 +24,13 @@ from importlib import resources
 from urllib.parse import urlparse
 
 import jinja2
-from markupsafe import Markup
 
+from pytest_mlxstack.matrix.capabilities import capability_rank, capability_title
 from pytest_mlxstack.matrix.charts import METRICS, TrendMark, performance_charts, trend_marks
 from pytest_mlxstack.matrix.diff import CellChange, CellKey, MatrixDiff, diff_matrices
 from pytest_mlxstack.matrix.evidence_view import EvidenceSections, evidence_sections
 from pytest_mlxstack.matrix.history import cell_trends
-from pytest_mlxstack.matrix.model import Cell, Matrix, Row, capability_rank
+from pytest_mlxstack.matrix.model import Cell, Matrix, Row
 from pytest_mlxstack.matrix.summary import ModelSummary, model_summaries, server_summaries
 
 _ENVIRONMENT = jinja2.Environment(
@@ -136,7 +136,7 @@ class ModelView:
 
 @dataclass(frozen=True)
 class Asset:
-    text: Markup
+    text: str  # rendered with | safe: a package file, never matrix data
     digest: str  # CSP source expression: 'sha256-...'
 
 
@@ -188,6 +188,9 @@ def render_html(
         routes=routes,
         grid=grid,
         history_runs=max((len(trend) for trend in trends.values()), default=0),
+        titles={
+            capability: capability_title(capability) for capability, _ in matrix.capabilities()
+        },
         counts=matrix.verdict_counts(),
         unexpected=len(matrix.unexpected_passes()),
         diff=diff,
@@ -202,7 +205,7 @@ def _asset(name: str) -> Asset:
     """The page's own stylesheet or script, and the hash the CSP pins it by."""
     text = (resources.files("pytest_mlxstack.matrix") / "templates" / name).read_text("utf-8")
     digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
-    return Asset(text=Markup(text), digest=f"'sha256-{digest}'")
+    return Asset(text=text, digest=f"'sha256-{digest}'")
 
 
 def _model_view(summary: ModelSummary) -> ModelView:

@@ -17,31 +17,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_mlxstack.errors import MlxStackError
+from pytest_mlxstack.matrix.capabilities import capability_rank
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
 from pytest_mlxstack.process.textfiles import FileReadError, read_text_file
 from pytest_mlxstack.text.redact import sanitize
 from pytest_mlxstack.text.terminal import one_line
 
-SCHEMA_VERSION: Literal[2] = 2
-# Older versions this one reads: version 1 lacks an expectation's ``attribution`` and is
-# otherwise the same, so it reads as version 2.
-UPGRADABLE_VERSIONS = (1,)
+SCHEMA_VERSION: Literal[3] = 3
+# Older versions this one reads: version 1 lacks an expectation's ``attribution``; version 3
+# adds the attribution ``model_or_parser``. Otherwise they are the same, so they read as 3.
+UPGRADABLE_VERSIONS = (1, 2)
 MATRIX_KEYS = ("schema_version", "runs", "rows")
 # A matrix of thousands of cells with evidence is a few MB; this bounds what a wrong path reads.
 MAX_MATRIX_BYTES = 256 * 2**20
-
-# Cells are ordered in this sequence (other capabilities follow alphabetically), so that the
-# grid reads the same way in every matrix.
-CAPABILITY_ORDER = (
-    "inference",
-    "system_prompt",
-    "multi_turn",
-    "streaming",
-    "tool_calling",
-    "tool_calling_streaming",
-    "thinking",
-    "errors",
-)
 
 ExpectationStatus = Literal["known_failure", "unexpected_pass", "as_expected", "mismatch"]
 
@@ -187,7 +175,7 @@ class MergeConflict(_Strict):
 class Matrix(_Strict):
     """A whole matrix file: one or more runs (several after a merge) and their rows."""
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     runs: list[RunMetadata] = Field(min_length=1)
     rows: list[Row] = Field(default_factory=list)
     conflicts: list[MergeConflict] = Field(
@@ -289,12 +277,6 @@ def _check_unique(matrix: Matrix, source: str) -> None:
 
 def cell_sort_key(cell: Cell) -> tuple[int, str, str]:
     return (*capability_rank(cell.capability), cell.route.value)
-
-
-def capability_rank(capability: str) -> tuple[int, str]:
-    if capability in CAPABILITY_ORDER:
-        return (CAPABILITY_ORDER.index(capability), capability)
-    return (len(CAPABILITY_ORDER), capability)
 
 
 def load_matrix(path: str | Path) -> Matrix:

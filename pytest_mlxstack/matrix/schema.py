@@ -11,15 +11,20 @@ from typing import Any
 
 from pytest_mlxstack.matrix.model import PERFORMANCE_FIELDS, SCHEMA_VERSION, Matrix
 
+ADDED_WITHIN_VERSION: dict[str, tuple[str, ...]] = {
+    "Row": PERFORMANCE_FIELDS,
+    "RunMetadata": ("provenance",),
+}
 SCHEMA_ID = "https://pytest-mlxstack.dev/schemas/matrix-v{version}.schema.json"
 
 
 def matrix_json_schema() -> dict[str, Any]:
     """Draft 2020-12 schema describing the files as written (every field present)."""
     schema = Matrix.model_json_schema(mode="serialization")
-    row = schema["$defs"]["Row"]
     # Added within version 2: files written before lack them and must still validate.
-    row["required"] = [name for name in row["required"] if name not in PERFORMANCE_FIELDS]
+    for model, added in ADDED_WITHIN_VERSION.items():
+        definition = schema["$defs"][model]
+        definition["required"] = [name for name in definition["required"] if name not in added]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID.format(version=SCHEMA_VERSION),

@@ -14,7 +14,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from pytest_mlxstack.matrix.model import Matrix, Row, capability_rank
+from pytest_mlxstack.matrix.capabilities import capability_rank
+from pytest_mlxstack.matrix.model import Matrix, Row
 
 DEFAULT_SERVER = "vllm-mlx"
 

@@ -25,6 +25,9 @@ class Attribution(str, enum.Enum):
     SERVER_ERROR = "server_error"  # the server answered 5xx
     PARSER = "parser"  # tool/think markup left in content instead of structured fields
     MODEL = "model"  # well-formed answer that lacks the capability
+    # the model's or the parser's, and a client cannot tell which (e.g. tool-call arguments
+    # that came back empty: never sent, or dropped by the parser)
+    MODEL_OR_PARSER = "model_or_parser"
     PROXY = "proxy"  # works direct, fails through LiteLLM
     CLIENT = "client"  # the client library rejected or mangled the exchange
     TIMEOUT = "timeout"

@@ -18,13 +18,16 @@ from pytest_mlxstack.probes.capabilities import (
     probe_tool_calling,
     probe_tool_calling_streaming,
 )
+from pytest_mlxstack.probes.parameters import probe_length, probe_stop, probe_usage
 from pytest_mlxstack.probes.proxy import attribute_proxy
 from pytest_mlxstack.probes.registry import (
-    CAPABILITIES,
-    PROBES,
     DeclaredCapabilities,
     Probe,
+    all_probes,
+    capability_names,
+    get_probe,
     not_applicable,
+    register_capability,
     run_probe,
 )
 from pytest_mlxstack.probes.stack_checks import (
@@ -32,25 +35,33 @@ from pytest_mlxstack.probes.stack_checks import (
     probe_model_listing,
     probe_routing,
 )
+from pytest_mlxstack.probes.tool_loop import probe_tool_choice_none, probe_tool_result
 
 __all__ = [
-    "CAPABILITIES",
-    "PROBES",
     "UNKNOWN_MODEL",
     "DeclaredCapabilities",
     "Probe",
+    "all_probes",
     "attribute_proxy",
+    "capability_names",
+    "get_probe",
     "not_applicable",
     "probe_concurrency",
     "probe_errors",
     "probe_inference",
+    "probe_length",
     "probe_model_listing",
     "probe_multi_turn",
     "probe_routing",
+    "probe_stop",
     "probe_streaming",
     "probe_system_prompt",
     "probe_thinking",
     "probe_tool_calling",
     "probe_tool_calling_streaming",
+    "probe_tool_choice_none",
+    "probe_tool_result",
+    "probe_usage",
+    "register_capability",
     "run_probe",
 ]

@@ -33,6 +33,7 @@ class Answer:
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    total_tokens: int | None = None
     content_chunks: int = 0  # streamed chunks that carried content (0 when not streamed)
     chunks: int = 0
 
@@ -70,6 +71,7 @@ def from_completion(completion: ChatCompletion) -> Answer:
     if completion.usage is not None:
         answer.prompt_tokens = completion.usage.prompt_tokens
         answer.completion_tokens = completion.usage.completion_tokens
+        answer.total_tokens = completion.usage.total_tokens
     if not completion.choices:
         return answer
     choice = completion.choices[0]
@@ -96,6 +98,7 @@ def from_chunks(chunks: list[ChatCompletionChunk]) -> Answer:
         if chunk.usage is not None:
             answer.prompt_tokens = chunk.usage.prompt_tokens
             answer.completion_tokens = chunk.usage.completion_tokens
+            answer.total_tokens = chunk.usage.total_tokens
         for choice in chunk.choices[:1]:
             delta = choice.delta
             if delta.content:

@@ -1,19 +1,25 @@
 """One probe per capability: send a built-in chat, judge the answer's shape, keep the evidence.
 
-Real models are judged by shape (a tool call with the asked city, reasoning present, the name
-from the history used); the fixture model's exact answers (``probe_prompts``) only let tests
-assert exact evidence. Decoding is greedy and bounded so that verdicts are repeatable.
+Answers are judged on what they say, not only on their shape: a count must be exact, a name
+from the history must come back, a tool call must name the asked city. The variable parts
+(the number to count to, the names, the city) are drawn anew on every run, so that a model
+that learned one answer by heart does not pass. The fixture model's exact answers
+(``probe_prompts``) only let tests assert exact evidence. Decoding is greedy and bounded so
+that verdicts are repeatable.
 
-Attribution of a failed answer: markup left in ``content`` is the parser's fault; a
-well-formed answer without the capability is the model's; transport and HTTP failures are
+Attribution of a failed answer (the table is in docs/tiers.md): markup left in ``content`` is
+the parser's fault, whatever the rest of the answer; a well-formed answer without the
+capability is the model's; where a client cannot tell the two apart (tool-call arguments that
+came back empty) the attribution is ``model_or_parser``; transport and HTTP failures are
 attributed by ``exchange.classify``.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +27,10 @@ from openai import OpenAI
 
 from pytest_mlxstack import probe_prompts
 from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Verdict
-from pytest_mlxstack.probes.answer import Answer, from_chunks, from_completion
+from pytest_mlxstack.probes.answer import Answer, ToolCall, from_chunks, from_completion
+from pytest_mlxstack.probes.binding import probes
 from pytest_mlxstack.probes.exchange import DEFAULT_TIMEOUT_S, Exchange, chat, excerpt
-from pytest_mlxstack.probes.markup import think_markup, tool_markup
+from pytest_mlxstack.probes.markup import malformed_tool_call, think_markup, tool_markup
 from pytest_mlxstack.probes.schema_check import schema_problems
 
 DEFAULT_MAX_TOKENS = 512
@@ -32,6 +39,24 @@ UNKNOWN_MODEL = "mlxstack-probe-no-such-model"
 MIN_STREAM_CHUNKS = 2
 # How a pirate says hello; the fixture model says "Ahoy, matey!".
 _PIRATE = re.compile(r"\b(ahoy|matey|mateys|arr+|aye|avast|ye|yer|hearties|shiver)\b", re.I)
+_DRAW = random.SystemRandom()
+THINKING_ANSWER = "1081"  # 23 * 47
+
+
+def draw(pool: Sequence[str] | Sequence[int], k: int = 1) -> list[Any]:
+    """``k`` distinct items of ``pool``, drawn anew on every call (every run)."""
+    return _DRAW.sample(list(pool), k)
+
+
+def count_problem(text: str, n: int) -> str | None:
+    """Why ``text`` is not a count from 1 to ``n`` (the numbers in it, in order), or None."""
+    numbers = [int(number) for number in re.findall(r"\d+", text)]
+    if numbers == list(range(1, n + 1)):
+        return None
+    return (
+        f"asked to count to {n}, the model answered {excerpt(text, 120)!r}, not the numbers 1 "
+        f"to {n} in order"
+    )
 
 
 def _evidence(exchange: Exchange, answer: Answer | None, notes: list[str]) -> Evidence:
@@ -74,10 +99,12 @@ def _ask(
     timeout: float,
     max_tokens: int,
     stream: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[Exchange, Answer | None]:
     params: dict[str, Any] = {"max_tokens": max_tokens}
     if case.tools:
         params["tools"] = case.tools
+    params.update(extra or {})
     exchange = chat(client, model, case.messages, timeout=timeout, stream=stream, **params)
     if exchange.failure is not None:
         return exchange, None
@@ -103,9 +130,12 @@ def _ask_once(
     *,
     timeout: float,
     max_tokens: int,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[Answer, Evidence] | ProbeResult:
     """One non-streamed chat: its answer and evidence, or the FAIL when no answer came."""
-    exchange, answer = _ask(client, model, case, timeout=timeout, max_tokens=max_tokens)
+    exchange, answer = _ask(
+        client, model, case, timeout=timeout, max_tokens=max_tokens, extra=extra
+    )
     if answer is None:
         return _failed_exchange(capability, exchange, _evidence(exchange, None, []))
     return answer, _evidence(exchange, answer, [])
@@ -155,21 +185,47 @@ def _ask_streamed_pair(
     return _StreamedPair(parts, whole, reference, evidence)
 
 
-def _leaked_markup(answer: Answer, tool_names: tuple[str, ...] = ()) -> str | None:
-    """A parser failure sentence when tool or think markup was left in ``content``."""
+def _leaked_markup(
+    answer: Answer, tool_names: tuple[str, ...] = ()
+) -> tuple[Attribution, str] | None:
+    """Whose fault it is that tool or think markup is in ``content``, and why; None if clean.
+
+    A ``<think>`` the model never closed is the model's: no reasoning parser can split a block
+    that has no end (it stops at max_tokens, or the model forgot the tag). Any other markup
+    is the parser's: the model wrote it well and the server did not read it.
+    """
     tools = tool_markup(answer.content, tool_names)
+    broken = malformed_tool_call(answer.content)
+    if broken is not None:
+        return Attribution.MODEL, (
+            f"the model wrote a malformed tool call in content ({excerpt(broken, 120)!r} is "
+            f"not JSON), which no tool-call parser can read"
+        )
     if tools:
-        return (
+        return Attribution.PARSER, (
             f"tool-call markup {', '.join(repr(m) for m in tools)} was left in content instead "
             f"of structured tool_calls (the server's tool-call parser did not read it)"
         )
     think = think_markup(answer.content)
-    if think:
-        return (
-            f"reasoning markup {', '.join(repr(m) for m in think)} was left in content "
-            f"(the server's reasoning parser did not split it out)"
+    if not think:
+        return None
+    shown = ", ".join(repr(m) for m in think)
+    opened = any(m in answer.content for m in ("<think>", "<thinking>"))
+    closed = any(m in answer.content for m in ("</think>", "</thinking>"))
+    if opened and not closed:
+        if answer.finish_reason == "length":
+            return Attribution.MODEL, (
+                f"the answer stopped at max_tokens inside an unclosed think block ({shown} in "
+                f"content, no closing tag): the model was still reasoning"
+            )
+        return Attribution.MODEL, (
+            f"the model opened a think block ({shown}) and never closed it, so no reasoning "
+            f"parser can split it out of content"
         )
-    return None
+    return Attribution.PARSER, (
+        f"reasoning markup {shown} was left in content (the server's reasoning parser did not "
+        f"split it out)"
+    )
 
 
 def _text_probe(
@@ -186,42 +242,56 @@ def _text_probe(
     if isinstance(asked, ProbeResult):
         return asked
     answer, evidence = asked
+    return _judged_text(capability, answer, evidence, max_tokens=max_tokens, judge=judge)
+
+
+def _judged_text(
+    capability: str,
+    answer: Answer,
+    evidence: Evidence,
+    *,
+    max_tokens: int,
+    judge: Callable[[Answer], str | None],
+) -> ProbeResult:
+    """Markup in content fails first (whatever the judge says), then no text, then the judge."""
     leaked = _leaked_markup(answer)
-    if not answer.content.strip() and leaked is None:
+    if leaked is not None:
+        return _result(capability, Verdict.FAIL, leaked[1], evidence, leaked[0])
+    if not answer.content.strip():
         why = "the answer has no text"
         if answer.finish_reason == "length":
             why += f" (it stopped at max_tokens={max_tokens}"
             why += ", all of it reasoning)" if answer.reasoning else ")"
         return _result(capability, Verdict.FAIL, why, evidence, Attribution.MODEL)
     problem = judge(answer)
-    if problem is None:
-        if case.expected_content is not None and answer.content == case.expected_content:
-            evidence.notes.append("the answer equals the fixture model's trained answer")
-        return _result(capability, Verdict.PASS, "", evidence)
-    if leaked is not None:
-        return _result(capability, Verdict.FAIL, leaked, evidence, Attribution.PARSER)
-    return _result(capability, Verdict.FAIL, problem, evidence, Attribution.MODEL)
+    if problem is not None:
+        return _result(capability, Verdict.FAIL, problem, evidence, Attribution.MODEL)
+    return _result(capability, Verdict.PASS, "", evidence)
 
 
+@probes("inference")
 def probe_inference(
     client: OpenAI,
     model: str,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    count: int | None = None,
 ) -> ProbeResult:
-    """A plain chat completion returns text."""
+    """Asked to count to N (drawn per run), the model answers exactly 1 to N."""
+    n = count if count is not None else draw(probe_prompts.COUNT_TARGETS)[0]
     return _text_probe(
         "inference",
         client,
         model,
-        probe_prompts.GREETING,
+        probe_prompts.count_to(n),
         timeout=timeout,
         max_tokens=max_tokens,
-        judge=lambda answer: None,
+        judge=lambda answer: count_problem(answer.content, n),
     )
 
 
+@probes("system_prompt")
 def probe_system_prompt(
     client: OpenAI,
     model: str,
@@ -250,46 +320,74 @@ def probe_system_prompt(
     )
 
 
+@probes("multi_turn")
 def probe_multi_turn(
     client: OpenAI,
     model: str,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
     max_tokens: int = DEFAULT_MAX_TOKENS,
-    name: str = probe_prompts.NAMES[0],
+    names: Sequence[str] | None = None,
 ) -> ProbeResult:
-    """Asked "What is my name?", the model answers with the name given two turns earlier."""
+    """Two conversations, each "My name is X." then "What is my name?", with two names drawn
+    per run: each answer holds its own name and not the other's."""
+    capability = "multi_turn"
+    chosen = list(names) if names is not None else draw(probe_prompts.NAMES, 2)
+    passed: list[ProbeResult] = []
+    for name in chosen:
+        others = [other for other in chosen if other.lower() != name.lower()]
 
-    def judge(answer: Answer) -> str | None:
-        if name.lower() in answer.content.lower():
+        def judge(answer: Answer, name: str = name, others: list[str] = others) -> str | None:
+            said = answer.content.lower()
+            if name.lower() not in said:
+                return (
+                    f"the answer does not use the history: the name {name!r} from the first "
+                    f"turn is missing from {excerpt(answer.content, 120)!r}"
+                )
+            wrong = [other for other in others if other.lower() in said]
+            if wrong:
+                return (
+                    f"told the name {name!r}, the model also answered {wrong[0]!r} "
+                    f"({excerpt(answer.content, 120)!r}): it does not read the history"
+                )
             return None
-        return (
-            f"the answer does not use the history: the name {name!r} from the first turn is "
-            f"missing from {excerpt(answer.content, 120)!r}"
+
+        result = _text_probe(
+            capability,
+            client,
+            model,
+            probe_prompts.multi_turn(name),
+            timeout=timeout,
+            max_tokens=max_tokens,
+            judge=judge,
         )
+        result.evidence.notes.append(f"names drawn for this run: {', '.join(chosen)}")
+        if result.verdict is not Verdict.PASS:
+            return result
+        passed.append(result)
+    if not passed:
+        raise ValueError("probe_multi_turn() needs at least one name")
+    evidence = passed[0].evidence
+    evidence.request = {"conversations": [r.evidence.request for r in passed]}
+    evidence.response = {"conversations": [r.evidence.response for r in passed]}
+    evidence.duration_s = round(sum(r.evidence.duration_s or 0.0 for r in passed), 3)
+    return passed[0]
 
-    return _text_probe(
-        "multi_turn",
-        client,
-        model,
-        probe_prompts.multi_turn(name),
-        timeout=timeout,
-        max_tokens=max_tokens,
-        judge=judge,
-    )
 
-
+@probes("streaming")
 def probe_streaming(
     client: OpenAI,
     model: str,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
     max_tokens: int = DEFAULT_MAX_TOKENS,
-    count: int = probe_prompts.COUNT_TARGETS[-1],
+    count: int | None = None,
 ) -> ProbeResult:
-    """The answer arrives in several chunks that add up to the non-streamed (greedy) answer."""
+    """Asked to count to N (drawn per run), the answer arrives in several chunks that add up
+    to the non-streamed (greedy) answer, and it is the exact count."""
     capability = "streaming"
-    case = probe_prompts.count_to(count)
+    n = count if count is not None else draw([c for c in probe_prompts.COUNT_TARGETS if c >= 5])[0]
+    case = probe_prompts.count_to(n)
     pair = _ask_streamed_pair(
         capability, client, model, case, timeout=timeout, max_tokens=max_tokens
     )
@@ -313,6 +411,9 @@ def probe_streaming(
         return _result(
             capability, Verdict.FAIL, "the stream carried no text", evidence, Attribution.MODEL
         )
+    leaked = _leaked_markup(parts)
+    if leaked is not None:
+        return _result(capability, Verdict.FAIL, f"streamed: {leaked[1]}", evidence, leaked[0])
     if parts.content_chunks < MIN_STREAM_CHUNKS:
         return _result(
             capability,
@@ -339,6 +440,9 @@ def probe_streaming(
             evidence,
             Attribution.SERVER_ERROR,
         )
+    wrong = count_problem(parts.content, n)
+    if wrong is not None:
+        return _result(capability, Verdict.FAIL, wrong, evidence, Attribution.MODEL)
     return _result(capability, Verdict.PASS, "", evidence)
 
 
@@ -361,12 +465,20 @@ def _judge_tool_call(
     answer: Answer, case: probe_prompts.ProbeCase, city: str
 ) -> tuple[Attribution, str] | None:
     """Whose fault it is that ``answer`` is not a good ``get_weather`` call, or None."""
-    tool = probe_prompts.WEATHER_TOOL["function"]
+    return judge_calls(answer, [probe_prompts.WEATHER_TOOL], [("get_weather", city)])
+
+
+def judge_calls(
+    answer: Answer, tools: list[dict[str, Any]], expected: list[tuple[str, str]]
+) -> tuple[Attribution, str] | None:
+    """Whose fault it is that ``answer`` is not exactly the ``expected`` (tool name, city)
+    calls, in any order, or None."""
+    names = tuple(str(tool["function"]["name"]) for tool in tools)
     if not answer.tool_calls:
-        leaked = _leaked_markup(answer, (tool["name"],))
+        leaked = _leaked_markup(answer, names)
         if leaked is not None:
-            return Attribution.PARSER, leaked
-        in_reasoning = tool_markup(answer.reasoning, (tool["name"],))
+            return leaked
+        in_reasoning = tool_markup(answer.reasoning, names)
         if in_reasoning:
             return Attribution.PARSER, (
                 f"tool-call markup {', '.join(repr(m) for m in in_reasoning)} ended up in the "
@@ -375,16 +487,49 @@ def _judge_tool_call(
             )
         said = excerpt(answer.content, 160)
         return Attribution.MODEL, f"the model answered in prose instead of calling a tool: {said!r}"
-    call = next((c for c in answer.tool_calls if c.name == tool["name"]), None)
-    if call is None:
-        names = ", ".join(repr(c.name) for c in answer.tool_calls)
-        return Attribution.MODEL, f"the model called {names}, not {tool['name']!r}"
+    by_name = {str(tool["function"]["name"]): tool["function"] for tool in tools}
+    remaining = list(answer.tool_calls)
+    for name, city in expected:
+        call = next((c for c in remaining if c.name == name), None)
+        if call is None:
+            called = ", ".join(repr(c.name) for c in answer.tool_calls)
+            if len(answer.tool_calls) < len(expected):
+                return Attribution.MODEL, (
+                    f"the model made {len(answer.tool_calls)} call(s) ({called}) where "
+                    f"{len(expected)} were needed, one per city"
+                )
+            return Attribution.MODEL, f"the model called {called}, not {name!r}"
+        remaining.remove(call)
+        problem = _judge_arguments(call, by_name[name], city)
+        if problem is not None:
+            return problem
+    if remaining:
+        extra = ", ".join(f"{c.name}({excerpt(c.arguments, 80)})" for c in remaining)
+        return Attribution.MODEL, f"the model made calls nobody asked for: {extra}"
+    if answer.finish_reason != "tool_calls":
+        return Attribution.PARSER, (
+            f"finish_reason is {answer.finish_reason!r}, not 'tool_calls', although the answer "
+            f"is a tool call"
+        )
+    return None
+
+
+def _judge_arguments(
+    call: ToolCall, tool: dict[str, Any], city: str
+) -> tuple[Attribution, str] | None:
+    """Whose fault it is that ``call``'s arguments are not valid ones naming ``city``."""
     try:
         arguments = json.loads(call.arguments)
     except ValueError:
         return Attribution.PARSER, (
             f"the tool call's arguments are not JSON: {excerpt(call.arguments, 160)!r} (the "
             f"parser passed through text it should have rejected)"
+        )
+    if arguments in ({}, None, "") and tool["parameters"].get("required"):
+        return Attribution.MODEL_OR_PARSER, (
+            f"the {tool['name']} call came back with empty arguments {call.arguments!r}: either "
+            f"the model sent none or the server's tool-call parser dropped them (hermes, for "
+            f"one, drops arguments written under 'parameters'); a client cannot tell which"
         )
     problems = schema_problems(arguments, tool["parameters"])
     if problems:
@@ -396,24 +541,21 @@ def _judge_tool_call(
         return Attribution.MODEL, (
             f"asked about {city}, the model called {tool['name']} with location {location!r}"
         )
-    if answer.finish_reason != "tool_calls":
-        return Attribution.PARSER, (
-            f"finish_reason is {answer.finish_reason!r}, not 'tool_calls', although the answer "
-            f"is a tool call"
-        )
     return None
 
 
+@probes("tool_calling")
 def probe_tool_calling(
     client: OpenAI,
     model: str,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
     max_tokens: int = DEFAULT_MAX_TOKENS,
-    city: str = probe_prompts.CITIES[0],
+    city: str | None = None,
 ) -> ProbeResult:
     """Asked about the weather with a ``get_weather`` tool offered, the model calls it."""
     capability = "tool_calling"
+    city = city if city is not None else draw(probe_prompts.CITIES)[0]
     case = probe_prompts.weather(city)
     asked = _ask_once(capability, client, model, case, timeout=timeout, max_tokens=max_tokens)
     if isinstance(asked, ProbeResult):
@@ -425,16 +567,18 @@ def probe_tool_calling(
     return _result(capability, Verdict.PASS, "", evidence)
 
 
+@probes("tool_calling_streaming")
 def probe_tool_calling_streaming(
     client: OpenAI,
     model: str,
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
     max_tokens: int = DEFAULT_MAX_TOKENS,
-    city: str = probe_prompts.CITIES[0],
+    city: str | None = None,
 ) -> ProbeResult:
     """The same tool call through streaming: deltas assemble into the non-streamed call."""
     capability = "tool_calling_streaming"
+    city = city if city is not None else draw(probe_prompts.CITIES)[0]
     case = probe_prompts.weather(city)
     pair = _ask_streamed_pair(
         capability, client, model, case, timeout=timeout, max_tokens=max_tokens
@@ -483,6 +627,30 @@ def _parsed(arguments: str) -> Any:
         return arguments
 
 
+def _judge_thinking(answer: Answer, max_tokens: int) -> tuple[Attribution, str] | None:
+    """Whose fault it is that ``answer`` is not reasoning apart from a right final answer."""
+    leaked = _leaked_markup(answer)
+    if leaked is not None:
+        return leaked
+    if not (answer.reasoning or "").strip():
+        return Attribution.MODEL, (
+            "the model answered without reasoning: no reasoning_content and no <think> markup "
+            f"(content {excerpt(answer.content, 120)!r})"
+        )
+    if not answer.content.strip():
+        why = "the model reasoned but gave no final answer"
+        if answer.finish_reason == "length":
+            why += f" (it stopped at max_tokens={max_tokens} while reasoning)"
+        return Attribution.MODEL, why
+    if THINKING_ANSWER not in answer.content:
+        return Attribution.MODEL, (
+            f"the final answer {excerpt(answer.content, 120)!r} does not give the product "
+            f"{THINKING_ANSWER} of 23 * 47"
+        )
+    return None
+
+
+@probes("thinking")
 def probe_thinking(
     client: OpenAI,
     model: str,
@@ -490,42 +658,49 @@ def probe_thinking(
     timeout: float = DEFAULT_TIMEOUT_S,
     max_tokens: int = THINKING_MAX_TOKENS,
 ) -> ProbeResult:
-    """Reasoning arrives in ``reasoning_content``, apart from a final answer without markup."""
+    """Reasoning arrives in its own field, apart from a final answer that answers the question
+    without markup, streamed and not; the two final answers agree."""
     capability = "thinking"
-    case = probe_prompts.THINKING
-    asked = _ask_once(capability, client, model, case, timeout=timeout, max_tokens=max_tokens)
-    if isinstance(asked, ProbeResult):
-        return asked
-    answer, evidence = asked
-    markup = think_markup(answer.content)
-    if markup:
+    pair = _ask_streamed_pair(
+        capability, client, model, probe_prompts.THINKING, timeout=timeout, max_tokens=max_tokens
+    )
+    if isinstance(pair, ProbeResult):
+        return pair
+    if pair.reference is None:
+        return pair.reference_failed(capability)
+    parts, whole, evidence = pair.streamed, pair.reference, pair.evidence
+    plain = _judge_thinking(whole, max_tokens)
+    streamed = _judge_thinking(parts, max_tokens)
+    if plain is not None and streamed is not None:
+        evidence.notes.append(f"streamed: {streamed[1]}")
+        return _result(capability, Verdict.FAIL, plain[1], evidence, plain[0])
+    if plain is not None or streamed is not None:
+        good, bad = "streamed", "non-streamed"
+        problem = plain
+        if problem is None:
+            good, bad, problem = bad, good, streamed
+        assert problem is not None
         return _result(
             capability,
             Verdict.FAIL,
-            f"reasoning markup {', '.join(repr(m) for m in markup)} was left in content "
-            f"(the server's reasoning parser did not split it out)",
+            f"the {good} answer is right but the {bad} one is not, under greedy decoding: "
+            f"{problem[1]} (the same tokens split differently: the server's reasoning parser)",
             evidence,
             Attribution.PARSER,
         )
-    if not (answer.reasoning or "").strip():
+    if parts.content.strip() != whole.content.strip():
         return _result(
             capability,
             Verdict.FAIL,
-            "the model answered without reasoning: no reasoning_content and no <think> markup "
-            f"(content {excerpt(answer.content, 120)!r})",
+            f"the streamed final answer {excerpt(parts.content, 120)!r} differs from the "
+            f"non-streamed one {excerpt(whole.content, 120)!r} under greedy decoding",
             evidence,
-            Attribution.MODEL,
+            Attribution.SERVER_ERROR,
         )
-    if not answer.content.strip():
-        why = "the model reasoned but gave no final answer"
-        if answer.finish_reason == "length":
-            why += f" (it stopped at max_tokens={max_tokens} while reasoning)"
-        return _result(capability, Verdict.FAIL, why, evidence, Attribution.MODEL)
-    if "1081" not in answer.content:
-        evidence.notes.append("the final answer does not contain the product 1081")
     return _result(capability, Verdict.PASS, "", evidence)
 
 
+@probes("errors")
 def probe_errors(
     client: OpenAI,
     model: str,

@@ -5,6 +5,7 @@ read it: the failure is the parser's, not the model's.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 
@@ -43,3 +44,20 @@ def think_markup(text: str | None) -> list[str]:
     if not text:
         return []
     return [marker for marker in THINK_MARKERS if marker in text]
+
+
+_TAGGED_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+
+
+def malformed_tool_call(text: str | None) -> str | None:
+    """The body of a ``<tool_call>`` block in ``text`` that is not JSON, if there is one.
+
+    A well-formed block left in content is the parser's miss; a block whose JSON is broken
+    (cut short, unbalanced) could not be read by any parser, so the model wrote it wrong.
+    """
+    for body in _TAGGED_CALL.findall(text or ""):
+        try:
+            json.loads(body)
+        except ValueError:
+            return str(body)
+    return None

@@ -1,32 +1,31 @@
-"""The probes by capability name, and the rule that a capability a model lacks is ``n/a``.
+"""The probes by capability, and the rule that a capability a model lacks is ``n/a``.
 
-A catalog entry says what a model can do; probing a capability it does not claim would turn
-an honest "not supported" into a red cell, and skipping it silently would look like a pass.
+Built from the declarations (``matrix.capabilities``) and the probe functions bound to them
+(``probes.binding``); the suites and the matrix's column order are generated from the same
+declarations. A catalog entry says what a model can do; probing a capability it does not claim
+would turn an honest "not supported" into a red cell, and skipping it silently would look like
+a pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from openai import OpenAI
 
-from pytest_mlxstack.matrix.verdicts import ProbeResult, Verdict
-from pytest_mlxstack.probes.capabilities import (
-    probe_errors,
-    probe_inference,
-    probe_multi_turn,
-    probe_streaming,
-    probe_system_prompt,
-    probe_thinking,
-    probe_tool_calling,
-    probe_tool_calling_streaming,
-)
+from pytest_mlxstack.matrix.capabilities import DECLARED, CapabilitySpec, declare
+from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
+from pytest_mlxstack.probes import capabilities as _builtin_probes  # noqa: F401  (binds them)
+from pytest_mlxstack.probes import parameters as _parameters  # noqa: F401  (binds them)
+from pytest_mlxstack.probes import stack_checks as _stack_checks  # noqa: F401  (binds them)
+from pytest_mlxstack.probes import tool_loop as _tool_loop  # noqa: F401  (binds them)
+from pytest_mlxstack.probes.binding import BOUND, ProbeFunction, bind
 
 
 class DeclaredCapabilities(Protocol):
-    """What a catalog entry's ``capabilities`` offers (``catalog.Capabilities`` fits)."""
+    """What a catalog entry's ``capabilities`` offers (``catalog.Capabilities`` fits); a
+    capability's ``requires`` names its flags, read with ``getattr``."""
 
     @property
     def tool_calling(self) -> bool: ...
@@ -37,30 +36,61 @@ class DeclaredCapabilities(Protocol):
 
 @dataclass(frozen=True)
 class Probe:
-    capability: str
-    run: Callable[..., ProbeResult]
-    requires: str | None = None  # the ``capabilities`` flag the model must declare
+    """A declared capability and the function that probes it."""
+
+    spec: CapabilitySpec
+    run: ProbeFunction
+
+    @property
+    def capability(self) -> str:
+        return self.spec.name
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return self.spec.requires
 
     def applies_to(self, capabilities: DeclaredCapabilities | None) -> bool:
-        if self.requires is None or capabilities is None:
-            return True
-        return bool(getattr(capabilities, self.requires))
+        return self.spec.applies_to(capabilities)
 
 
-PROBES: dict[str, Probe] = {
-    probe.capability: probe
-    for probe in (
-        Probe("inference", probe_inference),
-        Probe("system_prompt", probe_system_prompt),
-        Probe("multi_turn", probe_multi_turn),
-        Probe("streaming", probe_streaming),
-        Probe("tool_calling", probe_tool_calling, requires="tool_calling"),
-        Probe("tool_calling_streaming", probe_tool_calling_streaming, requires="tool_calling"),
-        Probe("thinking", probe_thinking, requires="thinking"),
-        Probe("errors", probe_errors),
-    )
-}
-CAPABILITIES = tuple(PROBES)
+def get_probe(capability: str) -> Probe:
+    """The probe of ``capability``; ``ValueError`` naming the known ones otherwise."""
+    if capability not in DECLARED or capability not in BOUND:
+        known = ", ".join(name for name in DECLARED if name in BOUND)
+        raise ValueError(f"unknown capability {capability!r}; probes exist for {known}")
+    return Probe(DECLARED[capability], BOUND[capability])
+
+
+def all_probes(*, route: Route | None = None, kind: str | None = "chat") -> list[Probe]:
+    """Every bound probe in column order, of ``kind`` (None: any), probed on ``route``."""
+    found = []
+    for name, spec in DECLARED.items():
+        if name not in BOUND or (kind is not None and spec.kind != kind):
+            continue
+        if route is None or route in spec.routes:
+            found.append(Probe(spec, BOUND[name]))
+    return found
+
+
+def capability_names(*, route: Route | None = None, kind: str | None = "chat") -> tuple[str, ...]:
+    """The names of ``all_probes(route=..., kind=...)``: what a generic suite test runs."""
+    return tuple(probe.capability for probe in all_probes(route=route, kind=kind))
+
+
+def register_capability(spec: CapabilitySpec, probe: ProbeFunction) -> Probe:
+    """Declare a new capability and its probe in one call (for plugins and extensions).
+
+    The column goes after the built-in ones; a ``chat`` capability is probed by the smoke
+    suite (direct) and the harness suite (proxied) as ``spec.routes`` says.
+    """
+    declare(spec)
+    bind(spec.name, probe)
+    return Probe(spec, probe)
+
+
+def unbound() -> list[str]:
+    """Declared capabilities without a probe: a declaration that would never be probed."""
+    return [name for name in DECLARED if name not in BOUND]
 
 
 def not_applicable(capability: str, reason: str) -> ProbeResult:
@@ -75,16 +105,17 @@ def run_probe(
     capabilities: DeclaredCapabilities | None = None,
     **options: Any,
 ) -> ProbeResult:
-    """Run the probe for ``capability``, or return ``n/a`` when the model does not claim it."""
-    try:
-        probe = PROBES[capability]
-    except KeyError:
-        raise ValueError(
-            f"unknown capability {capability!r}; probes exist for {', '.join(CAPABILITIES)}"
-        ) from None
-    if not probe.applies_to(capabilities):
+    """Run the probe for ``capability``, or return ``n/a`` when the model does not claim it.
+
+    ``capabilities`` is what the catalog entry declares (``catalog.Capabilities``), or None
+    to probe regardless.
+    """
+    probe = get_probe(capability)
+    missing = probe.spec.missing(capabilities)
+    if missing:
         return not_applicable(
             capability,
-            f"the catalog entry does not declare {probe.requires}, so {capability} is not probed",
+            f"the catalog entry does not declare {', '.join(missing)}, so {capability} is "
+            f"not probed",
         )
     return probe.run(client, model, **options)

@@ -15,6 +15,7 @@ from openai import OpenAI
 from pytest_mlxstack import probe_prompts
 from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Route, Verdict
 from pytest_mlxstack.probes.answer import from_completion
+from pytest_mlxstack.probes.binding import probes
 from pytest_mlxstack.probes.exchange import DEFAULT_TIMEOUT_S, Exchange, chat, classify, excerpt
 
 # LiteLLM names the backend it used in this response header.
@@ -22,6 +23,7 @@ API_BASE_HEADER = "x-litellm-model-api-base"
 CONCURRENT_REQUESTS = 4
 
 
+@probes("model_listing")
 def probe_model_listing(
     client: OpenAI,
     model: str,
@@ -55,6 +57,7 @@ def probe_model_listing(
     )
 
 
+@probes("routing")
 def probe_routing(
     proxy: OpenAI,
     tier: str,
@@ -109,6 +112,7 @@ def probe_routing(
     return ProbeResult(capability, Verdict.PASS, evidence=evidence)
 
 
+@probes("concurrency")
 def probe_concurrency(
     client: OpenAI,
     model: str,

@@ -15,15 +15,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_mlxstack.process.ports import http_status
+from pytest_mlxstack.process.atomic import write_text_atomic
+from pytest_mlxstack.process.ports import LOOPBACK, http_status, port_is_free
 from pytest_mlxstack.process.registry import PidRegistry, ServiceRecord
 from pytest_mlxstack.stack.errors import StackError
+from pytest_mlxstack.stack.masterkey import MasterKey, write_key_file
 from pytest_mlxstack.stack.servers import KIND_LABEL, LITELLM_HEALTH, LITELLM_KIND, VLLM_HEALTH
 
 ORIGIN_LABEL = "origin"
 CLI_ORIGIN = "mlxstack-cli"
 STACKS_DIR = "stacks"
 KEY_FILE = "master-key"
+STABLE_DIR = "stable"
+PORT_FILE = "litellm-port"
 HEALTH_TIMEOUT_S = 1.0
 
 
@@ -47,6 +51,11 @@ class StatusRow:
     model: str
     stack: str
     owner: str
+
+    @property
+    def url(self) -> str:
+        """The service's OpenAI-compatible base URL (vllm-mlx and LiteLLM both serve /v1)."""
+        return f"http://{LOOPBACK}:{self.port}/v1"
 
 
 def status_rows(home: Path, *, now: float | None = None) -> list[StatusRow]:
@@ -144,3 +153,63 @@ def _owner(record: ServiceRecord) -> str:
     if record.owner.kind == "detached":
         return "detached"
     return f"{record.owner.kind} {record.owner.pid}"
+
+
+# -- a stable endpoint across restarts (mlxstack up --stable) ------------------------------
+
+
+def stable_key(home: Path) -> MasterKey:
+    """The master key ``mlxstack up --stable`` reuses: read from ``<home>/stable/master-key``,
+    created there (mode 0600) the first time, so an agent's configuration stays valid."""
+    path = home / STABLE_DIR / KEY_FILE
+    try:
+        return MasterKey(path.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        key = MasterKey.generate()
+        write_key_file(path, key)
+        return key
+
+
+def stable_port(home: Path) -> int | None:
+    """The LiteLLM port the last ``--stable`` stack used, if it is free again; else ``None``."""
+    try:
+        port = int((home / STABLE_DIR / PORT_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    return port if 1024 <= port <= 65535 and port_is_free(port) else None
+
+
+def remember_port(home: Path, port: int) -> None:
+    write_text_atomic(home / STABLE_DIR / PORT_FILE, f"{port}\n")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a client needs to reach a running CLI stack: base URL, key, model names."""
+
+    stack: str
+    base_url: str
+    api_key: str
+    models: list[str]
+
+
+def running_endpoints(home: Path) -> list[Endpoint]:
+    """The OpenAI-compatible endpoints of the CLI stacks running under ``home``, newest first:
+    LiteLLM with the stack's key, or (``--no-litellm``) each tier's own server."""
+    registry = PidRegistry(home)
+    live = [r for r in cli_records(home) if registry.is_alive(r)]
+    found = []
+    for record in sorted(live, key=lambda r: r.started_at or 0.0, reverse=True):
+        stack = record.labels.get("stack", "")
+        base_url = f"http://{LOOPBACK}:{record.port}/v1"
+        if record.labels.get(KIND_LABEL) == LITELLM_KIND:
+            keys = known_secrets(home, [stack])
+            if keys:
+                models = record.labels.get("model", "").split(", ")
+                found.append(Endpoint(stack, base_url, keys[0], models))
+        elif not any(
+            r.labels.get("stack") == stack and r.labels.get(KIND_LABEL) == LITELLM_KIND
+            for r in live
+        ):
+            found.append(Endpoint(stack, base_url, "none", []))  # ask its /v1/models
+    return found

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import secrets as _random
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,7 @@ def start_stack(
     key: MasterKey | None = None,
     labels: Mapping[str, str] | None = None,
     on_started: Callable[[ManagedService], None] | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> Stack:
     """Start ``spec``'s tiers (from ``pool`` when given) and LiteLLM; return the running stack.
 
@@ -143,6 +145,8 @@ def start_stack(
     is shared, with its HOME and prefix cache, by every stack that uses it. ``down()`` removes
     ``directory`` if this call created it, else only what it wrote there.
     ``labels`` go into each service's pid-registry record (``mlxstack status`` shows them).
+    ``on_progress`` hears a line when a server this call starts begins loading and when it is
+    ready (a pool reports its own servers).
     Raises ``StackError`` with one sentence for user errors; nothing is left running then.
     """
     stack_id = stack_id or new_stack_id()
@@ -172,6 +176,7 @@ def start_stack(
         _created=created,
     )
     labels = {**(labels or {}), "stack": stack_id}
+    say = on_progress or (lambda message: None)
     try:
         for tier in spec.tiers:
             model = resolved[tier.name]
@@ -180,13 +185,18 @@ def start_stack(
             else:
                 name = f"{service_prefix}{tier.name}"
                 tier_home = directory / TIERS_DIR / tier.name / HOME_DIR
+                say(f"loading {model.label} in vllm-mlx for tier {tier.name}")
                 server = start_tier_server(manager, name, tier, model, tier_home, labels)
+                say(f"tier {tier.name} ready at {server.base_url} in {server.startup_s:.1f} s")
                 stack._owned.append(name)
             stack.tiers[tier.name] = server
             if on_started is not None:
                 on_started(server.service)
         if spec.litellm.enabled:
+            say("starting the LiteLLM proxy")
+            begun = time.monotonic()
             stack.proxy = _start_proxy(stack, f"{service_prefix}{PROXY_SERVICE}", home, labels)
+            say(f"LiteLLM ready at {stack.proxy.url}/v1 in {time.monotonic() - begun:.1f} s")
             stack._owned.append(stack.proxy.name)
             if on_started is not None:
                 on_started(stack.proxy)

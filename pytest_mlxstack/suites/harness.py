@@ -1,8 +1,8 @@
 """The built-in harness suite: what a coding agent does with the OpenAI Python client,
 through LiteLLM, for each selected catalog model (by its tier name).
 
-Chat, streaming, tool calling (plain and streamed), multi-turn, system message, thinking, model
-listing and the error for an unknown model. Every verdict is recorded in the matrix on the
+One test per capability declared for the route ``proxied`` (``matrix.capabilities``), and
+model listing. Every verdict is recorded in the matrix on the
 route ``proxied``; a failure that does not happen straight to vllm-mlx is the proxy's.
 """
 
@@ -14,7 +14,7 @@ pytest.importorskip("openai", reason="the built-in suites need the harness extra
 
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route
-from pytest_mlxstack.probes import probe_model_listing
+from pytest_mlxstack.probes import capability_names, probe_model_listing
 from pytest_mlxstack.run.recording import probe_record_check
 from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.run.session import SuiteStack
@@ -28,19 +28,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     parametrize_targets(metafunc, ROUTE)
 
 
-@pytest.mark.parametrize(
-    "capability",
-    [
-        pytest.param("inference", id="chat"),
-        "streaming",
-        "tool_calling",
-        "tool_calling_streaming",
-        "multi_turn",
-        pytest.param("system_prompt", id="system_message"),
-        "thinking",
-        pytest.param("errors", id="unknown_model_error"),
-    ],
-)
+@pytest.mark.parametrize("capability", capability_names(route=ROUTE))
 def test_openai_client(
     capability: str,
     mlx_suite_target: SuiteTarget,

@@ -23,6 +23,7 @@ from huggingface_hub import constants as hf_constants
 
 from pytest_mlxstack.catalog import Catalog, CatalogError, default_catalog_path, load_catalog
 from pytest_mlxstack.catalog.hubserver import LocalHub
+from pytest_mlxstack.wiring.collection import include_suites
 from pytest_mlxstack.wiring.options import (
     add_settings,
     given_bare,
@@ -32,7 +33,6 @@ from pytest_mlxstack.wiring.options import (
 )
 
 MARKER = "catalog_validation"
-SUITE_PATH = Path(__file__).resolve().parent.parent / "suites" / "catalog_suite.py"
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except CatalogError as exc:
         raise pytest.UsageError(_usage_message(exc, path)) from None
     config.stash[CATALOG_RUN] = CatalogRun(catalog, read_setting(config, "mlx_hub_workers"))
-    suite = str(SUITE_PATH)
-    if config.args_source is not pytest.Config.ArgsSource.ARGS:
-        config.args[:] = [suite]  # no paths given: run only the suite (testpaths ignored)
-    elif suite not in config.args:
-        config.args.append(suite)
+    include_suites(config, "catalog_suite")
 
 
 @pytest.hookimpl(optionalhook=True)

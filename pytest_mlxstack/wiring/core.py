@@ -36,6 +36,7 @@ from pytest_mlxstack.process.services import (
     read_tail,
     stop_all_managers,
 )
+from pytest_mlxstack.text.terminal import plain
 from pytest_mlxstack.wiring.core_shutdown import SigtermShutdown, announce_worker
 from pytest_mlxstack.wiring.options import (
     add_settings,
@@ -276,7 +277,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             if service.log_path in seen:
                 continue
             seen.add(service.log_path)
-            tail = manager.redact(read_tail(service.log_path, lines))
+            tail = plain(manager.redact(read_tail(service.log_path, lines)))
             report.sections.append(
                 (f"mlxstack log: {service.name} (port {service.port}, {service.log_path})", tail)
             )

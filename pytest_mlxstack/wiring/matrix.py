@@ -24,12 +24,13 @@ from pytest_mlxstack.matrix.collect import (
 )
 from pytest_mlxstack.matrix.diff import MatrixDiff, diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.expectations import Expectations, ExpectationsError, load_expectations
+from pytest_mlxstack.matrix.history import recent_history
 from pytest_mlxstack.matrix.html import render_html
 from pytest_mlxstack.matrix.metadata import collect_run_metadata
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.outcome import Outcome
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
-from pytest_mlxstack.matrix.store import MatrixWriteError, WrittenMatrix, write_matrix
+from pytest_mlxstack.matrix.store import RUNS_DIR, MatrixWriteError, WrittenMatrix, write_matrix
 from pytest_mlxstack.settings import NONE
 from pytest_mlxstack.text.redact import redact_text
 from pytest_mlxstack.text.terminal import one_line
@@ -174,11 +175,11 @@ class MatrixWriter:
             else:
                 state.problems.append(unrelated)
                 baseline = None  # the page would list every cell as new or missing
-        html = (
-            render_html(matrix, baseline=baseline)
-            if read_setting(self.config, "mlx_matrix_html")
-            else None
-        )
+        html = None
+        if read_setting(self.config, "mlx_matrix_html"):
+            history, unreadable = recent_history(directory / RUNS_DIR)
+            state.problems.extend(unreadable)
+            html = render_html(matrix, baseline=baseline, history=history)
         try:
             state.written = write_matrix(matrix, directory, html=html)
         except MatrixWriteError as exc:

@@ -35,7 +35,7 @@ from pytest_mlxstack.settings import SETTINGS
 from pytest_mlxstack.stack import ServerPool
 from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.wiring.catalog import CATALOG_RUN
-from pytest_mlxstack.wiring.catalog import SUITE_PATH as CATALOG_SUITE_PATH
+from pytest_mlxstack.wiring.collection import SUITE_DIR, include_suites, tier_of
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress
 from pytest_mlxstack.wiring.matrix import adopt_expectations
 from pytest_mlxstack.wiring.options import (
@@ -47,7 +47,6 @@ from pytest_mlxstack.wiring.options import (
 )
 from pytest_mlxstack.wiring.stack import reporting_pull
 
-SUITE_DIR = Path(__file__).resolve().parent.parent / "suites"
 FIXTURE_EXPECTATIONS = SUITE_DIR / "fixture_expectations.yaml"
 NOT_CONFIGURED = "run with --mlx-suites to run the built-in suites"
 TIER_NUMBERS = {"catalog": 1, "smoke": 2, "integration": 3, "harness": 4}
@@ -94,11 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
         adopt_expectations(
             config, FIXTURE_EXPECTATIONS, "the shipped fixture catalog's negative controls"
         )
-    paths = [str(SUITE_DIR / f"{name}.py") for name in suites]
-    if config.args_source is not pytest.Config.ArgsSource.ARGS:
-        # No test paths given: run only built-in suites (testpaths and the cwd are ignored).
-        config.args[:] = [arg for arg in config.args if _is_builtin_suite(arg)]
-    config.args.extend(path for path in paths if path not in config.args)
+    include_suites(config, *suites)
     if not is_worker(config):  # the controller: xdist workers have no terminal
         config.pluginmanager.register(TierProgress(config), "mlxstack-tier-progress")
 
@@ -132,16 +127,10 @@ class TierProgress:
         report_progress(self.config, f"tier {TIER_NUMBERS[tier]} ({tier}): {self._size(tier)}")
 
     def _tier(self, relpath: str) -> str | None:
-        path = self.config.rootpath / relpath
         try:
-            resolved = path.resolve()
+            return tier_of((self.config.rootpath / relpath).resolve())
         except OSError:
             return None
-        if resolved == CATALOG_SUITE_PATH:
-            return "catalog"
-        if resolved.parent == SUITE_DIR and resolved.stem in TIER_NUMBERS:
-            return resolved.stem
-        return None
 
     def _size(self, tier: str) -> str:
         if tier == "catalog":
@@ -164,11 +153,6 @@ def _suite_catalog(config: pytest.Config) -> Catalog:
             "lacks; pass --mlx-suite-catalog PATH"
         ) from None
     return load_catalog(fixture_catalog_path())
-
-
-def _is_builtin_suite(arg: str) -> bool:
-    path = Path(arg.split("::", 1)[0])
-    return path.suffix == ".py" and path.resolve().parent == SUITE_DIR
 
 
 def parametrize_targets(metafunc: pytest.Metafunc, route: Route) -> None:

@@ -41,8 +41,8 @@ def outcomes_by_test(result: pytest.RunResult) -> dict[str, str]:
     found = {}
     for line in result.outlines:
         for word in ("PASSED", "FAILED", "SKIPPED"):
-            if line.startswith("::") and f" {word}" in line:
-                found[line.split()[0].lstrip(":")] = word
+            if line.startswith("catalog_suite.py::") and f" {word}" in line:
+                found[line.split()[0].split("::", 1)[1]] = word
     return found
 
 
@@ -227,7 +227,11 @@ def test_under_xdist_the_hub_is_asked_once_per_run(
         result.assert_outcomes(passed=6)
         counts[workers] = _model_requests(local_hub)
         if workers == "2":  # both workers ran test_hub items (each would have asked for all)
-            ran_on = {line.split()[0] for line in result.outlines if "PASSED ::test_hub" in line}
+            ran_on = {
+                line.split()[0]
+                for line in result.outlines
+                if "PASSED catalog_suite.py::test_hub" in line
+            }
             assert ran_on == {"[gw0]", "[gw1]"}, result.outlines
     assert counts == {"0": 12, "2": 12}  # model info and chat template per repository
 

@@ -407,6 +407,50 @@ def test_a_failed_test_shows_each_service_log_with_secrets_redacted(
     assert "mlxstack log: fine" not in output  # passing tests carry no sections
 
 
+CHATTY_SERVER = r"""
+import runpy
+import sys
+
+for number in range(50):
+    print(f"\x1b[32mline {number}\x1b[0m", flush=True)
+sys.argv = ["toy", "--port", sys.argv[2]]
+runpy.run_path(TOY, run_name="__main__")
+"""
+
+
+def test_log_sections_keep_the_last_lines_asked_for_without_terminal_codes(
+    pytester: pytest.Pytester, home: Path
+) -> None:
+    """A banner with colours (as LiteLLM's): shown as plain text, and ``--mlx-log-lines=3``
+    attaches the last three lines only."""
+    chatty = pytester.path / "chatty.py"
+    chatty.write_text(CHATTY_SERVER.replace("TOY", repr(str(TOY_SERVER))))
+    pytester.makepyfile(
+        test_chatty=f"""
+import sys
+
+def test_fails(service_manager):
+    service_manager.start("chatty", [sys.executable, {str(chatty)!r}, "--port", "{{port}}"])
+    assert False
+"""
+    )
+
+    def section(lines: int) -> list[str]:
+        result = pytester.runpytest(f"--mlx-log-lines={lines}")
+        result.assert_outcomes(failed=1)
+        after = result.stdout.str().split("mlxstack log: chatty", 1)[1].splitlines()[1:]
+        end = next(i for i, line in enumerate(after) if line[:3] in ("===", "---", "___"))
+        return after[:end]
+
+    whole = section(60)
+    assert "line 49" in whole
+    assert "line 20" in whole  # the coloured banner, shown as plain text
+    assert not [line for line in whole if "\x1b" in line or "[32m" in line]
+    short = section(3)
+    assert len(short) == 3
+    assert short[0].split(" pid=")[0] == whole[-3].split(" pid=")[0]  # the same last lines
+
+
 def test_mlx_home_is_isolated_and_keeps_the_persistent_cache(
     pytester: pytest.Pytester, home: Path
 ) -> None:

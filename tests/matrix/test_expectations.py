@@ -144,6 +144,8 @@ def test_the_fixture_expectations_name_whose_fault_each_failure_is():
         ("tiny-chat-bad-tool-syntax", "tool_calling"): "parser",
         ("tiny-chat-bad-tool-syntax", "tool_calling_streaming"): "parser",
         ("tiny-chat-no-think", "thinking"): "model",
+        ("tiny-chat*", "stop"): "server_error",
+        ("tiny-chat*", "usage"): "server_error",
     }
 
 

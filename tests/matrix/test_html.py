@@ -11,6 +11,7 @@ from pathlib import Path
 from pytest_mlxstack.matrix.collect import MatrixCollector, cell_payload
 from pytest_mlxstack.matrix.expectations import parse_expectations
 from pytest_mlxstack.matrix.html import render_html
+from pytest_mlxstack.matrix.summary import model_summaries, server_summaries
 from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Verdict
 
 HOSTILE = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
@@ -205,3 +206,120 @@ def test_changes_against_a_baseline_are_marked(build_matrix):
     assert "missing: the new matrix has no such cell" in text
     assert "<td>pass</td><td>missing</td>" in render_html(new, baseline=base)
     assert "base-run" in text
+
+
+def test_models_are_ranked_with_their_passes_failures_and_speed(build_matrix):
+    matrix = build_matrix(
+        [
+            ("slow-good", "4bit", "inference", "direct", "pass"),
+            ("slow-good", "4bit", "tool_calling", "direct", "pass"),
+            ("fast-broken", "4bit", "inference", "direct", "pass"),
+            ("fast-broken", "4bit", "tool_calling", "direct", "fail"),
+            ("fast-broken", "4bit", "thinking", "direct", "skip"),
+        ],
+        rows=[
+            {"model": "slow-good", "quant": "4bit", "ttft_s": 0.9, "decode_tokens_per_s": 20.0},
+            {"model": "fast-broken", "quant": "4bit", "ttft_s": 0.1, "startup_s": 3.0},
+        ],
+    )
+    page = parse(render_html(matrix))
+    summary = page.text("tbody")
+
+    # More passes among the cells that apply rank first, whatever the speed.
+    assert summary.index("#1") < summary.index("slow-good") < summary.index("#2")
+    assert summary.index("#2") < summary.index("fast-broken")
+    assert "2 / 2" in summary
+    assert "1 / 2" in summary  # the skip does not apply
+    assert "1 skipped" in summary
+    assert "900 ms" in summary
+    assert "100 ms" in summary
+    assert "20" in summary
+    charts = page.text("svg")
+    assert "slow-good [4bit]" in charts
+    assert "100 ms" in charts  # the time-to-first-token chart
+    assert "vllm-mlx 0.6.0" in page.text("table")  # the server, with the run's version
+
+
+def test_a_failing_cell_shows_its_reason_and_whose_fault_without_opening_anything(build_matrix):
+    matrix = build_matrix(
+        [
+            ("qwen", "4bit", "tool_calling", "direct", "fail"),
+            ("qwen", "4bit", "tool_calling", "proxied", "fail"),
+            ("qwen", "4bit", "inference", "direct", "pass"),
+        ]
+    )
+    html = render_html(matrix)
+    page = parse(html)
+    assert [attrs["class"] for attrs in page.cells()] == ["cell pass", "cell fail"]
+    # Both routes failed alike: one line for both, outside the evidence panel.
+    outside = html.split('<td class="cell fail">', 1)[1].split('<details class="evidence">')[0]
+    assert "✗ fail" in outside
+    assert outside.count("✗ fail") == 2
+    assert "tool_calling failed" not in outside  # the reason comes after the routes
+    after = html.split('<td class="cell fail">', 1)[1].split("</td>", 1)[0]
+    reason_line = after.split('<div class="why fail"', 1)[1].split("</div>", 1)[0]
+    assert "both:" in reason_line
+    assert '<span class="blame" title="whose fault">parser</span>' in reason_line
+    assert "tool_calling failed" in reason_line
+
+
+def test_evidence_reads_as_a_request_and_a_response(make_run):
+    page = parse(render_html(hostile_matrix(make_run)))
+    text = page.text("details")
+    assert "Request" in text
+    assert "Response" in text
+    roles = [attrs for tag, attrs in page.tags if tag == "div" and attrs.get("class") == "msg user"]
+    assert roles  # the message is shown as a transcript line, not as JSON
+    assert "What is the weather?" in page.text("div")
+    assert HOSTILE in page.text("dd")  # the response content, as text
+
+
+def test_an_older_matrix_without_performance_figures_says_they_are_missing(build_matrix):
+    matrix = build_matrix(
+        [("qwen", "4bit", "inference", "direct", "pass")],
+        rows=[{"model": "qwen", "quant": "4bit", "startup_s": 4.0, "memory_mb": 900.0}],
+    )
+    text = parse(render_html(matrix)).text("body")
+    assert "Not in this matrix: time to first token, decode, prompt processing" in text
+    assert "Startup" in text
+
+
+def test_rows_that_name_their_server_are_summarised_per_server(build_matrix):
+    """Rows carry no server field yet; one added later is read when present."""
+    matrix = build_matrix(
+        [
+            ("qwen", "4bit", "inference", "direct", "pass"),
+            ("qwen-gguf", "q4", "inference", "direct", "fail"),
+        ],
+        rows=[
+            {"model": "qwen", "quant": "4bit", "ttft_s": 0.2},
+            {"model": "qwen-gguf", "quant": "q4", "ttft_s": 0.4},
+        ],
+    )
+    summaries = model_summaries(matrix)
+    assert [s.server for s in summaries] == ["vllm-mlx 0.6.0", "vllm-mlx 0.6.0"]
+    other = next(s.row for s in summaries if s.row.model == "qwen-gguf")
+    object.__setattr__(other, "server", "llama.cpp")  # what a later schema may carry
+
+    servers = server_summaries(model_summaries(matrix))
+
+    assert [(s.server, s.models, s.passed, s.applicable, s.ttft_s) for s in servers] == [
+        ("llama.cpp", 1, 0, 1, 0.4),
+        ("vllm-mlx 0.6.0", 1, 1, 1, 0.2),
+    ]
+
+
+def test_column_headers_carry_the_declared_title(build_matrix):
+    """The column's title comes from the capability declaration; an unknown one keeps its name."""
+    matrix = build_matrix(
+        [
+            ("m", "4bit", "tool_result", "direct", "pass"),
+            ("m", "4bit", "homegrown", "direct", "pass"),
+        ]
+    )
+    headers = {
+        attrs.get("title")
+        for tag, attrs in parse(render_html(matrix)).tags
+        if tag == "th" and attrs.get("scope") == "row"
+    }
+    assert headers == {"Tool result", "homegrown"}

@@ -167,7 +167,11 @@ def test_a_regression_against_the_previous_run_is_reported(pytester, matrix_dir)
         ]
     )
     assert len(list((matrix_dir / "runs").glob("*.json"))) == 2
-    assert "badge regression" in (matrix_dir / "latest.html").read_text()
+    page = (matrix_dir / "latest.html").read_text()
+    assert "badge regression" in page
+    # The page shows each cell's trend over the runs in runs/: pass, then fail now.
+    assert '<rect class="pass" x="1"' in page
+    assert '<rect class="fail now" x="7"' in page
 
     third = _run_with_env(
         pytester,

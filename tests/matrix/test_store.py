@@ -48,9 +48,10 @@ def test_published_schema_is_current():
     )
 
 
-def test_a_version_1_file_reads_as_version_2(build_matrix, tmp_path):
-    """Version 2 added an expectation's ``attribution``; version 1 files are otherwise the
-    same and stay readable (published baselines, older nightly artefacts)."""
+def test_a_version_1_file_reads_as_the_current_version(build_matrix, tmp_path):
+    """Version 2 added an expectation's ``attribution`` (version 3 an attribution value);
+    version 1 files are otherwise the same and stay readable (published baselines, older
+    nightly artefacts)."""
     expectations = parse_expectations(
         [{"model": "tiny-chat", "capability": "tool_calling", "verdict": "fail", "reason": "r"}]
     )
@@ -64,7 +65,7 @@ def test_a_version_1_file_reads_as_version_2(build_matrix, tmp_path):
 
     matrix = load_matrix(tmp_path / "v1.json")
 
-    assert matrix.schema_version == SCHEMA_VERSION == 2
+    assert matrix.schema_version == SCHEMA_VERSION == 3
     cell = matrix.rows[0].cell("tool_calling", "proxied")
     assert (cell.expectation.status, cell.expectation.attribution) == ("known_failure", None)
 

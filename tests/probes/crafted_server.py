@@ -114,6 +114,83 @@ def _text(content: str, pieces: list[str] | None = None) -> Callable[[bool], Rep
     return reply
 
 
+def _reasoned(
+    content: str | None,
+    reasoning: str,
+    *,
+    key: str = "reasoning_content",
+    finish: str | None = None,
+    streamed_content: str | None = None,
+    streamed_reasoning: str | None = None,
+) -> Callable[[bool], Reply]:
+    """Reasoning in its own field and a final answer, streamed (in pieces) or whole."""
+
+    def reply(stream: bool) -> Reply:
+        if not stream:
+            return Reply(
+                body=completion(content, reasoning=reasoning, reasoning_key=key, finish=finish)
+            )
+        think = streamed_reasoning if streamed_reasoning is not None else reasoning
+        said = streamed_content if streamed_content is not None else (content or "")
+        events = [chunk({"role": "assistant"})]
+        events += [chunk({key: piece}) for piece in _halves(think)]
+        events += [chunk({"content": piece}) for piece in _halves(said)]
+        return Reply(chunks=[*events, chunk({}, finish or "stop"), usage_chunk()])
+
+    return reply
+
+
+def _halves(text: str) -> list[str]:
+    half = len(text) // 2
+    return [piece for piece in (text[:half], text[half:]) if piece]
+
+
+def _by_request(answer: Callable[[dict[str, Any]], str]) -> Callable[[bool, dict[str, Any]], Reply]:
+    """A plain answer computed from the request (its last user message)."""
+
+    def reply(stream: bool, request: dict[str, Any]) -> Reply:
+        return _text(answer(request))(stream)
+
+    return reply
+
+
+def _last_user(request: dict[str, Any]) -> str:
+    return next(m["content"] for m in reversed(request["messages"]) if m["role"] == "user")
+
+
+def _first_user(request: dict[str, Any]) -> str:
+    return next(m["content"] for m in request["messages"] if m["role"] == "user")
+
+
+def _count_reply(stream: bool, request: dict[str, Any], *, honour: bool) -> Reply:
+    """ "1, 2, ..., 10", cut by ``stop`` and ``max_tokens`` (one token a number) as asked."""
+    stop = request.get("stop")
+    if isinstance(stop, str) and not honour:
+        return Reply(status=422, body={"detail": [{"msg": "Input should be a valid list"}]})
+    numbers = [str(i) for i in range(1, 11)]
+    finish = "stop"
+    limit = request.get("max_tokens")
+    if isinstance(limit, int) and limit < len(numbers):
+        numbers, finish = numbers[:limit], "length"
+    text = ", ".join(numbers)
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    for sequence in stops:
+        if sequence in text:
+            cut = text.index(sequence)
+            if honour:
+                text = text[:cut]
+            elif stream:
+                text = text[: cut + len(sequence)]
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)] or [""]
+    usage = {"prompt_tokens": 11, "completion_tokens": len(numbers), "total_tokens": 11}
+    usage["total_tokens"] += len(numbers)
+    if stream:
+        events = text_chunks(pieces, finish)
+        events[-1] = {**events[-1], "usage": usage}
+        return Reply(chunks=events)
+    return Reply(body={**completion(text, finish=finish), "usage": usage})
+
+
 def _tool(arguments: str, *, finish: str | None = None, streamed: str | None = None) -> Any:
     def reply(stream: bool) -> Reply:
         if stream:
@@ -125,9 +202,45 @@ def _tool(arguments: str, *, finish: str | None = None, streamed: str | None = N
     return reply
 
 
+# Scenarios whose answer depends on what was asked (the probes draw it anew on every run).
+ECHOES: dict[str, Callable[[bool, dict[str, Any]], Reply]] = {
+    "counts": _by_request(
+        lambda r: ", ".join(str(i) for i in range(1, int(_last_user(r).split()[-1][:-1]) + 1))
+    ),
+    "recalls-name": _by_request(lambda r: f"Your name is {_first_user(r).split()[-1][:-1]}."),
+    # calls get_weather for the city asked about ("What is the weather in Lima?")
+    "good-tool": lambda stream, r: _tool(
+        json.dumps({"location": _last_user(r).split()[-1].rstrip("?")})
+    )(stream),
+    # the turn after a tool result ("sunny, 21 celsius"), for the city of the first question
+    "reads-result": _by_request(
+        lambda r: f"It is sunny and 21 degrees Celsius in {_first_user(r).split()[-1][:-1]}."
+    ),
+    # a count that honours stop (list or string) and max_tokens, as a conforming server does
+    "honours-parameters": lambda stream, r: _count_reply(stream, r, honour=True),
+    # vllm-mlx 0.6.0: stop ignored whole, stop text left streamed, a string stop refused
+    "ignores-stop": lambda stream, r: _count_reply(stream, r, honour=False),
+    "always-alice": _by_request(lambda r: "Your name is Alice."),
+    "names-everyone": _by_request(lambda r: "You are Alice, or Bob, or Chen, or Dana."),
+}
+
 SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     # plain answers
     "prose": _text(f"I cannot check live weather, but I hope it is pleasant in {CITY}."),
+    "no-usage": lambda stream: Reply(
+        body={**completion("1, 2, 3"), "usage": None} if not stream else None,
+        chunks=text_chunks(["1", ", 2", ", 3"])[:-1] if stream else None,
+    ),
+    "bad-total": lambda stream: (
+        Reply(
+            body={
+                **completion("1, 2, 3"),
+                "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 99},
+            }
+        )
+        if not stream
+        else Reply(chunks=text_chunks(["1", ", 2", ", 3"]))
+    ),
     "hello": _text(
         "Hello! How can I help you today?", ["Hello", "! How can", " I help you today?"]
     ),
@@ -135,6 +248,8 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     "empty": _text(""),
     "count": _text("1, 2, 3, 4, 5", ["1", ", 2", ", 3", ", 4", ", 5"]),
     "count-one-chunk": _text("1, 2, 3, 4, 5", ["1, 2, 3, 4, 5"]),
+    "gibberish": _text("the the of of and and", ["the the", " of of", " and and"]),
+    "count-wrong": _text("1, 2, 3, 5, 4", ["1", ", 2", ", 3", ", 5", ", 4"]),
     "count-differs": _text("1, 2, 3, 4, 5", ["1", ", 2", ", 3", ", 4", ", 6"]),
     "count-as-reasoning": lambda stream: (
         Reply(
@@ -149,8 +264,9 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
         body=completion("", reasoning="hmm " * 50, finish="length")
     ),
     # tool calls
-    "good-tool": _tool(GOOD_ARGS),
+    "empty-args": _tool("{}"),
     "tool-markup": _text(f'<tool_call>{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'),
+    "broken-markup": _text('<tool_call>\n{"name": "get_weather", "arguments": {"location": "Par'),
     "mistral-markup": _text(f'[TOOL_CALLS] [{{"name": "get_weather", "arguments": {GOOD_ARGS}}}]'),
     "json-markup": _text(f'{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'),
     "bad-args": _tool('{"location": "Paris"'),
@@ -164,18 +280,25 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     ),
     "stream-args-differ": _tool(GOOD_ARGS, streamed='{"location": "Paris, France"}'),
     # thinking
-    "thinks": lambda stream: Reply(
-        body=completion("The answer is 1081.", reasoning="23 * 47 = 1081.")
-    ),
-    "thinks-reasoning-key": lambda stream: Reply(
-        body=completion(
-            "The answer is 1081.", reasoning="23 * 47 = 1081.", reasoning_key="reasoning"
-        )
-    ),
+    "thinks": _reasoned("The answer is 1081.", "23 * 47 = 1081."),
+    "thinks-reasoning-key": _reasoned("The answer is 1081.", "23 * 47 = 1081.", key="reasoning"),
     "think-markup": _text("<think>23 * 47 = 1081.</think>The answer is 1081."),
+    "empty-think-markup": _text("<think></think>1, 2, 3, 4, 5"),
+    "unclosed-think": _text("<think>23 * 47 = 1081. The answer is 1081."),
+    "unclosed-think-length": lambda stream: Reply(
+        body=completion("<think>23 * 47 = 920 + 161 = ", finish="length")
+    ),
     "no-think": _text("The answer is 1081."),
-    "thinks-no-answer": lambda stream: Reply(
-        body=completion(None, reasoning="23 * 47 = ...", finish="length")
+    "thinks-no-answer": _reasoned(None, "23 * 47 = ...", finish="length"),
+    "thinks-wrong-answer": _reasoned("The answer is 1071.", "23 * 47 = 1071."),
+    # unclosed <think>: whole, it stays in content; streamed, the parser takes it for reasoning
+    "thinks-only-when-streamed": lambda stream: (
+        _reasoned("The answer is 1081.", "23 * 47 = 1081.")(stream)
+        if stream
+        else _text("23 * 47 = 1081. The answer is 1081.")(stream)
+    ),
+    "thinks-answers-differ": _reasoned(
+        "The answer is 1081.", "23 * 47 = 1081.", streamed_content="So: 1081, I think."
     ),
     # transport and HTTP failures
     "server-error": lambda stream: Reply(
@@ -233,7 +356,8 @@ class CraftedServer:
                     self._send(404, {"detail": "Not Found"})
                     return
                 models = [
-                    {"id": name, "object": "model", "owned_by": "crafted"} for name in SCENARIOS
+                    {"id": name, "object": "model", "owned_by": "crafted"}
+                    for name in [*SCENARIOS, *ECHOES]
                 ]
                 self._send(200, {"object": "list", "data": models})
 
@@ -241,6 +365,10 @@ class CraftedServer:
                 length = int(self.headers.get("Content-Length", "0"))
                 request = json.loads(self.rfile.read(length) or b"{}")
                 owner.requests.append(request)
+                echo = ECHOES.get(str(request.get("model")))
+                if echo is not None:
+                    owner.serve(self, echo(bool(request.get("stream")), request))
+                    return
                 scenario = SCENARIOS.get(str(request.get("model")))
                 if scenario is None:
                     self._send(404, {"detail": f"no scenario {request.get('model')!r}"})

@@ -23,8 +23,11 @@ from pytest_mlxstack.probes import (
     probe_tool_calling,
     probe_tool_calling_streaming,
 )
+from pytest_mlxstack.probes.parameters import probe_length, probe_stop, probe_usage
+from pytest_mlxstack.probes.tool_loop import probe_tool_choice_none, probe_tool_result
 
 FAST = {"timeout": 5.0}
+PARIS = {"timeout": 5.0, "city": CITY}
 
 
 @pytest.mark.parametrize(
@@ -33,6 +36,7 @@ FAST = {"timeout": 5.0}
         ("prose", Attribution.MODEL, "answered in prose"),
         ("tool-markup", Attribution.PARSER, "'<tool_call>'"),
         ("mistral-markup", Attribution.PARSER, "'[TOOL_CALLS]'"),
+        ("broken-markup", Attribution.MODEL, "malformed tool call"),
         ("json-markup", Attribution.PARSER, '"name": "get_weather"'),
         ("markup-in-reasoning", Attribution.PARSER, "ended up in the reasoning"),
         ("bad-args", Attribution.PARSER, "not JSON"),
@@ -41,6 +45,7 @@ FAST = {"timeout": 5.0}
         ("wrong-city", Attribution.MODEL, "location 'Tokyo'"),
         ("wrong-finish", Attribution.PARSER, "finish_reason is 'stop'"),
         ("wrong-tool", Attribution.MODEL, "called 'get_time'"),
+        ("empty-args", Attribution.MODEL_OR_PARSER, "a client cannot tell which"),
         ("server-error", Attribution.SERVER_ERROR, "HTTP 500"),
         ("close", Attribution.SERVER_DOWN, "connection failed"),
         ("not-json", Attribution.CLIENT, "openai client could not handle"),
@@ -49,14 +54,14 @@ FAST = {"timeout": 5.0}
 def test_tool_calling_failures_are_attributed(
     client: openai.OpenAI, scenario: str, attribution: Attribution, reason_part: str
 ) -> None:
-    result = probe_tool_calling(client, scenario, **FAST)
+    result = probe_tool_calling(client, scenario, **PARIS)
     assert result.verdict is Verdict.FAIL
     assert result.attribution is attribution, result.reason
     assert reason_part in result.reason
 
 
 def test_a_good_tool_call_passes_with_evidence(client: openai.OpenAI) -> None:
-    result = probe_tool_calling(client, "good-tool", **FAST)
+    result = probe_tool_calling(client, "good-tool", **PARIS)
     assert result.verdict is Verdict.PASS, result.reason
     assert result.attribution is None
     evidence = result.evidence
@@ -73,7 +78,7 @@ def test_a_good_tool_call_passes_with_evidence(client: openai.OpenAI) -> None:
 
 
 def test_the_markup_itself_is_kept_as_evidence(client: openai.OpenAI) -> None:
-    result = probe_tool_calling(client, "tool-markup", **FAST)
+    result = probe_tool_calling(client, "tool-markup", **PARIS)
     assert result.evidence.response["content"].startswith("<tool_call>")
 
 
@@ -89,7 +94,7 @@ def test_the_markup_itself_is_kept_as_evidence(client: openai.OpenAI) -> None:
 def test_streamed_tool_calls_are_assembled_and_compared(
     client: openai.OpenAI, scenario: str, verdict: Verdict, attribution: Attribution | None
 ) -> None:
-    result = probe_tool_calling_streaming(client, scenario, **FAST)
+    result = probe_tool_calling_streaming(client, scenario, **PARIS)
     assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
     streamed = result.evidence.response["streamed"]
     assert "non_streamed" in result.evidence.response
@@ -110,6 +115,16 @@ def test_streamed_tool_calls_are_assembled_and_compared(
         ("think-markup", Verdict.FAIL, Attribution.PARSER, "'<think>'"),
         ("no-think", Verdict.FAIL, Attribution.MODEL, "without reasoning"),
         ("thinks-no-answer", Verdict.FAIL, Attribution.MODEL, "stopped at max_tokens"),
+        ("thinks-wrong-answer", Verdict.FAIL, Attribution.MODEL, "does not give the product"),
+        ("unclosed-think", Verdict.FAIL, Attribution.MODEL, "never closed it"),
+        ("unclosed-think-length", Verdict.FAIL, Attribution.MODEL, "unclosed think block"),
+        (
+            "thinks-only-when-streamed",
+            Verdict.FAIL,
+            Attribution.PARSER,
+            "the streamed answer is right but the non-streamed one is not",
+        ),
+        ("thinks-answers-differ", Verdict.FAIL, Attribution.SERVER_ERROR, "differs from"),
     ],
 )
 def test_thinking(
@@ -123,22 +138,24 @@ def test_thinking(
     assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
     assert reason_part in result.reason
     if verdict is Verdict.PASS:
-        assert result.evidence.response["reasoning"] == "23 * 47 = 1081."
-        assert result.evidence.response["content"] == "The answer is 1081."
+        for way in ("streamed", "non_streamed"):
+            assert result.evidence.response[way]["reasoning"] == "23 * 47 = 1081."
+            assert result.evidence.response[way]["content"] == "The answer is 1081."
 
 
 def test_the_reasoning_field_name_is_recorded(client: openai.OpenAI) -> None:
-    assert probe_thinking(client, "thinks", **FAST).evidence.response["reasoning_field"] == (
-        "reasoning_content"
-    )
+    result = probe_thinking(client, "thinks", **FAST)
+    assert result.evidence.response["non_streamed"]["reasoning_field"] == "reasoning_content"
     other = probe_thinking(client, "thinks-reasoning-key", **FAST)
-    assert other.evidence.response["reasoning_field"] == "reasoning"
+    assert other.evidence.response["streamed"]["reasoning_field"] == "reasoning"
 
 
 @pytest.mark.parametrize(
     ("scenario", "verdict", "attribution", "reason_part"),
     [
         ("count", Verdict.PASS, None, ""),
+        ("count-wrong", Verdict.FAIL, Attribution.MODEL, "not the numbers 1 to 5"),
+        ("empty-think-markup", Verdict.FAIL, Attribution.PARSER, "'<think>', '</think>'"),
         ("count-one-chunk", Verdict.FAIL, Attribution.SERVER_ERROR, "1 content chunk"),
         ("count-differs", Verdict.FAIL, Attribution.SERVER_ERROR, "differs from the non-streamed"),
         ("stream-error-event", Verdict.FAIL, Attribution.SERVER_ERROR, "generation crashed"),
@@ -154,7 +171,7 @@ def test_streaming(
     attribution: Attribution | None,
     reason_part: str,
 ) -> None:
-    result = probe_streaming(client, scenario, **FAST)
+    result = probe_streaming(client, scenario, count=5, **FAST)
     assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
     assert reason_part in result.reason
     if verdict is Verdict.PASS:
@@ -188,7 +205,6 @@ def test_connection_refused_is_server_down() -> None:
 
 
 def test_text_probes_judge_the_content(client: openai.OpenAI) -> None:
-    assert probe_inference(client, "hello", **FAST).verdict is Verdict.PASS
     assert probe_system_prompt(client, "pirate", **FAST).verdict is Verdict.PASS
     ignored = probe_system_prompt(client, "hello", **FAST)
     assert (ignored.verdict, ignored.attribution) == (Verdict.FAIL, Attribution.MODEL)
@@ -199,15 +215,63 @@ def test_text_probes_judge_the_content(client: openai.OpenAI) -> None:
     assert "all of it reasoning" in thinking_only.reason
 
 
-def test_multi_turn_needs_the_name_from_the_history(
+def test_inference_needs_the_exact_count_asked_for(
     client: openai.OpenAI, crafted: CraftedServer
 ) -> None:
-    forgot = probe_multi_turn(client, "hello", **FAST)
-    assert (forgot.verdict, forgot.attribution) == (Verdict.FAIL, Attribution.MODEL)
-    assert "'Alice'" in forgot.reason
-    sent = crafted.requests[-1]["messages"]
-    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
-    assert "Alice" in sent[0]["content"]
+    asked = set()
+    for _ in range(12):
+        result = probe_inference(client, "counts", **FAST)
+        assert result.verdict is Verdict.PASS, result.reason
+        asked.add(crafted.requests[-1]["messages"][-1]["content"])
+    assert len(asked) > 1, "the number to count to is drawn anew on every run"
+    for scenario in ("gibberish", "hello", "count-wrong"):
+        wrong = probe_inference(client, scenario, count=5, **FAST)
+        assert (wrong.verdict, wrong.attribution) == (Verdict.FAIL, Attribution.MODEL), scenario
+        assert "not the numbers 1 to 5" in wrong.reason
+
+
+@pytest.mark.parametrize(
+    ("scenario", "markup"),
+    [("empty-think-markup", "'<think>', '</think>'"), ("tool-markup", "'<tool_call>'")],
+)
+def test_leaked_markup_fails_a_text_probe_even_when_the_text_is_right(
+    client: openai.OpenAI, scenario: str, markup: str
+) -> None:
+    """``<think></think>1, 2, 3, 4, 5`` counts right, but the parser left its markup."""
+    result = probe_inference(client, scenario, count=5, **FAST)
+    assert (result.verdict, result.attribution) == (Verdict.FAIL, Attribution.PARSER)
+    assert markup in result.reason
+
+
+def test_multi_turn_recalls_two_names_drawn_per_run(
+    client: openai.OpenAI, crafted: CraftedServer
+) -> None:
+    before = len(crafted.requests)
+    result = probe_multi_turn(client, "recalls-name", **FAST)
+    assert result.verdict is Verdict.PASS, result.reason
+    sent = crafted.requests[before:]
+    assert len(sent) == 2
+    names = [request["messages"][0]["content"].split()[-1][:-1] for request in sent]
+    assert names[0] != names[1]
+    assert [m["role"] for m in sent[0]["messages"]] == ["user", "assistant", "user"]
+    answers = result.evidence.response["conversations"]
+    assert [a["content"] for a in answers] == [f"Your name is {name}." for name in names]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reason_part"),
+    [
+        ("always-alice", "the name 'Bob' from the first turn is missing"),
+        ("names-everyone", "also answered"),
+        ("hello", "the name 'Alice' from the first turn is missing"),
+    ],
+)
+def test_multi_turn_fails_a_model_that_does_not_read_the_history(
+    client: openai.OpenAI, scenario: str, reason_part: str
+) -> None:
+    result = probe_multi_turn(client, scenario, names=("Alice", "Bob"), **FAST)
+    assert (result.verdict, result.attribution) == (Verdict.FAIL, Attribution.MODEL)
+    assert reason_part in result.reason
 
 
 @pytest.mark.parametrize(
@@ -233,3 +297,124 @@ def test_errors_probe(
     if answer == "openai-400":
         assert result.evidence.response["status"] == 400
         assert "Invalid model name" in result.evidence.response["body"]
+
+
+# -- the tool loop and tool_choice -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "attribution", "reason_part"),
+    [
+        ("reads-result", Verdict.PASS, None, ""),
+        ("prose", Verdict.FAIL, Attribution.MODEL, "does not use the tool's result"),
+        ("good-tool", Verdict.FAIL, Attribution.MODEL, "called get_weather"),
+        ("empty-think-markup", Verdict.FAIL, Attribution.PARSER, "'<think>'"),
+    ],
+)
+def test_tool_result(
+    client: openai.OpenAI,
+    crafted: CraftedServer,
+    scenario: str,
+    verdict: Verdict,
+    attribution: Attribution | None,
+    reason_part: str,
+) -> None:
+    result = probe_tool_result(client, scenario, city="Lima", **FAST)
+    assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
+    assert reason_part in result.reason
+    sent = crafted.requests[-1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
+    assert sent[2]["content"] == "sunny, 21 celsius"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "attribution", "reason_part"),
+    [
+        ("prose", Verdict.PASS, None, ""),
+        ("good-tool", Verdict.FAIL, Attribution.SERVER_ERROR, "forbids tool calls"),
+        ("tool-markup", Verdict.FAIL, Attribution.MODEL, "wrote a tool call in content"),
+        ("empty-think-markup", Verdict.FAIL, Attribution.PARSER, "'<think>'"),
+    ],
+)
+def test_tool_choice_none(
+    client: openai.OpenAI,
+    crafted: CraftedServer,
+    scenario: str,
+    verdict: Verdict,
+    attribution: Attribution | None,
+    reason_part: str,
+) -> None:
+    result = probe_tool_choice_none(client, scenario, city=CITY, **FAST)
+    assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
+    assert reason_part in result.reason
+    sent = crafted.requests[-1]
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+    assert sent["tool_choice"] == result.evidence.request["tool_choice"] == "none"
+
+
+# -- request parameters ----------------------------------------------------------------------
+
+
+def test_stop_honoured_passes_and_every_way_is_sent(
+    client: openai.OpenAI, crafted: CraftedServer
+) -> None:
+    before = len(crafted.requests)
+    result = probe_stop(client, "honours-parameters", at=6, **FAST)
+    assert result.verdict is Verdict.PASS, result.reason
+    sent = crafted.requests[before:]
+    assert [(r["stop"], bool(r.get("stream"))) for r in sent] == [
+        ([", 6"], False),
+        ([", 6"], True),
+        (", 6", False),
+    ]
+    assert result.evidence.response["list_streamed"]["content"] == "1, 2, 3, 4, 5"
+
+
+def test_stop_faults_of_vllm_mlx_are_the_servers(client: openai.OpenAI) -> None:
+    result = probe_stop(client, "ignores-stop", at=6, **FAST)
+    assert (result.verdict, result.attribution) == (Verdict.FAIL, Attribution.SERVER_ERROR)
+    assert "without streaming: the stop sequence was ignored" in result.reason
+    assert "streamed: the stop text was left in the answer" in result.reason
+    assert "refused stop given as a plain string with HTTP 422" in result.reason
+
+
+def test_stop_and_a_wrong_count_is_the_models(client: openai.OpenAI) -> None:
+    result = probe_stop(client, "gibberish", at=6, **FAST)
+    assert (result.verdict, result.attribution) == (Verdict.FAIL, Attribution.MODEL)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "reason_part"),
+    [
+        ("honours-parameters", Verdict.PASS, ""),
+        ("count", Verdict.FAIL, "finish_reason 'stop', not 'length'"),
+        ("hang", Verdict.FAIL, "no answer within"),
+    ],
+)
+def test_length(client: openai.OpenAI, scenario: str, verdict: Verdict, reason_part: str) -> None:
+    result = probe_length(client, scenario, timeout=1.0)
+    assert result.verdict is verdict, result.reason
+    assert reason_part in result.reason
+    if verdict is Verdict.PASS:
+        assert result.evidence.response["streamed"]["finish_reason"] == "length"
+        assert result.evidence.request["non_streamed"]["max_tokens"] == 3
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "reason_part"),
+    [
+        ("count", Verdict.PASS, ""),
+        ("no-usage", Verdict.FAIL, "usage is missing"),
+        ("bad-total", Verdict.FAIL, "total_tokens 99 is not 11 + 7"),
+        ("honours-parameters", Verdict.PASS, ""),
+    ],
+)
+def test_usage(client: openai.OpenAI, scenario: str, verdict: Verdict, reason_part: str) -> None:
+    result = probe_usage(client, scenario, **FAST)
+    assert result.verdict is verdict, result.reason
+    assert reason_part in result.reason
+    if verdict is Verdict.FAIL:
+        assert result.attribution is Attribution.SERVER_ERROR
+    else:
+        usage = result.evidence.response["streamed"]["usage"]
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]

@@ -10,8 +10,8 @@ from crafted_server import CraftedServer
 
 from pytest_mlxstack.matrix.verdicts import Attribution, Verdict
 from pytest_mlxstack.probes import (
-    CAPABILITIES,
     attribute_proxy,
+    capability_names,
     probe_inference,
     probe_tool_calling,
     run_probe,
@@ -85,13 +85,18 @@ def test_a_declared_capability_is_probed(client: openai.OpenAI) -> None:
 def test_unknown_capability_names_the_known_ones(client: openai.OpenAI) -> None:
     with pytest.raises(ValueError, match="probes exist for inference, system_prompt"):
         run_probe("vision", client, "hello")
-    assert CAPABILITIES == (
+    assert capability_names() == (
         "inference",
         "system_prompt",
         "multi_turn",
         "streaming",
         "tool_calling",
         "tool_calling_streaming",
+        "tool_result",
+        "tool_choice_none",
         "thinking",
+        "stop",
+        "length",
+        "usage",
         "errors",
     )

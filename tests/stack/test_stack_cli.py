@@ -134,7 +134,7 @@ def test_detached_stack_up_status_chat_logs_down(home: Path) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=30)
     answer = refused.value.read().decode("utf-8", errors="replace")
-    assert refused.value.code in (401, 500)  # LiteLLM 1.106 without a database: 500
+    assert refused.value.code == 401
     proxy_log = mlxstack("logs", "litellm", "--lines", "200", home=home).stdout
     assert NO_KEY in answer + proxy_log
     assert "choices" not in answer
@@ -162,6 +162,35 @@ def test_detached_stack_up_status_chat_logs_down(home: Path) -> None:
     assert again.returncode == 0
     assert "nothing to stop" in again.stdout
     assert "no services recorded" in mlxstack("status", home=home).stdout
+
+
+def test_a_stable_stack_keeps_its_key_and_port_and_env_prints_them(home: Path) -> None:
+    """``up --stable`` twice: the same LiteLLM port and master key, so an agent configured
+    once keeps working; ``env`` prints exactly the exports that reach it; while loading,
+    ``up`` says what it is doing."""
+    endpoints = []
+    for _ in range(2):
+        up = mlxstack("up", "--detach", "--stable", home=home)
+        assert up.returncode == 0, up.stderr
+        assert "mlxstack: loading tiny-chat:bf16 in vllm-mlx for tier fast" in up.stderr
+        assert "mlxstack: LiteLLM ready at http://127.0.0.1:" in up.stderr
+        env = mlxstack("env", home=home)
+        assert env.returncode == 0, env.stderr
+        exports = dict(re.findall(r"^export (\w+)=(\S+)$", env.stdout, flags=re.MULTILINE))
+        endpoints.append(exports)
+        status = mlxstack("status", home=home).stdout
+        assert exports["OPENAI_BASE_URL"] in status  # status shows each service's URL
+        with openai.OpenAI(
+            base_url=exports["OPENAI_BASE_URL"], api_key=exports["OPENAI_API_KEY"], max_retries=0
+        ) as client:
+            assert [model.id for model in client.models.list()] == ["fast"]
+        assert mlxstack("down", home=home).returncode == 0
+    assert endpoints[0] == endpoints[1]
+    assert endpoints[0]["OPENAI_API_KEY"].startswith("sk-")
+
+    gone = mlxstack("env", home=home)
+    assert gone.returncode == 2
+    assert "no stack started by 'mlxstack up' is running" in gone.stderr
 
 
 def test_foreground_up_stops_its_stack_on_sigterm(home: Path) -> None:

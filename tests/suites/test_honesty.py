@@ -9,6 +9,7 @@ subprocess feeds every test here.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,32 +23,37 @@ from filelock import FileLock
 
 from pytest_mlxstack import probe_prompts
 from pytest_mlxstack.fixture_models import VARIANTS
-from pytest_mlxstack.matrix.model import Matrix, Row, load_matrix
+from pytest_mlxstack.matrix.model import Cell, Matrix, Row, load_matrix
+from pytest_mlxstack.matrix.verdicts import Route
+from pytest_mlxstack.probes import capability_names
 
 pytest.importorskip("vllm_mlx", reason="the honesty tests run the real stack (stack extra)")
 pytest.importorskip("litellm", reason="the honesty tests run the real stack (stack extra)")
 
-DIRECT = ("inference", "streaming", "tool_calling", "tool_calling_streaming", "thinking")
-PROXIED = (
-    "inference",
-    "system_prompt",
-    "multi_turn",
-    "streaming",
-    "tool_calling",
-    "tool_calling_streaming",
-    "thinking",
-    "errors",
-    "model_listing",
-    "routing",
-    "concurrency",
-)
-# What each negative control is built to break, and whose fault that is.
+# The chat capabilities on each route come from the declarations (matrix.capabilities); the
+# stack checks are the integration and harness suites' own tests.
+DIRECT = capability_names(route=Route.DIRECT)
+PROXIED = (*capability_names(route=Route.PROXIED), "model_listing", "routing", "concurrency")
+# Faults of the server (vllm-mlx 0.6.0) every variant shows, and whose fault they are.
+SERVER_FAULTS = {
+    "stop": "server_error",
+    "usage": "server_error",
+}
+# What each negative control is built to break, and whose fault that is (on top of the
+# server's faults; a control's own entry wins).
 BROKEN = {
-    "tiny-chat-no-tools": {"tool_calling": "model", "tool_calling_streaming": "model"},
+    "tiny-chat-no-tools": {
+        "tool_calling": "model",
+        "tool_calling_streaming": "model",
+    },
     "tiny-chat-bad-tool-syntax": {"tool_calling": "parser", "tool_calling_streaming": "parser"},
     "tiny-chat-no-think": {"thinking": "model"},
 }
-SMOKE_TESTS = {"tool_calling": "test_tool_calling", "thinking": "test_thinking"}
+
+
+def failing(model: str) -> dict[str, str]:
+    """Every capability ``model`` fails in the main job, and whose fault it is."""
+    return {**SERVER_FAULTS, **BROKEN.get(model, {})}
 
 
 @dataclass
@@ -128,7 +134,7 @@ def _run_main_job(work: Path) -> None:
 
 
 def expected_cells(model: str) -> dict[tuple[str, str], tuple[str, str | None]]:
-    broken = BROKEN.get(model, {})
+    broken = failing(model)
     cells = {}
     for route, capabilities in (("direct", DIRECT), ("proxied", PROXIED)):
         for capability in capabilities:
@@ -168,15 +174,14 @@ def test_known_failures_xfail_and_nothing_else_fails(main_job: MainJob) -> None:
     assert not failed, failed
     xfailed = {name for name, outcome in outcomes.items() if outcome == "xfailed"}
     expected = set()
-    for model, broken in BROKEN.items():
-        for capability in broken:
-            expected.add(
-                f"{SMOKE_TESTS.get(capability, 'test_' + capability)}[{model}-bf16-direct]"
-            )
+    for model in VARIANTS:
+        for capability in failing(model):
+            expected.add(f"test_capability[{model}-bf16-direct-{capability}]")
             expected.add(f"test_openai_client[{model}-bf16-proxied-{capability}]")
     assert xfailed == expected
     assert main_job.status == 0, main_job.output[-3000:]
-    for model, broken in BROKEN.items():
+    for model in VARIANTS:
+        broken = failing(model)
         for cell in main_job.row(model).cells:
             if cell.capability in broken:
                 assert cell.expectation is not None
@@ -189,32 +194,44 @@ def test_tier_one_checked_the_fixture_catalog(main_job: MainJob) -> None:
         assert outcomes[f"test_local_files[{model}-bf16]"] == "passed"
 
 
+def _asked(cell: Cell | None) -> str:
+    assert cell is not None
+    request = cell.evidence.request
+    return str(request["messages"][-1]["content"])
+
+
 def test_the_evidence_shows_what_each_model_said(main_job: MainJob) -> None:
     full = main_job.row("tiny-chat")
-    greeting = full.cell("inference", "direct")
-    assert greeting is not None
-    assert greeting.evidence.response["content"] == probe_prompts.GREETING.expected_content
+    count = full.cell("inference", "direct")
+    n = int(_asked(count).removeprefix("Count to ").removesuffix("."))
+    assert count is not None
+    assert count.evidence.response["content"] == probe_prompts.count_to(n).expected_content
     call = full.cell("tool_calling", "proxied")
+    city = _asked(call).removeprefix("What is the weather in ").removesuffix("?")
     assert call is not None
     assert call.evidence.response["tool_calls"] == [
-        {"name": "get_weather", "arguments": '{"location": "Paris"}'}
+        {"name": "get_weather", "arguments": json.dumps({"location": city})}
     ]
     thought = full.cell("thinking", "direct")
     assert thought is not None
-    assert thought.evidence.response["reasoning"] == probe_prompts.THINKING.expected_reasoning
-    assert thought.evidence.response["content"] == probe_prompts.THINKING.expected_content
+    for way in ("streamed", "non_streamed"):
+        said = thought.evidence.response[way]
+        assert said["reasoning"] == probe_prompts.THINKING.expected_reasoning
+        assert said["content"] == probe_prompts.THINKING.expected_content
 
     prose = main_job.row("tiny-chat-no-tools").cell("tool_calling", "direct")
+    city = _asked(prose).removeprefix("What is the weather in ").removesuffix("?")
     assert prose is not None
-    said = probe_prompts.weather("Paris", with_tools=False).expected_content
+    said = probe_prompts.weather(city, with_tools=False).expected_content
     assert prose.evidence.response["content"] == said
     markup = main_job.row("tiny-chat-bad-tool-syntax").cell("tool_calling", "direct")
     assert markup is not None
     assert markup.evidence.response["content"].startswith("[TOOL_CALLS]get_weather")
     unthinking = main_job.row("tiny-chat-no-think").cell("thinking", "direct")
     assert unthinking is not None
-    assert unthinking.evidence.response["content"] == probe_prompts.THINKING.expected_content
-    assert not unthinking.evidence.response.get("reasoning")
+    plain = unthinking.evidence.response["non_streamed"]
+    assert plain["content"] == probe_prompts.THINKING.expected_content
+    assert not plain.get("reasoning")
 
 
 def test_one_server_start_per_model_and_flags(main_job: MainJob) -> None:

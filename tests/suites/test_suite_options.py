@@ -34,17 +34,60 @@ def test_every_suite_is_collected_with_readable_ids(pytester: pytest.Pytester) -
     names = collected(result)
     assert result.ret == 0, result.stdout.str()
     for variant in VARIANTS:
-        assert f"test_tool_calling[{variant}-bf16-direct]" in names
+        assert f"test_capability[{variant}-bf16-direct-tool_calling]" in names
         assert f"test_openai_client[{variant}-bf16-proxied-tool_calling]" in names
         assert f"test_routing_by_tier_name[{variant}-bf16-proxied]" in names
     assert {"test_master_key_is_enforced", "test_clean_shutdown"} <= set(names)
 
 
+def test_a_test_id_from_a_report_re_runs_that_one_test(pytester: pytest.Pytester) -> None:
+    """Ids carry the suite module's name (``smoke.py::...``), in tier order, and an id copied
+    from a report is a valid argument again: it selects exactly that test."""
+    listed = run(pytester, "--mlx-suites=smoke,harness", "--collect-only", "-q").outlines
+    ids = [line for line in listed if "::" in line]
+    assert all(line.startswith(("smoke.py::", "harness.py::")) for line in ids), ids
+    modules = [line.split("::")[0] for line in ids]
+    assert modules == sorted(modules, key=["smoke.py", "harness.py"].index)  # smoke first
+    one = next(line for line in ids if line.startswith("smoke.py::"))
+
+    again = run(pytester, "--mlx-suites=smoke,harness", one, "--collect-only", "-q")
+
+    assert again.ret == 0, again.stdout.str()
+    assert collected(again) == [one.split("::", 1)[1]]
+
+
+def test_the_suites_are_generated_from_the_capability_declarations(
+    pytester: pytest.Pytester,
+) -> None:
+    """A capability registered by a plugin (one declaration, one probe) becomes a smoke test
+    and a harness test for every model, on the routes it declares, after the built-in ones."""
+    pytester.makeconftest(
+        "from pytest_mlxstack.matrix.capabilities import CapabilitySpec\n"
+        "from pytest_mlxstack.matrix.verdicts import Route\n"
+        "from pytest_mlxstack.probes import register_capability, probe_inference\n"
+        "register_capability(CapabilitySpec('echo', 'Echo'), probe_inference)\n"
+        "register_capability(\n"
+        "    CapabilitySpec('vision_stub', 'Vision', requires=('vision',),\n"
+        "                   routes=(Route.PROXIED,)),\n"
+        "    probe_inference,\n"
+        ")\n"
+    )
+    result = run(pytester, "--mlx-suites=smoke,harness", "--mlx-models=tiny-chat", "--co", "-q")
+    names = collected(result)
+    assert result.ret == 0, result.stdout.str()
+    smoke = [n for n in names if n.startswith("test_capability[")]
+    assert smoke[-1] == "test_capability[tiny-chat-bf16-direct-echo]"
+    assert smoke[0] == "test_capability[tiny-chat-bf16-direct-inference]"
+    assert "test_openai_client[tiny-chat-bf16-proxied-echo]" in names
+    assert "test_openai_client[tiny-chat-bf16-proxied-vision_stub]" in names
+    assert "test_capability[tiny-chat-bf16-direct-vision_stub]" not in names
+
+
 @pytest.mark.parametrize(
     ("marker", "expected", "absent"),
     [
-        ("smoke", "test_thinking[tiny-chat-bf16-direct]", "test_openai_client"),
-        ("harness", "test_model_listing[tiny-chat-bf16-proxied]", "test_thinking"),
+        ("smoke", "test_capability[tiny-chat-bf16-direct-thinking]", "test_openai_client"),
+        ("harness", "test_model_listing[tiny-chat-bf16-proxied]", "test_capability"),
         ("integration", "test_clean_shutdown", "test_openai_client"),
     ],
 )
@@ -88,7 +131,7 @@ def test_without_the_option_no_suite_runs_and_user_tests_do(pytester: pytest.Pyt
     assert collected(run(pytester, "--collect-only", "-q")) == ["test_mine"]
     both = collected(run(pytester, "--mlx-suites=smoke", "test_mine.py", "--collect-only", "-q"))
     assert "test_mine" in both
-    assert "test_inference[tiny-chat-bf16-direct]" in both
+    assert "test_capability[tiny-chat-bf16-direct-inference]" in both
 
 
 def test_a_catalog_of_ones_own(pytester: pytest.Pytester, tmp_path: Path) -> None:
@@ -103,7 +146,7 @@ def test_a_catalog_of_ones_own(pytester: pytest.Pytester, tmp_path: Path) -> Non
     names = collected(
         run(pytester, "--mlx-suites=smoke", "--mlx-suite-catalog=mine.yaml", "--co", "-q")
     )
-    assert "test_inference[my-tiny-bf16-direct]" in names
+    assert "test_capability[my-tiny-bf16-direct-inference]" in names
     assert not [name for name in names if "tiny-chat" in name]
 
 

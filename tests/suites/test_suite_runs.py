@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 from pytest_mlxstack.fixture_models import fixture_catalog_path, fixture_model_path
+from pytest_mlxstack.mainjob import EXPECTATIONS
+from pytest_mlxstack.matrix.expectations import load_expectations
 from pytest_mlxstack.matrix.model import Matrix, Row, load_matrix
+from pytest_mlxstack.matrix.verdicts import Route, Verdict
+from pytest_mlxstack.probes import capability_names
 from pytest_mlxstack.process.registry import PidRegistry
 from pytest_mlxstack.wiring.skips import (
     skip_no_litellm,
@@ -28,19 +32,22 @@ from pytest_mlxstack.wiring.suites import SUITE_DIR
 
 pytestmark = [skip_no_vllm, skip_no_litellm, skip_no_mlx_backend, skip_no_openai]
 
-SMOKE = ("inference", "streaming", "tool_calling", "tool_calling_streaming", "thinking")
-HARNESS = (
-    "inference",
-    "streaming",
-    "tool_calling",
-    "tool_calling_streaming",
-    "multi_turn",
-    "system_prompt",
-    "thinking",
-    "errors",
-    "model_listing",
-)
+SMOKE = capability_names(route=Route.DIRECT)
+HARNESS = (*capability_names(route=Route.PROXIED), "model_listing")
 BROKEN = "tiny-chat-broken"
+# The inner runs use the fixture expectations, as the main job does: the cells vllm-mlx gets
+# wrong for every model (stop, usage, ...) xfail and stay "fail" in the matrix.
+KNOWN = load_expectations(EXPECTATIONS)
+SERVER_FAULTS = {
+    capability
+    for capability in SMOKE
+    if (rule := KNOWN.find(model="tiny-chat", quant="bf16", capability=capability, route="direct"))
+    and rule.verdict is Verdict.FAIL
+}
+
+
+def good_verdict(capability: str) -> str:
+    return "fail" if capability in SERVER_FAULTS else "pass"
 
 
 @pytest.fixture
@@ -58,6 +65,7 @@ def run_suites(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
         "no:cacheprovider",
         f"--mlx-matrix-dir={pytester.path / 'matrices'}",
         f"--junitxml={pytester.path / 'junit.xml'}",
+        f"--mlx-expectations={EXPECTATIONS}",
         *args,
     )
 
@@ -108,7 +116,9 @@ def test_a_model_whose_server_does_not_start_costs_only_its_own_cells(
     expected = {(c, "direct") for c in SMOKE} | {(c, "proxied") for c in HARNESS}
 
     good = the_row(matrix, "tiny-chat")
-    assert {cell.key: cell.verdict.value for cell in good.cells} == dict.fromkeys(expected, "pass")
+    assert {cell.key: cell.verdict.value for cell in good.cells} == {
+        key: good_verdict(key[0]) for key in expected
+    }
     assert (good.server_starts, good.repo) == (1, "fixture:tiny-chat")
     # measured with one streamed request straight to its vllm-mlx
     assert (good.ttft_s or 0) > 0
@@ -132,7 +142,11 @@ def test_a_model_whose_server_does_not_start_costs_only_its_own_cells(
 
     tests = outcomes(pytester)
     assert len(tests) == 2 * (len(SMOKE) + len(HARNESS))
-    assert {v for name, v in tests.items() if "[tiny-chat-bf16" in name} == {"passed"}
+    good_tests = {name: v for name, v in tests.items() if "[tiny-chat-bf16" in name}
+    assert {name for name, v in good_tests.items() if v != "passed"} == {
+        name for name in good_tests if name.rsplit("-", 1)[-1].rstrip("]") in SERVER_FAULTS
+    }
+    assert set(good_tests.values()) <= {"passed", "skipped"}  # JUnit writes xfail as skipped
     assert {v for name, v in tests.items() if BROKEN in name} == {"failure"}
     result.stdout.fnmatch_lines(
         [
@@ -153,17 +167,17 @@ def test_xdist_workers_share_one_server_and_write_one_matrix(
 ) -> None:
     result = run_suites(pytester, "--mlx-suites=smoke", "--mlx-models=tiny-chat", "-n", "2")
 
-    result.assert_outcomes(passed=len(SMOKE))
+    result.assert_outcomes(passed=len(SMOKE) - len(SERVER_FAULTS), xfailed=len(SERVER_FAULTS))
     runs = list((pytester.path / "matrices" / "runs").glob("*.json"))
     assert len(runs) == 1  # the controller wrote it; the workers wrote nothing
     (row,) = load_matrix(runs[0]).rows
     assert {cell.key: cell.verdict.value for cell in row.cells} == {
-        (capability, "direct"): "pass" for capability in SMOKE
+        (capability, "direct"): good_verdict(capability) for capability in SMOKE
     }
     # Both workers used the server; the pool (and its start count) is the run's, not theirs.
     assert row.server_starts == 1
-    assert {cell.test_id.split("::")[-1].split("[")[0] for cell in row.cells} == {
-        f"test_{capability}" for capability in SMOKE
+    assert {cell.test_id.split("::")[-1] for cell in row.cells} == {
+        f"test_capability[tiny-chat-bf16-direct-{capability}]" for capability in SMOKE
     }
     assert progress(result) == ["mlxstack: tier 2 (smoke): 1 model"]
     starts = [line for line in result.outlines if re.search(r"\d+ start\(s\)", line)]
@@ -215,7 +229,7 @@ def test_a_server_that_died_and_came_back_counts_two_starts(
         "--mlx-models=tiny-chat",
     )
 
-    result.assert_outcomes(passed=len(SMOKE) + 1)
+    result.assert_outcomes(passed=len(SMOKE) - len(SERVER_FAULTS) + 1, xfailed=len(SERVER_FAULTS))
     (row,) = load_matrix(pytester.path / "matrices" / "latest.json").rows
     assert row.server_starts == 2
     result.stdout.fnmatch_lines(["tiny-chat:bf16 as tiny-chat: 2 start(s) *"])

@@ -1,0 +1,116 @@
+"""The rest of an agent's tool loop: reading a tool's result back, and ``tool_choice: none``.
+
+Coding agents send a tool's result as a ``tool`` message and expect prose built on it, and
+switch tools off with ``tool_choice: "none"`` while keeping them in the request. The probes
+follow vLLM's tool-use tests: the same weather question, the parameter changed. A call
+returned under ``"none"`` is the server's fault (it must not parse or force one).
+"""
+
+from __future__ import annotations
+
+from openai import OpenAI
+
+from pytest_mlxstack import probe_prompts
+from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Verdict
+from pytest_mlxstack.probes.answer import Answer
+from pytest_mlxstack.probes.binding import probes
+from pytest_mlxstack.probes.capabilities import (
+    DEFAULT_MAX_TOKENS,
+    _ask_once,
+    _judged_text,
+    _leaked_markup,
+    _result,
+    draw,
+)
+from pytest_mlxstack.probes.exchange import DEFAULT_TIMEOUT_S, excerpt
+
+# What the get_weather tool returns in the probe's history; the fixture model reads it back.
+WEATHER_REPORT = ("sunny", 21)
+
+
+@probes("tool_result")
+def probe_tool_result(
+    client: OpenAI,
+    model: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    city: str | None = None,
+) -> ProbeResult:
+    """After its get_weather call and the tool's answer ("sunny, 21 celsius"), the model
+    answers in prose that uses the result: the temperature and the city, no new call."""
+    capability = "tool_result"
+    city = city if city is not None else draw(probe_prompts.CITIES)[0]
+    case = probe_prompts.weather_result(city)
+    asked = _ask_once(capability, client, model, case, timeout=timeout, max_tokens=max_tokens)
+    if isinstance(asked, ProbeResult):
+        return asked
+    answer, evidence = asked
+    condition, degrees = WEATHER_REPORT
+    if answer.tool_calls:
+        called = ", ".join(f"{c.name}({excerpt(c.arguments, 80)})" for c in answer.tool_calls)
+        return _result(
+            capability,
+            Verdict.FAIL,
+            f"given the tool's result, the model called {called} again instead of answering",
+            evidence,
+            Attribution.MODEL,
+        )
+
+    def judge(answer_: Answer) -> str | None:
+        said = answer_.content.lower()
+        if str(degrees) in said and city.lower() in said:
+            return None
+        return (
+            f"the answer does not use the tool's result ({condition}, {degrees} celsius in "
+            f"{city}): {excerpt(answer_.content, 160)!r}"
+        )
+
+    return _judged_text(capability, answer, evidence, max_tokens=max_tokens, judge=judge)
+
+
+@probes("tool_choice_none")
+def probe_tool_choice_none(
+    client: OpenAI,
+    model: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    city: str | None = None,
+) -> ProbeResult:
+    """With the tool offered but ``tool_choice: "none"``, the weather question gets prose."""
+    capability = "tool_choice_none"
+    city = city if city is not None else draw(probe_prompts.CITIES)[0]
+    case = probe_prompts.weather(city)
+    asked = _ask_once(
+        capability,
+        client,
+        model,
+        case,
+        timeout=timeout,
+        max_tokens=max_tokens,
+        extra={"tool_choice": "none"},
+    )
+    if isinstance(asked, ProbeResult):
+        return asked
+    answer, evidence = asked
+    if answer.tool_calls:
+        called = ", ".join(f"{c.name}({excerpt(c.arguments, 80)})" for c in answer.tool_calls)
+        return _result(
+            capability,
+            Verdict.FAIL,
+            f"tool_choice 'none' forbids tool calls, but the server returned {called}",
+            evidence,
+            Attribution.SERVER_ERROR,
+        )
+    leaked = _leaked_markup(answer, ("get_weather",))
+    if leaked is not None and leaked[0] is Attribution.PARSER and "tool-call" in leaked[1]:
+        return _result(
+            capability,
+            Verdict.FAIL,
+            "told not to call tools (tool_choice 'none'), the model wrote a tool call in "
+            f"content: {excerpt(answer.content, 160)!r}",
+            evidence,
+            Attribution.MODEL,
+        )
+    return _judged_text(capability, answer, evidence, max_tokens=max_tokens, judge=lambda _: None)
