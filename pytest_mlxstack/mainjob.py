@@ -25,6 +25,7 @@ from pytest_mlxstack.matrix.baseline import previous_matrix, within_selection
 from pytest_mlxstack.matrix.diff import diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, Row, load_matrix
 from pytest_mlxstack.matrix.store import LATEST_JSON, RUNS_DIR
+from pytest_mlxstack.text.terminal import one_line
 
 EXPECTATIONS = Path(__file__).resolve().parent / "suites" / "fixture_expectations.yaml"
 SHORT = {"pass": "ok", "n/a": "n/a", "skip": "skip"}
@@ -58,18 +59,19 @@ def summary_lines(
     rows = matrix.rows
     columns = matrix.capabilities()
     capabilities = list(dict.fromkeys(capability for capability, _ in columns))
-    heads = [f"{row.model} [{row.quant}]" for row in rows]
+    heads = [_label(row) for row in rows]
     cells = {capability: [_pair(row, capability) for row in rows] for capability in capabilities}
-    first = max([len("capability (direct proxied)"), *map(len, capabilities)])
+    shown = {capability: one_line(capability) for capability in capabilities}
+    first = max([len("capability (direct proxied)"), *map(len, shown.values())])
     widths = [
         max([len(head), *(len(cells[c][i]) for c in capabilities)]) for i, head in enumerate(heads)
     ]
     lines = ["  ".join(["capability (direct proxied)".ljust(first), *_padded(heads, widths)])]
     lines += [
-        "  ".join([capability.ljust(first), *_padded(cells[capability], widths)])
+        "  ".join([shown[capability].ljust(first), *_padded(cells[capability], widths)])
         for capability in capabilities
     ]
-    starts = ", ".join(f"{row.model} [{row.quant}]: {row.server_starts}" for row in rows)
+    starts = ", ".join(f"{_label(row)}: {row.server_starts}" for row in rows)
     counts = ", ".join(f"{n} {verdict}" for verdict, n in matrix.verdict_counts().items())
     lines += [
         "",
@@ -80,8 +82,9 @@ def summary_lines(
     if baseline is not None:
         lines += regression_lines(*baseline, matrix)
     unexpected = [
-        f"  {row.model} [{row.quant}] {cell.capability} ({cell.route.value}): "
-        f"{cell.attribution.value if cell.attribution else 'unattributed'}: {cell.reason:.160}"
+        f"  {_label(row)} {one_line(cell.capability)} ({cell.route.value}): "
+        f"{cell.attribution.value if cell.attribution else 'unattributed'}: "
+        f"{one_line(cell.reason, 160)}"
         for row, cell in matrix.iter_cells()
         if cell.verdict.value == "fail"
         and not (cell.expectation and cell.expectation.status == "known_failure")
@@ -93,6 +96,11 @@ def summary_lines(
     if html.is_file():
         lines.append(f"report: {html}")
     return lines
+
+
+def _label(row: Row) -> str:
+    """``model [quant]`` for the terminal (the names come from the matrix file)."""
+    return f"{one_line(row.model)} [{one_line(row.quant)}]"
 
 
 def regression_lines(baseline_path: Path, baseline: Matrix, matrix: Matrix) -> list[str]:

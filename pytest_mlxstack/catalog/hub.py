@@ -375,6 +375,11 @@ def hub_problems(entry: CatalogEntry, quant: str, report: RepoReport) -> list[st
             f"{where} does not exist on the Hub, or is private and this token has no access "
             f"({report.detail}); correct hf_repo, or use a token of an account that can read it"
         ]
+    if report.verdict is Verdict.PRIVATE_OR_MISSING and entry.private:
+        return [
+            f"{where} is missing or private ({report.detail}); the entry says private: true, "
+            "so set HF_TOKEN to a token of an account that can read it"
+        ]
     if report.verdict is Verdict.PRIVATE_OR_MISSING:
         return [
             f"{where} is missing or private ({report.detail}); correct hf_repo, or set HF_TOKEN "
@@ -409,10 +414,14 @@ def hub_problems(entry: CatalogEntry, quant: str, report: RepoReport) -> list[st
             if hub_gated
             else f"{where} is not gated on the Hub but the entry says gated: true; set gated: false"
         )
-    if report.private:
+    if report.private is not None and entry.private != report.private:
         problems.append(
-            f"{where} is private on the Hub, so users without access cannot download it; "
-            "publish it or remove the source"
+            f"{where} is private on the Hub (this token can read it; users without access "
+            "cannot download it) but the entry says private: false; set private: true, or "
+            "publish the repository"
+            if report.private
+            else f"{where} is public on the Hub but the entry says private: true; set "
+            "private: false"
         )
     names = list(report.files)
     if not weight_files(names):

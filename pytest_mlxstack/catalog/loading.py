@@ -23,17 +23,15 @@ from pytest_mlxstack.catalog.errors import CatalogError
 from pytest_mlxstack.catalog.schema import CatalogEntry
 from pytest_mlxstack.catalog.vocabulary import QUANTIZATIONS
 from pytest_mlxstack.process.textfiles import FileReadError, read_text_file
+from pytest_mlxstack.process.yamlfiles import YamlError, load_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # A catalog file holds one entry or a list of a few hundred: a few hundred KB at most. Bigger is
 # a wrong file, and pure-Python YAML would take long to say so.
 MAX_FILE_BYTES = 4 * 2**20
-# Values an entry may expand to through YAML aliases (``*name``): an alias is one node in the
-# file but every use is validated, so ten nested aliases of ten items each are 10**10 values.
-MAX_VALUES = 100_000
 ONE_ENTRY_PER_FILE = (
-    "put each entry in a file of its own, or write the entries as one list (each starting "
-    "with '- id: ...') in a single document"
+    "a catalog file holds one entry or a list of entries: put each entry in a file of its "
+    "own, or write them as one list (each starting with '- id: ...') in a single document"
 )
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -217,41 +215,6 @@ def _read_fix(problem: str) -> str:
     return "make it a readable UTF-8 YAML file"
 
 
-def _alias_problem(data: Any) -> str | None:
-    """What is wrong with the aliases (``*name``) of ``data``, if anything: an alias inside
-    the value it names (an endless value), or more than ``MAX_VALUES`` values once every alias
-    is expanded. Sizes are memoised per shared object, so the count itself stays cheap."""
-    sizes: dict[int, int] = {}
-    open_nodes: set[int] = set()
-    pending: list[tuple[Any, bool]] = [(data, False)]
-    while pending:
-        node, children_done = pending.pop()
-        children = _children(node)
-        if not children_done:
-            if id(node) in sizes:
-                continue
-            if id(node) in open_nodes:
-                return "uses a YAML alias (*name) inside the value it names, an endless value"
-            open_nodes.add(id(node))
-            pending.append((node, True))
-            pending.extend((child, False) for child in children if id(child) not in sizes)
-            continue
-        open_nodes.discard(id(node))
-        sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
-        if sizes[id(node)] > MAX_VALUES:
-            return (
-                f"expands to more than {MAX_VALUES:,} values through YAML aliases (*name) "
-                "that repeat one another"
-            )
-    return None
-
-
-def _children(node: Any) -> list[Any]:
-    if isinstance(node, dict):
-        return [*node.keys(), *node.values()]
-    return list(node) if isinstance(node, list) else []
-
-
 def _load_file(file: Path) -> list[CatalogEntry]:
     """The entries of one YAML file: a mapping (one entry) or a list of mappings."""
     try:
@@ -259,24 +222,14 @@ def _load_file(file: Path) -> list[CatalogEntry]:
     except FileReadError as exc:
         raise CatalogError(exc.problem, _read_fix(exc.problem), file=file) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
-    except RecursionError:
-        raise CatalogError(
-            "nests lists or mappings too deeply to be a catalog entry",
-            "write each entry as key: value lines (one mapping per model)",
-            file=file,
-        ) from None
-    except yaml.composer.ComposerError as exc:
-        if exc.problem != "but found another document" or exc.problem_mark is None:
-            raise CatalogError(
-                _yaml_problem(exc, text), "fix the YAML syntax there", file=file
-            ) from None
-        raise CatalogError(
-            f"holds a second YAML document (the '---' at line {exc.problem_mark.line + 1}), "
-            "but a catalog file is one document",
-            ONE_ENTRY_PER_FILE,
-            file=file,
-        ) from None
+        data = load_yaml(
+            text,
+            loader=_UniqueKeyLoader,  # a SafeLoader: no arbitrary objects
+            one_document=ONE_ENTRY_PER_FILE,
+            passthrough=(_DuplicateKeyError,),
+        )
+    except YamlError as exc:
+        raise CatalogError(exc.problem, exc.fix, file=file) from None
     except _DuplicateKeyError as exc:
         raise CatalogError(
             f"the key {_describe(exc.key)} appears twice in one mapping, at lines "
@@ -284,15 +237,8 @@ def _load_file(file: Path) -> list[CatalogEntry]:
             f"keep one {_describe(exc.key)} there: merge the two or remove one",
             file=file,
         ) from None
-    except yaml.YAMLError as exc:
-        raise CatalogError(
-            _yaml_problem(exc, text), "fix the YAML syntax there", file=file
-        ) from None
     if data is None:
         return []
-    alias_problem = _alias_problem(data)
-    if alias_problem is not None:
-        raise CatalogError(alias_problem, "write the values out instead", file=file)
     items = data if isinstance(data, list) else [data]
     entries = []
     for index, raw in enumerate(items):
@@ -433,23 +379,3 @@ def _describe(value: Any) -> str:
         return "empty"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
-    """Where and what, by lines that exist: PyYAML puts an error at the end of the stream on
-    the line after the last one, so that one is told as the end of the file, with the
-    construct left open (``while parsing a flow sequence``) and where it started."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
-    if mark is None:
-        return f"is not valid YAML ({problem})"
-    lines = len(text.splitlines())
-    if mark.line + 1 > lines or mark.index >= len(text.rstrip()):
-        where = f"at the end of the file (line {max(lines, 1)})"
-    else:
-        where = f"at line {mark.line + 1}, column {mark.column + 1}"
-    opened = getattr(exc, "context_mark", None)
-    context = getattr(exc, "context", None)
-    if context and opened is not None and opened.line < lines:
-        problem += f", {context} that starts at line {opened.line + 1}, column {opened.column + 1}"
-    return f"is not valid YAML {where} ({problem})"

@@ -235,6 +235,11 @@ class CatalogEntry(_Strict):
     )
     tags: list[str] = Field(default_factory=list)
     gated: bool = Field(default=False, description="Whether the Hub asks for access approval.")
+    private: bool = Field(
+        default=False,
+        description="Whether the Hub repositories are private: only accounts with access "
+        "(HF_TOKEN) can see and download them, e.g. a team's own conversions.",
+    )
     evidence: Evidence | None = None
 
     _file: Path | None = PrivateAttr(None)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from pytest_mlxstack import __version__
 from pytest_mlxstack.errors import MlxStackError
+from pytest_mlxstack.text.terminal import one_line
 
 COMMAND_MODULES = (
     "pytest_mlxstack.cli.stack_commands",
@@ -45,8 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except CliError as exc:
-        print(f"mlxstack: {exc}", file=sys.stderr)
+    except CliError as exc:  # its text may quote files, logs or model output: print it plain
+        print(f"mlxstack: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -21,6 +21,7 @@ from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.schema import schema_text
 from pytest_mlxstack.matrix.store import write_matrix_file
 from pytest_mlxstack.process.atomic import write_text_atomic
+from pytest_mlxstack.text.terminal import one_line
 
 EXIT_REGRESSION = 1
 
@@ -96,10 +97,11 @@ def _merge(args: argparse.Namespace) -> int:
         f"{rows} rows, {cells} cells, {len(result.conflicts)} conflicts"
     )
     for conflict in result.conflicts:
-        model, quant, profile = conflict.row
+        model, quant, profile = (one_line(part) for part in conflict.row)
         print(
-            f"  conflict {model} [{quant}] on {profile}, {conflict.field}: kept {conflict.kept} "
-            f"(run {conflict.kept_run}), dropped {conflict.dropped} (run {conflict.dropped_run})"
+            f"  conflict {model} [{quant}] on {profile}, {one_line(conflict.field)}: kept "
+            f"{one_line(str(conflict.kept))} (run {one_line(str(conflict.kept_run))}), dropped "
+            f"{one_line(str(conflict.dropped))} (run {one_line(str(conflict.dropped_run))})"
         )
     return 0
 

@@ -32,6 +32,7 @@ from pytest_mlxstack.settings_values import (
     writable_directory,
 )
 from pytest_mlxstack.text.redact import redact_text
+from pytest_mlxstack.text.terminal import one_line
 
 if TYPE_CHECKING:  # the stack modules are imported by the commands that need them
     from pytest_mlxstack.stack.runtime import Stack
@@ -345,8 +346,8 @@ def _one_line(exc: Exception) -> str:
     last = next(
         (line.strip() for line in reversed(cause.log_tail.splitlines()) if line.strip()), ""
     )
-    if last:
-        parts.append(f"its last log line: {last}")
+    if last:  # a server's log may be coloured, or quote a model: no terminal sequences
+        parts.append(f"its last log line: {one_line(last, 300)}")
     return "; ".join(parts)
 
 

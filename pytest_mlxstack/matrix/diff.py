@@ -17,6 +17,8 @@ from typing import Literal
 from pytest_mlxstack.matrix.capabilities import capability_rank
 from pytest_mlxstack.matrix.model import Cell, Matrix, Row
 from pytest_mlxstack.matrix.verdicts import Verdict
+from pytest_mlxstack.text import markdown
+from pytest_mlxstack.text.terminal import one_line
 
 ChangeKind = Literal["regression", "fix", "new", "removed", "changed"]
 CHANGE_KINDS: tuple[ChangeKind, ...] = ("regression", "fix", "changed", "new", "removed")
@@ -86,8 +88,7 @@ class MatrixDiff:
         """One ``REGRESSION ...`` line per regressed cell (at most ``limit``, then a count), as
         the terminal summaries print them under the headline."""
         lines = [
-            f"  REGRESSION {change.model} [{change.quant}] {change.capability} "
-            f"({change.route}): {change.before} -> {_after(change)}{_why(change)}"
+            f"  REGRESSION {_cell_label(change)}: {change.before} -> {_after(change)}{_why(change)}"
             for change in self.regressions[:limit]
         ]
         if len(self.regressions) > limit:
@@ -95,22 +96,25 @@ class MatrixDiff:
         return lines
 
     def to_text(self) -> str:
+        """The plain-text report; text from the matrices is stripped of escape sequences and
+        control characters (model output could drive the reader's terminal)."""
         lines = [self.headline()]
         for change in self.changes:
             lines.append(
-                f"  {change.kind:<10} {change.model} [{change.quant}] {change.capability} "
-                f"({change.route}) on {change.profile}: {change.before or '-'} -> "
-                f"{_after(change)}{_why(change)}"
+                f"  {change.kind:<10} {_cell_label(change)} on {one_line(change.profile)}: "
+                f"{one_line(change.before or '-')} -> {_after(change)}{_why(change)}"
             )
         return "\n".join(lines) + "\n"
 
     def to_markdown(self, *, base: str = "base", new: str = "new") -> str:
-        """A job-summary section: headline, then one table per kind of change."""
+        """A job-summary section: headline, then one table per kind of change. Every text from
+        the matrices is escaped (``text.markdown``): model output stays text, never a link,
+        an image or markup."""
         marker = ":x:" if self.has_regressions else ":white_check_mark:"
         lines = [
             "## Compatibility matrix diff",
             "",
-            f"{marker} **{self.headline()}** (`{_md(base)}` → `{_md(new)}`)",
+            f"{marker} **{self.headline()}** (`{markdown.code(base)}` → `{markdown.code(new)}`)",
         ]
         titles = {
             "regression": "Regressions (pass → fail or missing)",
@@ -146,7 +150,7 @@ class MatrixDiff:
                     _after(change),
                     why,
                 )
-                lines.append("| " + " | ".join(_md(text) for text in cells) + " |")
+                lines.append("| " + " | ".join(markdown.inline(text) for text in cells) + " |")
         return "\n".join(lines) + "\n"
 
 
@@ -229,27 +233,22 @@ def _order(key: CellKey) -> tuple[object, ...]:
     return (model, quant, profile, *capability_rank(capability), route)
 
 
+def _cell_label(change: CellChange) -> str:
+    """``model [quant] capability (route)`` for a terminal: names come from the files."""
+    return (
+        f"{one_line(change.model)} [{one_line(change.quant)}] {one_line(change.capability)} "
+        f"({one_line(change.route)})"
+    )
+
+
 def _after(change: CellChange) -> str:
     if change.after is None:
         return MISSING if change.kind == "regression" else "-"
-    return change.after
+    return one_line(change.after)
 
 
 def _why(change: CellChange) -> str:
     if not change.reason and not change.attribution:
         return ""
-    blame = f"{change.attribution}: " if change.attribution else ""
-    return f" ({blame}{_one_line(change.reason)})"
-
-
-def _one_line(text: str, limit: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _md(text: str) -> str:
-    """Untrusted text made inert in a Markdown table: no markup, no pipes, one line."""
-    flat = _one_line(text)
-    for raw, safe in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "'")):
-        flat = flat.replace(raw, safe)
-    return flat
+    blame = f"{one_line(change.attribution)}: " if change.attribution else ""
+    return f" ({blame}{one_line(change.reason, 160)})"

@@ -31,11 +31,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-import yaml
-
 from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.matrix.model import Expectation, ExpectationStatus
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
+from pytest_mlxstack.process.textfiles import FileReadError, read_text_file
+from pytest_mlxstack.process.yamlfiles import YamlError, load_yaml
+
+# A hand-written file of a few KB; anything this big is a wrong path.
+MAX_EXPECTATIONS_BYTES = 2**20
 
 _KNOWN_FIELDS = (
     "model",
@@ -157,21 +160,21 @@ def load_expectations(path: str | Path) -> Expectations:
     """Read and validate an expectations file; every problem is one ``ExpectationsError``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        text = read_text_file(path, max_bytes=MAX_EXPECTATIONS_BYTES)
+    except FileReadError as exc:
+        if exc.problem == "does not exist":
+            raise ExpectationsError(
+                f"expectations file {path} does not exist; create it or fix the path given to "
+                f"--mlx-expectations / mlx_expectations"
+            ) from None
         raise ExpectationsError(
-            f"expectations file {path} does not exist; create it or fix the path given to "
-            f"--mlx-expectations / mlx_expectations"
+            f"expectations file {path} {exc.problem}; pass a YAML file"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExpectationsError(f"expectations file {path} cannot be read ({exc})") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
+        data = load_yaml(text, one_document="write every rule under one expectations: list")
+    except YamlError as exc:
         raise ExpectationsError(
-            f"{path}: not valid YAML{where}; fix the syntax (see docs/matrix.md for the format)"
+            f"{path}: {exc.problem}; {exc.fix} (see docs/matrix.md for the format)"
         ) from None
     return parse_expectations(data, source=str(path))
 

@@ -35,7 +35,14 @@ ExpectationStatus = Literal["known_failure", "unexpected_pass", "as_expected", "
 
 
 class MatrixFormatError(MlxStackError, ValueError):
-    """A matrix file that cannot be read; the message is one sentence naming file and field."""
+    """A matrix file that cannot be read; the message is one sentence naming file and field.
+
+    Field names and row keys come from the file, which may hold anything (JSON escapes such as
+    ``\\u001b``): the sentence is made plain text on one line before anyone prints it.
+    """
+
+    def __init__(self, problem: str, fix: str = "", *, where: str = "", detail: str = "") -> None:
+        super().__init__(one_line(problem), one_line(fix), where=one_line(where), detail=detail)
 
 
 class _Strict(BaseModel):

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pytest_mlxstack.matrix.model import Expectation
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Verdict
+from pytest_mlxstack.text.terminal import plain
 
 Action = Literal["pass", "fail", "skip", "xfail"]
 
@@ -30,7 +31,14 @@ def decide(
     fails, saying which attribution was expected and which one happened.
 
     An unexpected pass passes: the matrix and the terminal summary flag it instead.
+    The message quotes the probe's reason, which quotes model output: pytest prints it on the
+    terminal, so escape sequences and control characters are removed (``plain``).
     """
+    outcome = _decide(result, expectation, label=label)
+    return Outcome(outcome.action, plain(outcome.message))
+
+
+def _decide(result: ProbeResult, expectation: Expectation | None, *, label: str) -> Outcome:
     what = f"{result.capability} {label}".strip()
     if result.verdict is Verdict.PASS:
         return Outcome("pass")

@@ -65,6 +65,13 @@ def _open_problem(path: Path, exc: OSError) -> str:
         return "does not exist"
     if exc.errno == errno.ENOTDIR:
         return "does not exist (a folder in its path is a file)"
+    try:  # a socket cannot even be opened (ENXIO): say what it is
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = stat.S_IFREG
+    kind = next((name for test, name in _KINDS if test(mode)), None)
+    if kind is not None:
+        return f"is {kind}, not a regular file"
     return f"cannot be read ({exc.strerror or type(exc).__name__})"
 
 

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pytest_mlxstack.errors import MlxStackError
+from pytest_mlxstack.process.textfiles import FileReadError, read_text_file
+from pytest_mlxstack.process.yamlfiles import YamlError, load_yaml
 from pytest_mlxstack.stack.flags import FlagError, check_extra_flags
+
+# A hand-written file of a few KB; anything this big is a wrong path.
+MAX_STACK_FILE_BYTES = 2**20
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SERVED_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
@@ -222,23 +225,18 @@ def load_stack_file(path: Path | str) -> StackSpec:
     """Read a YAML stack file; relative ``path``/``catalog`` values are relative to the file."""
     file = Path(path).expanduser()
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StackSpecError(
-            "does not exist", "pass the path of an existing YAML stack file", file=file
-        ) from None
-    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
-        raise StackSpecError(
-            f"cannot be read ({type(exc).__name__})", "pass a readable UTF-8 YAML file", file=file
-        ) from None
+        text = read_text_file(file, max_bytes=MAX_STACK_FILE_BYTES)
+    except FileReadError as exc:
+        fix = (
+            "pass the path of an existing YAML stack file"
+            if "not exist" in exc.problem
+            else "pass a readable UTF-8 YAML file"
+        )
+        raise StackSpecError(exc.problem, fix, file=file) from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise StackSpecError(
-            f"is not valid YAML{where}", "fix the syntax (indentation, colons, quotes)", file=file
-        ) from None
+        data = load_yaml(text, one_document="a stack file is one mapping with tiers:")
+    except YamlError as exc:
+        raise StackSpecError(exc.problem, exc.fix, file=file) from None
     try:
         return stack_spec_from_mapping(data, base_dir=file.resolve().parent, source=file)
     except StackSpecError as exc:

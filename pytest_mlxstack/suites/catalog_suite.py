@@ -24,6 +24,7 @@ from pytest_mlxstack.catalog.hub import (
     hub_unverified,
     inspect_shared,
 )
+from pytest_mlxstack.text.terminal import one_line
 from pytest_mlxstack.wiring.catalog import CATALOG_RUN, MARKER, CatalogRun, shared_hub_dir
 
 pytestmark = getattr(pytest.mark, MARKER)  # catalog_validation, registered by the wiring
@@ -61,9 +62,11 @@ Case = tuple[CatalogEntry, str]
 
 
 def _fail(entry: CatalogEntry, problems: list[str]) -> None:
+    """Fail with one line per problem; a problem may quote the Hub's answer or a chat
+    template from it, so each is printed as plain text."""
     if problems:
         where = f" ({entry.file})" if entry.file else ""
-        lines = "\n".join(f"  - {p}" for p in problems)
+        lines = "\n".join(f"  - {one_line(p)}" for p in problems)
         pytest.fail(f"catalog entry '{entry.id}'{where}:\n{lines}", pytrace=False)
 
 
@@ -126,8 +129,8 @@ def test_hub(case: Case, request: pytest.FixtureRequest) -> None:
     if report is None:  # not prefetched (e.g. collected after the session fixture ran)
         report = HubClient().inspect(source.hf_repo, source.revision)
     if report.verdict is Verdict.SKIPPED:
-        pytest.skip(f"Hub checks skipped: {report.detail}")
+        pytest.skip(f"Hub checks skipped: {one_line(report.detail)}")
     _fail(entry, hub_problems(entry, quant, report))
     unverified = hub_unverified(entry, quant, report)
     if unverified:  # a check the Hub did not let us make is said, never passed silently
-        pytest.skip("; ".join(unverified))
+        pytest.skip(one_line("; ".join(unverified)))

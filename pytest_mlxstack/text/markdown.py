@@ -1,10 +1,12 @@
-"""Untrusted text made inert in Markdown (a CI job summary): it reads as the text it is.
+r"""Untrusted text made inert in Markdown (a CI job summary): it reads as the text it is.
 
 ``![x](http://...)`` would load an image from anywhere, ``[click](javascript:...)`` or a bare
 ``https://`` URL would be a live link, ``|`` would split a table cell, ``<b>`` would be HTML,
-``$x$`` math, ``:x:`` an emoji. CommonMark lets any ASCII punctuation character be escaped with
-a backslash and then shows it literally, so every one is escaped: no construct can start, and
-the text renders exactly as written. Control characters go first (``terminal.plain``).
+``$x$`` math, ``:x:`` an emoji, ``*a*`` emphasis. CommonMark shows any ASCII punctuation
+character escaped with a backslash literally, so every character that can start or close such
+a construct is escaped (``:`` and ``.`` too: ``http\://`` and ``www\.`` are no autolinks), and
+the text renders exactly as written. Left alone: ``-``, quotes, ``,;/=?%``, which start nothing
+inside a line. Control characters go first (``terminal.plain``).
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import re
 
 from pytest_mlxstack.text.terminal import one_line
 
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_MARKUP = re.compile(r"([\\`*_{}\[\]()<>#+!|~:@$&.^])")
 
 
 def inline(text: str, limit: int | None = 160) -> str:
     """``text`` as literal Markdown on one line (a table cell, a list item)."""
-    return _PUNCTUATION.sub(r"\\\1", one_line(text, limit))
+    return _MARKUP.sub(r"\\\1", one_line(text, limit))
 
 
 def code(text: str, limit: int | None = 160) -> str:

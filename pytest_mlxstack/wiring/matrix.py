@@ -33,6 +33,7 @@ from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.store import RUNS_DIR, MatrixWriteError, WrittenMatrix, write_matrix
 from pytest_mlxstack.settings import NONE
 from pytest_mlxstack.text.redact import redact_text
+from pytest_mlxstack.text.terminal import one_line
 from pytest_mlxstack.wiring.options import add_settings, is_worker, read_setting, resolved
 
 
@@ -229,13 +230,13 @@ class MatrixWriter:
             for row, cell in state.matrix.unexpected_passes():
                 reason = cell.expectation.reason if cell.expectation else ""
                 write(
-                    f"  UNEXPECTED PASS {row.model} [{row.quant}] {cell.capability} "
-                    f"({cell.route.value}): expected to fail ({reason}); update the "
-                    f"expectations file",
+                    f"  UNEXPECTED PASS {one_line(row.model)} [{one_line(row.quant)}] "
+                    f"{one_line(cell.capability)} ({cell.route.value}): expected to fail "
+                    f"({one_line(reason)}); update the expectations file",
                     yellow=True,
                 )
-        for problem in state.problems:
-            write(f"  {problem}", yellow=True)
+        for problem in state.problems:  # may quote payloads and files: no terminal sequences
+            write(f"  {one_line(problem)}", yellow=True)
 
 
 def _explicit_baseline(config: pytest.Config) -> tuple[Path, Matrix] | None:

@@ -105,7 +105,7 @@ CASES: dict[str, Malformed] = {
         _folder_with("two.yaml", ENTRY + "---\n" + dump(entry(id="other-8b"))),
         (
             f"holds a second YAML document (the '---' at line {ENTRY.count(chr(10)) + 1})",
-            "put each entry in a file of its own, or write the entries as one list",
+            "a catalog file holds one entry or a list of entries: put each entry in a file",
         ),
     ),
     "number-as-quantization": Malformed(

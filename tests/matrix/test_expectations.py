@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -195,8 +196,15 @@ def test_files_are_read_and_their_errors_name_the_file(tmp_path):
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("expectations:\n  - model: [unclosed\n")
-    with pytest.raises(ExpectationsError, match=rf"{bad}: not valid YAML at line \d"):
+    with pytest.raises(ExpectationsError, match=rf"{bad}: is not valid YAML at the end of the"):
         load_expectations(bad)
     with pytest.raises(ExpectationsError, match="does not exist"):
         load_expectations(tmp_path / "absent.yaml")
     assert len(parse_expectations(None)) == 0
+
+
+def test_an_expectations_file_that_is_a_pipe_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "expectations.yaml"
+    os.mkfifo(path)  # nobody writes: reading it would wait forever
+    with pytest.raises(ExpectationsError, match=r"is a named pipe, not a regular file"):
+        load_expectations(path)

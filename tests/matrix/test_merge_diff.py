@@ -148,6 +148,6 @@ def test_markdown_is_a_table_with_untrusted_text_made_inert(build_matrix):
     table = [line for line in markdown.splitlines() if line.startswith("| qwen")]
     assert table == [
         "| qwen | 4bit | m2-max-64 | inference | direct | pass | fail | "
-        "parser: content was &lt;script&gt;x&lt;/script&gt; \\| and more |"
+        "parser\\: content was \\<script\\>x\\</script\\> \\| and more |"
     ]
     assert "<script>" not in markdown

@@ -135,7 +135,10 @@ def test_broken_stack_file_is_one_sentence_naming_file_and_field(
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("tiers: {fast: [model: a", "is not valid YAML at line 1"),
+        ("tiers: {fast: [model: a", "is not valid YAML at the end of the file (line 1)"),
+        ("tiers:\n  fast: {model: a\n  slow: b\n", "is not valid YAML at line 3, column 7"),
+        ("tiers: {}\n---\ntiers: {}\n", "holds a second YAML document (the '---' at line 2)"),
+        ("[" * 100_000, "nests lists or mappings too deeply"),
         ("- just\n- a list\n", "is not a mapping"),
         ("", "is not a mapping"),
     ],
@@ -264,3 +267,10 @@ def test_key_file_is_private_from_creation(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert MasterKey(path.read_text(encoding="utf-8").strip()) == key
     assert sorted(p.name for p in path.parent.iterdir()) == ["master-key"]
+
+
+def test_a_stack_file_that_is_a_pipe_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "stack.yaml"
+    os.mkfifo(path)  # nobody writes: reading it would wait forever
+    with pytest.raises(StackSpecError, match=r"stack\.yaml: is a named pipe, not a regular file"):
+        load_stack_file(path)
