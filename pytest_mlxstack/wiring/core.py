@@ -28,12 +28,13 @@ from pytest_mlxstack.process.paths import (
     HOME_ENV,
 )
 from pytest_mlxstack.process.ports import PortAllocationError, PortAllocator, PortSession
+from pytest_mlxstack.process.redaction import SECRET_ENV_VARS
 from pytest_mlxstack.process.registry import Owner, PidRegistry
 from pytest_mlxstack.process.services import (
     LOG_TAIL_LINES,
-    SECRET_ENV_VARS,
     OwnerWatchdog,
     ServiceManager,
+    known_secrets,
     read_tail,
     stop_all_managers,
 )
@@ -45,6 +46,7 @@ from pytest_mlxstack.wiring.options import (
     is_worker,
     read_setting,
 )
+from pytest_mlxstack.wiring.report_redaction import redact_report
 
 SESSION_KEY = "session"  # handed to workers: the controller's identity and port session
 MARKERS = {
@@ -256,7 +258,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if not report.failed:
         return report
     state = item.config.stash.get(_STATE, None)
+    secrets = known_secrets()
     if state is None:
+        redact_report(report, secrets)
         return report
     seen: set[Path] = set()
     managers = list(state.managers)
@@ -271,6 +275,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append(
                 (f"mlxstack log: {service.name} (port {service.port}, {service.log_path})", tail)
             )
+        secrets |= manager.secrets
+    redact_report(report, secrets)
     return report
 
 
