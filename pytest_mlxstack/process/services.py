@@ -33,6 +33,7 @@ from types import TracebackType
 import psutil
 
 from pytest_mlxstack.errors import MlxStackError
+from pytest_mlxstack.process.interrupts import ignore_sigint, sigint_deferred
 from pytest_mlxstack.process.paths import default_home, safe_file_name
 from pytest_mlxstack.process.ports import LOOPBACK, PortAllocator, http_status
 from pytest_mlxstack.process.proctree import (
@@ -485,13 +486,14 @@ class ServiceManager:
         with self._lock:
             names = list(reversed(self._running))
         errors: list[Exception] = []
-        for name in names:
-            try:
-                self._stop_running(name)
-            except KeyError:
-                continue  # stopped meanwhile by someone else
-            except Exception as exc:
-                errors.append(exc)
+        with sigint_deferred():  # Ctrl-C between two services must not skip the second
+            for name in names:
+                try:
+                    self._stop_running(name)
+                except KeyError:
+                    continue  # stopped meanwhile by someone else
+                except Exception as exc:
+                    errors.append(exc)
         if errors:
             raise errors[0]
 
@@ -501,20 +503,21 @@ class ServiceManager:
         with self._lock:
             running = self._running[name]
         grace = self.grace_period if grace_period is None else grace_period
-        tree = collect_tree(
-            running.process,
-            marker=running.record.marker,
-            not_before=running.record.create_time,
-        )
-        result = terminate_tree(tree, grace)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            running.popen.wait(timeout=5.0)  # reap our direct child's zombie
-        with self._lock:
-            if self._running.get(name) is running:
-                del self._running[name]
-        self.registry.remove(running.record)
-        if running.allocated:
-            self.ports.release(running.service.port)
+        with sigint_deferred():  # a Ctrl-C mid-wait would skip the SIGKILL
+            tree = collect_tree(
+                running.process,
+                marker=running.record.marker,
+                not_before=running.record.create_time,
+            )
+            result = terminate_tree(tree, grace)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                running.popen.wait(timeout=5.0)  # reap our direct child's zombie
+            with self._lock:
+                if self._running.get(name) is running:
+                    del self._running[name]
+            self.registry.remove(running.record)
+            if running.allocated:
+                self.ports.release(running.service.port)
         return result
 
     def detach(self) -> list[ServiceRecord]:
@@ -604,7 +607,13 @@ def stop_all_managers() -> None:
             manager.stop_all()
 
 
-atexit.register(stop_all_managers)
+def _stop_at_exit() -> None:
+    """The atexit cleanup: nothing is left to interrupt, so Ctrl-C no longer counts."""
+    ignore_sigint()
+    stop_all_managers()
+
+
+atexit.register(_stop_at_exit)
 
 
 class OwnerWatchdog:
