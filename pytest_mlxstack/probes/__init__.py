@@ -18,7 +18,7 @@ from pytest_mlxstack.probes.capabilities import (
     probe_tool_calling,
     probe_tool_calling_streaming,
 )
-from pytest_mlxstack.probes.proxy import attribute_proxy
+from pytest_mlxstack.probes.proxy import attribute_proxy, blame_tier_down
 from pytest_mlxstack.probes.registry import (
     CAPABILITIES,
     PROBES,
@@ -40,6 +40,7 @@ __all__ = [
     "DeclaredCapabilities",
     "Probe",
     "attribute_proxy",
+    "blame_tier_down",
     "not_applicable",
     "probe_concurrency",
     "probe_errors",

@@ -25,7 +25,7 @@ def attribute_proxy(direct: ProbeResult, proxied: ProbeResult) -> ProbeResult:
     if proxied.verdict is not Verdict.FAIL:
         return proxied
     if direct.verdict is Verdict.FAIL and direct.attribution is Attribution.SERVER_DOWN:
-        return _tier_down(direct, proxied)
+        return blame_tier_down(direct, proxied)
     if direct.verdict is not Verdict.PASS:
         return proxied
     if proxied.attribution is Attribution.PROXY:
@@ -40,9 +40,13 @@ def attribute_proxy(direct: ProbeResult, proxied: ProbeResult) -> ProbeResult:
     )
 
 
-def _tier_down(direct: ProbeResult, proxied: ProbeResult) -> ProbeResult:
-    """The proxied failure, blamed on the dead server behind the proxy; the direct attempt's
-    failure is the evidence."""
+def blame_tier_down(direct: ProbeResult, proxied: ProbeResult) -> ProbeResult:
+    """The proxied failure, blamed on the dead server behind the proxy when ``direct`` (any
+    probe straight to the tier's server) found it down, with that attempt as evidence;
+    otherwise ``proxied`` unchanged. For proxied checks with no direct twin (routing,
+    concurrency), where ``attribute_proxy`` cannot compare like with like."""
+    if proxied.verdict is not Verdict.FAIL or direct.attribution is not Attribution.SERVER_DOWN:
+        return proxied
     was = proxied.attribution.value if proxied.attribution else "unattributed"
     notes = [
         *proxied.evidence.notes,

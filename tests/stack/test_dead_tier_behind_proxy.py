@@ -17,10 +17,12 @@ import pytest
 
 from pytest_mlxstack.catalog import load_catalog
 from pytest_mlxstack.fixture_models import fixture_catalog_path
+from pytest_mlxstack.matrix.expectations import Expectations
+from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.verdicts import Attribution, Route, Verdict
-from pytest_mlxstack.probes import run_probe
+from pytest_mlxstack.probes import probe_concurrency, run_probe
 from pytest_mlxstack.process.services import ServiceManager
-from pytest_mlxstack.run.recording import probe_target
+from pytest_mlxstack.run.recording import probe_record_check, probe_target
 from pytest_mlxstack.run.selection import select_targets
 from pytest_mlxstack.run.session import SuiteStack, start_suite_stack
 from pytest_mlxstack.stack import ServerPool
@@ -71,3 +73,17 @@ def test_a_killed_tier_is_server_down_through_the_proxy(suite: SuiteStack) -> No
     assert any("straight to the tier's server failed" in note for note in cell.evidence.notes)
     direct = probe_target("inference", target, suite, Route.DIRECT)
     assert direct.attribution is Attribution.SERVER_DOWN
+
+    # A proxied check with no direct twin (the integration suite's concurrency check).
+    outcomes: list[object] = []
+    matrix = MatrixRecorder("t", [], Expectations(), outcomes.append)
+    concurrency = probe_record_check(
+        "concurrency",
+        target,
+        suite,
+        Route.PROXIED,
+        matrix,
+        lambda: probe_concurrency(suite.proxy_client(), target.tier),
+    )
+    assert concurrency.attribution is Attribution.SERVER_DOWN, concurrency.reason
+    assert len(outcomes) == 1  # the test was failed through the matrix, with that verdict
