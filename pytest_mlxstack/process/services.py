@@ -381,6 +381,18 @@ class ServiceManager:
         tail = self._tail(service.log_path, LOG_TAIL_LINES)
         if _ADDRESS_IN_USE.search(tail):
             raise _PortStolen()
+        if code == 0:
+            raise ServiceStartError(
+                f"service {service.name!r} exited with code 0 during start-up, before it "
+                f"answered: its command returned at once, as one that daemonises (goes to the "
+                f"background) does (log {service.log_path})",
+                "run the command so that it stays in the foreground (drop its daemon or "
+                "background option): the manager must own the serving process to stop it",
+                name=service.name,
+                exit_code=code,
+                log_tail=tail,
+                log_path=service.log_path,
+            )
         raise ServiceStartError(
             f"service {service.name!r} exited with code {code} during start-up "
             f"(log {service.log_path})",

@@ -10,6 +10,8 @@ Modes:
                  closes its copy and sleeps, so only the child holds the port
   daemon         like fork-child, but the server runs in a grandchild re-parented to init
   health-503     answer /health with 503 forever (never ready)
+  daemonise      fork a daemon (setsid, second fork) and exit 0 at once, like a server that
+                 goes to the background; the daemon binds after --delay and serves
 
 --delay sleeps before binding (a slow start). --pid-file collects the pid of every process
 of the server (parent and forked children). --echo-env prints an environment variable, as a
@@ -67,7 +69,7 @@ def main() -> int:
     print(f"toy server pid={os.getpid()} mode={args.mode} port={args.port}", flush=True)
     if args.echo_env:
         print(f"{args.echo_env}={os.environ.get(args.echo_env, '')}", flush=True)
-    if args.delay:
+    if args.delay and args.mode != "daemonise":
         time.sleep(args.delay)
     if args.mode == "crash":
         print("fatal: configuration is broken, giving up", flush=True)
@@ -75,6 +77,18 @@ def main() -> int:
             with open(args.listen_file, "w") as handle:
                 handle.write(repr(time.time()))
         return args.exit_code
+    if args.mode == "daemonise":
+        if os.fork() != 0:
+            return 0  # the parent returns at once, as a daemonising server does
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        if args.pid_file:
+            with open(args.pid_file, "a") as handle:
+                handle.write(f"{os.getpid()}\n")
+        time.sleep(args.delay)
+        make_server(args.port).serve_forever()
+        os._exit(0)
     if args.mode == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if args.mode == "health-503":
