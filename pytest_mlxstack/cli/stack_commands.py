@@ -340,6 +340,12 @@ def _status(args: argparse.Namespace) -> int:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         )
+    orphans = [row for row in rows if row.owner_gone]
+    if orphans:
+        print(
+            f"mlxstack: {len(orphans)} service(s) belong to a session that is gone (killed "
+            "before it could stop them); the next pytest session with this home stops them"
+        )
     return 0
 
 

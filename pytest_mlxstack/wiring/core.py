@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_mlxstack.process.cache import ModelCache
+from pytest_mlxstack.process.leftovers import remove_session_leftovers
 from pytest_mlxstack.process.paths import (
     CACHE_ENV,
     HOME_ENV,
@@ -81,6 +82,7 @@ class _CoreState:
     managers: weakref.WeakSet[ServiceManager] = field(default_factory=weakref.WeakSet)
     shutdown: SigtermShutdown = field(default_factory=SigtermShutdown)
     reaped: int = 0
+    leftovers: int = 0  # folders of gone sessions removed at session start
 
 
 _STATE = pytest.StashKey[_CoreState]()
@@ -153,6 +155,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     with contextlib.suppress(OSError):
         reaped = PidRegistry(state.settings.home).reap_orphans(state.settings.grace_period)
         state.reaped = len(reaped)
+    # Their services are stopped now; the folders such sessions left can go too.
+    state.leftovers = len(remove_session_leftovers(state.settings.home))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -177,6 +181,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [f"mlxstack home: {state.settings.home}, model cache: {state.settings.cache_dir}"]
     if state.reaped:
         lines.append(f"mlxstack: stopped {state.reaped} service(s) left by an earlier session")
+    if state.leftovers:
+        lines.append(
+            f"mlxstack: removed {state.leftovers} folder(s) left by a session that was killed"
+        )
     return lines
 
 

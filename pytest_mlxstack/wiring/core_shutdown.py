@@ -24,7 +24,9 @@ from typing import Any
 import psutil
 import pytest
 
+from pytest_mlxstack.process.leftovers import WORKER_DIR_PREFIX, claim
 from pytest_mlxstack.process.proctree import ProcessIdentity
+from pytest_mlxstack.process.registry import Owner
 
 WORKER_DIR_KEY = "mlxstack_worker_dir"
 
@@ -89,7 +91,8 @@ class SigtermShutdown:
 
     def controller_plugin(self) -> _WorkerDirHandover:
         """The plugin that tells each xdist worker where to announce itself."""
-        self.worker_dir = Path(tempfile.mkdtemp(prefix="mlxstack-workers-"))
+        self.worker_dir = Path(tempfile.mkdtemp(prefix=WORKER_DIR_PREFIX))
+        claim(self.worker_dir, Owner.current("pytest"))  # a SIGKILL leaves it: see leftovers
         return _WorkerDirHandover(self.worker_dir)
 
     def _forward_to_workers(self) -> None:
