@@ -263,12 +263,10 @@ def new_service_manager(
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report: pytest.TestReport = yield
-    if not report.failed:
-        return report
-    state = item.config.stash.get(_STATE, None)
     secrets = known_secrets()
-    if state is None:
-        redact_report(report, secrets)
+    state = item.config.stash.get(_STATE, None)
+    if not report.failed or state is None:
+        redact_report(report, secrets)  # -rP shows a passing test's output too
         return report
     seen: set[Path] = set()
     managers = list(state.managers)

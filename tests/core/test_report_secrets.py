@@ -149,3 +149,22 @@ def test_a_secret_in_an_assertion_message_is_cut_from_the_report(inner: pytest.P
     assert "1 failed" in terminal
     assert FAKE_TOKEN not in terminal
     assert FAKE_TOKEN not in junit
+
+
+def test_a_passing_test_that_prints_a_secret_does_not_show_it_with_rp(
+    inner: pytest.Pytester,
+) -> None:
+    inner.makepyfile(
+        """
+        import os
+
+        def test_prints():
+            print("token is", os.environ["HF_TOKEN"])
+        """
+    )
+    terminal, junit = _printed(inner, "-rP", "-o", "junit_logging=all")
+
+    assert "1 passed" in terminal
+    assert "token is [REDACTED]" in terminal
+    assert FAKE_TOKEN not in terminal
+    assert FAKE_TOKEN not in junit
