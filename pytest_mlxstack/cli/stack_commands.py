@@ -20,6 +20,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pytest_mlxstack.cli import CliError
+from pytest_mlxstack.process.interrupts import ignore_sigint
 from pytest_mlxstack.process.paths import default_cache_dir, default_home
 from pytest_mlxstack.redact import redact_text
 
@@ -145,6 +146,7 @@ def _up(args: argparse.Namespace) -> int:
         return 0
     finally:
         if not detached:
+            ignore_sigint()  # Ctrl-C again must not cut the stop short
             stack.down()
             manager.stop_all()
             remove_stack_files(home, stack_id)
