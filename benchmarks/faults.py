@@ -16,6 +16,8 @@ found in failure reports.
    start, a request through the proxy that fails) with a fake HF_TOKEN set, under ``-l``,
    ``-l -vv``, ``-l --tb=long`` and ``-l --full-trace``, each with junit XML; printed: how
    many times HF_TOKEN or a master key appear in the terminal output and the XML.
+4. Reaping: how long the next session's reap of 1, 2 and 4 orphans that ignore SIGTERM takes
+   (grace period 2 s): about one grace period whatever their number.
 
 On demand only (never part of the test suite, which asserts behaviour, not figures).
 """
@@ -408,6 +410,30 @@ def secret_figures(root: Path, with_stack: bool) -> None:
         print(f"{' '.join(options):<22} {failed:>6} {tokens:>9} {leaked_keys:>11}", flush=True)
 
 
+# -- reaping orphans that ignore SIGTERM ---------------------------------------------------------
+
+
+def reap_figures(root: Path, grace: float = 2.0) -> None:
+    """How long the next session's reap takes for N orphans that ignore SIGTERM."""
+    from pytest_mlxstack.process.registry import Owner, PidRegistry
+    from pytest_mlxstack.process.services import ServiceManager
+
+    print(f"{'orphans':>7} {'reap s':>7}   (grace period {grace:g} s)")
+    for count in (1, 2, 4):
+        child = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE)
+        gone = Owner("pytest", child.pid, psutil.Process(child.pid).create_time())
+        child.communicate(b"\n")
+        home = root / f"reap-{count}"
+        left = ServiceManager(home, owner=gone, reap=False)
+        argv = [sys.executable, str(TOY), "--port", "{port}", "--mode", "ignore-term"]
+        for number in range(count):
+            left.start(f"orphan-{number}", argv)
+        began = time.monotonic()
+        PidRegistry(home).reap_orphans(grace_period=grace)
+        print(f"{count:>7} {time.monotonic() - began:>7.2f}", flush=True)
+        left.stop_all()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20, help="repeated Ctrl-C trials")
@@ -419,6 +445,8 @@ def main() -> int:
         root = Path(tmp)
         print("== orphans after each way a session ends (toy services, grace period 1 s)")
         orphan_figures(args.trials, root / "orphans")
+        print("\n== reaping orphans that ignore SIGTERM (the next session's start)")
+        reap_figures(root / "reap")
         if not args.skip_stack:
             print("\n== requests lost in bursts (vllm-mlx + LiteLLM, tiny-chat)")
             burst_figures(root / "bursts")
