@@ -47,7 +47,7 @@ from pytest_mlxstack.wiring.options import (
     is_worker,
     read_setting,
 )
-from pytest_mlxstack.wiring.report_redaction import redact_report
+from pytest_mlxstack.wiring.report_redaction import hub_token, redact_report
 
 SESSION_KEY = "session"  # handed to workers: the controller's identity and port session
 MARKERS = {
@@ -263,7 +263,7 @@ def new_service_manager(
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report: pytest.TestReport = yield
-    secrets = known_secrets()
+    secrets = known_secrets() | {token for token in [hub_token()] if token}
     state = item.config.stash.get(_STATE, None)
     if not report.failed or state is None:
         redact_report(report, secrets)  # -rP shows a passing test's output too

@@ -10,6 +10,7 @@ walked and every known secret value is replaced by ``[REDACTED]``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Collection
 from typing import Any
 
@@ -18,6 +19,20 @@ import pytest
 from pytest_mlxstack.process.redaction import redact
 
 _MAX_DEPTH = 12
+
+
+@functools.lru_cache(maxsize=1)
+def hub_token() -> str | None:
+    """The Hub token ``huggingface_hub`` would send (``HF_TOKEN`` or the saved login), read
+    once: it is a secret even when it comes from a file rather than the environment."""
+    try:
+        from huggingface_hub import get_token
+    except ImportError:
+        return None
+    try:
+        return get_token() or None
+    except Exception:  # a broken token file is not this plugin's concern here
+        return None
 
 
 def redact_report(report: pytest.TestReport, secrets: Collection[str]) -> None:

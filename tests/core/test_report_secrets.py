@@ -168,3 +168,28 @@ def test_a_passing_test_that_prints_a_secret_does_not_show_it_with_rp(
     assert "token is [REDACTED]" in terminal
     assert FAKE_TOKEN not in terminal
     assert FAKE_TOKEN not in junit
+
+
+def test_a_hub_token_saved_by_login_is_cut_from_the_report(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = "hf_SavedByHuggingfaceCliLogin0123456"
+    hf_home = inner.path / "hf-home"
+    hf_home.mkdir()
+    (hf_home / "token").write_text(saved)
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    inner.makepyfile(
+        """
+        from huggingface_hub import get_token
+
+        def test_uses_the_saved_token():
+            token = get_token()
+            assert token == "something else"
+        """
+    )
+    terminal, junit = _printed(inner, "-l", "-vv")
+
+    assert "1 failed" in terminal
+    assert saved not in terminal
+    assert saved not in junit
