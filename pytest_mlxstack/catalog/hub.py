@@ -82,7 +82,7 @@ class HubSettings:
     """Where and as whom to ask; ``from_env`` reads the environment at call time."""
 
     endpoint: str = DEFAULT_ENDPOINT
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # pytest -l shows reprs
     offline: bool = False
     timeout: float = 30.0
 

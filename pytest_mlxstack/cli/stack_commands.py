@@ -23,6 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_mlxstack.cli import CliError
+from pytest_mlxstack.process.interrupts import ignore_sigint
 from pytest_mlxstack.process.paths import HOME_ENV, default_cache_dir, default_home
 from pytest_mlxstack.settings_values import (
     SettingError,
@@ -185,6 +186,7 @@ def _up(args: argparse.Namespace) -> int:
         return 0
     finally:
         if not detached:
+            ignore_sigint()  # Ctrl-C again must not cut the stop short
             stack.down()
             manager.stop_all()
             remove_stack_files(home, stack_id)
@@ -403,6 +405,12 @@ def _status(args: argparse.Namespace) -> int:
     for line in table:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+    orphans = [row for row in rows if row.owner_gone]
+    if orphans:
+        print(
+            f"mlxstack: {len(orphans)} service(s) belong to a session that is gone (killed "
+            "before it could stop them); the next pytest session with this home stops them"
         )
     return 0
 

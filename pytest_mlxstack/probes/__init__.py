@@ -19,7 +19,7 @@ from pytest_mlxstack.probes.capabilities import (
     probe_tool_calling_streaming,
 )
 from pytest_mlxstack.probes.parameters import probe_length, probe_stop, probe_usage
-from pytest_mlxstack.probes.proxy import attribute_proxy
+from pytest_mlxstack.probes.proxy import attribute_proxy, blame_tier_down
 from pytest_mlxstack.probes.registry import (
     DeclaredCapabilities,
     Probe,
@@ -43,6 +43,7 @@ __all__ = [
     "Probe",
     "all_probes",
     "attribute_proxy",
+    "blame_tier_down",
     "capability_names",
     "get_probe",
     "not_applicable",

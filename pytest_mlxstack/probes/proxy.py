@@ -1,4 +1,6 @@
-"""Blame the proxy when the same probe passes straight to vllm-mlx and fails through LiteLLM."""
+"""Blame the proxy when the same probe passes straight to vllm-mlx and fails through LiteLLM,
+and blame the tier behind it when that is down (LiteLLM then answers 500 "Connection error",
+which alone would read as ``server_error``)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Verdict
 
 
 def attribute_proxy(direct: ProbeResult, proxied: ProbeResult) -> ProbeResult:
-    """``proxied``, re-attributed to ``proxy`` when it failed and ``direct`` passed.
+    """``proxied``, re-attributed to ``proxy`` when it failed and ``direct`` passed, and to
+    ``server_down`` when it failed and ``direct`` found the tier's server down.
 
     Whatever the proxied failure looked like (a 500 from LiteLLM, a missing field, a timeout),
     the model server did the job on its own, so the layer in between is at fault. Otherwise
@@ -19,7 +22,11 @@ def attribute_proxy(direct: ProbeResult, proxied: ProbeResult) -> ProbeResult:
             f"attribute_proxy() compares one capability, got {direct.capability!r} direct and "
             f"{proxied.capability!r} proxied"
         )
-    if proxied.verdict is not Verdict.FAIL or direct.verdict is not Verdict.PASS:
+    if proxied.verdict is not Verdict.FAIL:
+        return proxied
+    if direct.verdict is Verdict.FAIL and direct.attribution is Attribution.SERVER_DOWN:
+        return blame_tier_down(direct, proxied)
+    if direct.verdict is not Verdict.PASS:
         return proxied
     if proxied.attribution is Attribution.PROXY:
         return proxied
@@ -29,5 +36,28 @@ def attribute_proxy(direct: ProbeResult, proxied: ProbeResult) -> ProbeResult:
         proxied,
         attribution=Attribution.PROXY,
         reason=f"works direct, fails through the proxy: {proxied.reason}",
+        evidence=dataclasses.replace(proxied.evidence, notes=notes),
+    )
+
+
+def blame_tier_down(direct: ProbeResult, proxied: ProbeResult) -> ProbeResult:
+    """The proxied failure, blamed on the dead server behind the proxy when ``direct`` (any
+    probe straight to the tier's server) found it down, with that attempt as evidence;
+    otherwise ``proxied`` unchanged. For proxied checks with no direct twin (routing,
+    concurrency), where ``attribute_proxy`` cannot compare like with like."""
+    if proxied.verdict is not Verdict.FAIL or direct.attribution is not Attribution.SERVER_DOWN:
+        return proxied
+    was = proxied.attribution.value if proxied.attribution else "unattributed"
+    notes = [
+        *proxied.evidence.notes,
+        f"attributed to {was} through the proxy; the same probe straight to the tier's "
+        f"server failed: {direct.reason}",
+        *direct.evidence.notes,
+    ]
+    return dataclasses.replace(
+        proxied,
+        attribution=Attribution.SERVER_DOWN,
+        reason=f"the tier's server behind the proxy is down: {direct.reason} (through the "
+        f"proxy: {proxied.reason})",
         evidence=dataclasses.replace(proxied.evidence, notes=notes),
     )

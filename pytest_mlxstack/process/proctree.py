@@ -116,14 +116,31 @@ def terminate_tree(procs: Sequence[psutil.Process], grace_period: float) -> Tree
     Returns as soon as everything is gone: the wait polls every 10 ms, it never sleeps a
     fixed time.
     """
-    signalled = tuple(p.pid for p in procs)
-    _signal_all(procs, signal.SIGTERM)
-    alive = wait_gone(procs, grace_period)
-    killed = tuple(p.pid for p in alive)
+    return terminate_trees([procs], grace_period)[0]
+
+
+def terminate_trees(
+    trees: Sequence[Sequence[psutil.Process]], grace_period: float
+) -> list[TreeStopResult]:
+    """``terminate_tree`` for several trees at once: every process gets SIGTERM first, then
+    one wait of at most ``grace_period`` covers them all, so N trees that ignore SIGTERM cost
+    one grace period, not N. One result per tree, in order."""
+    everything = [proc for tree in trees for proc in tree]
+    _signal_all(everything, signal.SIGTERM)
+    alive = wait_gone(everything, grace_period)
+    killed = {p.pid for p in alive}
     if alive:
         _signal_all(alive, signal.SIGKILL)
         alive = wait_gone(alive, 5.0)
-    return TreeStopResult(signalled, killed, tuple(p.pid for p in alive))
+    survivors = {p.pid for p in alive}
+    return [
+        TreeStopResult(
+            tuple(p.pid for p in tree),
+            tuple(p.pid for p in tree if p.pid in killed),
+            tuple(p.pid for p in tree if p.pid in survivors),
+        )
+        for tree in trees
+    ]
 
 
 def wait_gone(procs: Iterable[psutil.Process], timeout: float) -> list[psutil.Process]:

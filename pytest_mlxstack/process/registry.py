@@ -32,6 +32,7 @@ from pytest_mlxstack.process.proctree import (
     TreeStopResult,
     collect_tree,
     terminate_tree,
+    terminate_trees,
 )
 
 OwnerKind = Literal["pytest", "process", "detached"]
@@ -195,20 +196,44 @@ class PidRegistry:
     def reap_orphans(self, grace_period: float = 10.0) -> list[ServiceRecord]:
         """Stop the services of dead sessions that still run; drop their records either way.
         Linked homes are reaped too, and a link whose owner is gone is dropped afterwards.
+        All orphans are stopped together (``terminate_trees``): however many ignore SIGTERM,
+        the reap costs one grace period.
 
         Returns the records whose processes were still running and had to be stopped.
         """
+        plan: list[tuple[PidRegistry, ServiceRecord, list[psutil.Process]]] = []
+        done_links: list[Path] = []
+        self._plan_reap(plan, done_links, seen=set())
+        results = terminate_trees([procs for _, _, procs in plan], grace_period)
         reaped: list[ServiceRecord] = []
-        for record in self.orphans():
-            result = self.stop(record, grace_period)
+        for (registry, record, _), result in zip(plan, results, strict=True):
+            registry.remove(record)
             if result.signalled:
                 reaped.append(record)
+        for path in done_links:
+            path.unlink(missing_ok=True)
+        return reaped
+
+    def _plan_reap(
+        self,
+        plan: list[tuple[PidRegistry, ServiceRecord, list[psutil.Process]]],
+        done_links: list[Path],
+        seen: set[Path],
+    ) -> None:
+        """Each orphan's tree (captured before anything is signalled), here and in linked
+        homes, and the links to drop once they are reaped."""
+        if self.home.absolute() in seen:
+            return
+        seen.add(self.home.absolute())
+        for record in self.orphans():
+            root = record.identity.find()
+            procs = collect_tree(root, marker=record.marker or None, not_before=record.create_time)
+            plan.append((self, record, procs))
         for path, home, owner in self._links():
             with contextlib.suppress(OSError):
-                reaped += PidRegistry(home).reap_orphans(grace_period)
+                PidRegistry(home)._plan_reap(plan, done_links, seen)
                 if not owner.is_alive():
-                    path.unlink(missing_ok=True)
-        return reaped
+                    done_links.append(path)
 
     def link(self, home: Path | str, owner: Owner) -> Path:
         """Have ``reap_orphans`` here also reap the registry of ``home`` (a home a test used

@@ -33,6 +33,7 @@ from types import TracebackType
 import psutil
 
 from pytest_mlxstack.errors import MlxStackError
+from pytest_mlxstack.process.interrupts import ignore_sigint, sigint_deferred
 from pytest_mlxstack.process.paths import default_home, safe_file_name
 from pytest_mlxstack.process.ports import LOOPBACK, PortAllocator, http_status
 from pytest_mlxstack.process.proctree import (
@@ -42,6 +43,11 @@ from pytest_mlxstack.process.proctree import (
     collect_tree,
     listening_ports,
     terminate_tree,
+)
+from pytest_mlxstack.process.redaction import (
+    RedactedEnv,
+    Secret,
+    secret_values,
 )
 from pytest_mlxstack.process.registry import Owner, PidRegistry, ServiceRecord
 from pytest_mlxstack.text.redact import redact_text
@@ -53,11 +59,6 @@ POLL_INTERVAL_S = 0.02
 PROBE_TIMEOUT_S = 0.5
 LOG_TAIL_LINES = 40
 BIND_ATTEMPTS = 4
-# Values of these variables are redacted whatever their length; other names that look secret
-# (``_SECRET_NAME``) only when the value is long enough to be one (not "1" or "true").
-SECRET_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "LITELLM_MASTER_KEY", "OPENAI_API_KEY")
-_SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
-_MIN_GUESSED_SECRET_LEN = 6
 WATCHDOG_POLL_S = 0.2
 STACK_EXTRA_HINT = "pip install 'pytest-mlxstack[stack]'"
 
@@ -192,6 +193,11 @@ class ServiceManager:
         """``text`` with every known secret, and every secret-shaped string, redacted."""
         return redact_text(text, self._secrets)
 
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Every value this manager redacts (for redacting failure reports too)."""
+        return frozenset(self._secrets)
+
     # -- starting --------------------------------------------------------------------------
 
     def start(
@@ -214,6 +220,7 @@ class ServiceManager:
         ``mlxstack status``). Raises ``ServiceStartError`` if the process exits
         during start-up (with its exit code and log tail) or does not answer in ``timeout``.
         """
+        env = None if env is None else RedactedEnv(env)  # a caller's plain dict: not a local
         if isinstance(argv, (str, bytes)):
             raise TypeError(
                 f"ServiceManager.start({name!r}, ...): argv is the string {argv!r}, not a list "
@@ -272,12 +279,12 @@ class ServiceManager:
         final_argv = tuple(str(part).replace("{port}", str(port)) for part in argv)
         log_path = self.log_dir / f"{safe_file_name(name)}-{port}.log"
         marker = uuid.uuid4().hex
-        child_env = dict(os.environ)
+        # Never a plain dict: this frame's locals show in ``pytest -l`` tracebacks.
+        child_env = RedactedEnv(os.environ)
         child_env.update(env or {})
         child_env[MARKER_ENV] = marker
         child_env.setdefault("PYTHONUNBUFFERED", "1")
-        for secret in secret_values(child_env):
-            self.add_secret(secret)
+        self._secrets.update(secret_values(child_env))
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log_file = open(log_path, "wb")  # noqa: SIM115 - closed once the child has it
@@ -369,10 +376,23 @@ class ServiceManager:
             time.sleep(POLL_INTERVAL_S)
 
     def _raise_exited(self, running: _Running, code: int) -> None:
+        __tracebackhide__ = True  # only raises; the frames above say where it happened
         service = running.service
         tail = self._tail(service.log_path, LOG_TAIL_LINES)
         if _ADDRESS_IN_USE.search(tail):
             raise _PortStolen()
+        if code == 0:
+            raise ServiceStartError(
+                f"service {service.name!r} exited with code 0 during start-up, before it "
+                f"answered: its command returned at once, as one that daemonises (goes to the "
+                f"background) does (log {service.log_path})",
+                "run the command so that it stays in the foreground (drop its daemon or "
+                "background option): the manager must own the serving process to stop it",
+                name=service.name,
+                exit_code=code,
+                log_tail=tail,
+                log_path=service.log_path,
+            )
         raise ServiceStartError(
             f"service {service.name!r} exited with code {code} during start-up "
             f"(log {service.log_path})",
@@ -423,17 +443,20 @@ class ServiceManager:
         config_path: str | Path,
         port: int | None = None,
         *,
-        master_key: str,
+        master_key: str | Secret,
         env: Mapping[str, str] | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         labels: Mapping[str, str] | None = None,
     ) -> ManagedService:
         """The LiteLLM proxy with ``config_path``, ready once ``/health/liveliness`` answers.
 
-        The master key travels only in the environment (never argv, so ``ps`` cannot show
-        it) and is redacted from every log tail.
+        The master key (a ``str``, or better a ``Secret`` such as the stack's ``MasterKey``)
+        travels only in the environment (never argv, so ``ps`` cannot show it), is redacted
+        from every log tail, and is never a plain local of a frame a traceback shows.
         """
-        if not master_key or master_key == "sk-1234":
+        key = master_key if isinstance(master_key, Secret) else Secret(master_key)
+        del master_key  # pytest -l would print the plain string
+        if not key or key.reveal() == "sk-1234":
             raise ValueError(
                 "start_litellm needs a master key other than '' and 'sk-1234' (LiteLLM refuses "
                 "those); generate one such as 'sk-' + secrets.token_hex(16)"
@@ -444,9 +467,9 @@ class ServiceManager:
                 f"LiteLLM config {config} does not exist; write the proxy config first",
                 name=name,
             )
-        self.add_secret(master_key)
-        child_env = dict(env or {})
-        child_env["LITELLM_MASTER_KEY"] = master_key
+        self.add_secret(key.reveal())
+        child_env = RedactedEnv(env or {})
+        child_env["LITELLM_MASTER_KEY"] = key.reveal()
         child_env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         argv = [_find_script("litellm"), "--config", str(config), "--host", LOOPBACK]
         argv += ["--port", "{port}"]
@@ -475,13 +498,14 @@ class ServiceManager:
         with self._lock:
             names = list(reversed(self._running))
         errors: list[Exception] = []
-        for name in names:
-            try:
-                self._stop_running(name)
-            except KeyError:
-                continue  # stopped meanwhile by someone else
-            except Exception as exc:
-                errors.append(exc)
+        with sigint_deferred():  # Ctrl-C between two services must not skip the second
+            for name in names:
+                try:
+                    self._stop_running(name)
+                except KeyError:
+                    continue  # stopped meanwhile by someone else
+                except Exception as exc:
+                    errors.append(exc)
         if errors:
             raise errors[0]
 
@@ -491,20 +515,21 @@ class ServiceManager:
         with self._lock:
             running = self._running[name]
         grace = self.grace_period if grace_period is None else grace_period
-        tree = collect_tree(
-            running.process,
-            marker=running.record.marker,
-            not_before=running.record.create_time,
-        )
-        result = terminate_tree(tree, grace)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            running.popen.wait(timeout=5.0)  # reap our direct child's zombie
-        with self._lock:
-            if self._running.get(name) is running:
-                del self._running[name]
-        self.registry.remove(running.record)
-        if running.allocated:
-            self.ports.release(running.service.port)
+        with sigint_deferred():  # a Ctrl-C mid-wait would skip the SIGKILL
+            tree = collect_tree(
+                running.process,
+                marker=running.record.marker,
+                not_before=running.record.create_time,
+            )
+            result = terminate_tree(tree, grace)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                running.popen.wait(timeout=5.0)  # reap our direct child's zombie
+            with self._lock:
+                if self._running.get(name) is running:
+                    del self._running[name]
+            self.registry.remove(running.record)
+            if running.allocated:
+                self.ports.release(running.service.port)
         return result
 
     def detach(self) -> list[ServiceRecord]:
@@ -525,20 +550,6 @@ class ServiceManager:
 
     def _tail(self, path: Path, lines: int) -> str:
         return self.redact(read_tail(path, lines))
-
-
-def secret_values(env: Mapping[str, str]) -> list[str]:
-    """The values in ``env`` that must never be shown: those of ``SECRET_ENV_VARS`` and of
-    other variables named like a token, key, secret or password."""
-    found = []
-    for name, value in env.items():
-        if not value:
-            continue
-        if name in SECRET_ENV_VARS or (
-            _SECRET_NAME.search(name) and len(value) >= _MIN_GUESSED_SECRET_LEN
-        ):
-            found.append(value)
-    return found
 
 
 def read_tail(path: Path | str, lines: int = LOG_TAIL_LINES, max_bytes: int = 64 * 1024) -> str:
@@ -592,6 +603,15 @@ def _find_script(name: str) -> str:
 _LIVE_MANAGERS: weakref.WeakSet[ServiceManager] = weakref.WeakSet()
 
 
+def known_secrets() -> set[str]:
+    """Every secret the live managers of this process redact, and those of this process's own
+    environment (``HF_TOKEN`` and the like)."""
+    found = set(secret_values(os.environ))
+    for manager in list(_LIVE_MANAGERS):
+        found |= manager.secrets
+    return found
+
+
 def stop_all_managers() -> None:
     """Stop the services of every live manager in this process (atexit, signal handlers)."""
     for manager in list(_LIVE_MANAGERS):
@@ -599,7 +619,13 @@ def stop_all_managers() -> None:
             manager.stop_all()
 
 
-atexit.register(stop_all_managers)
+def _stop_at_exit() -> None:
+    """The atexit cleanup: nothing is left to interrupt, so Ctrl-C no longer counts."""
+    ignore_sigint()
+    stop_all_managers()
+
+
+atexit.register(_stop_at_exit)
 
 
 class OwnerWatchdog:

@@ -1,7 +1,8 @@
 """Run a probe for a suite target, record the cell and the row in the matrix, decide the test.
 
 Proxied failures are compared with the same probe straight to the tier's vllm-mlx: when that
-passes, the proxy is to blame (``attribute_proxy``). Only failures pay for the second request.
+passes, the proxy is to blame (``attribute_proxy``); when it finds the server down, the cell
+says the tier behind the proxy is down. Only failures pay for the second request.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
-from pytest_mlxstack.probes import attribute_proxy, run_probe
+from pytest_mlxstack.probes import attribute_proxy, blame_tier_down, run_probe
 from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.run.session import SuiteStack
 
@@ -84,6 +85,10 @@ def probe_record_check(
         result = probe_target(capability, target, suite, route)
     else:
         result = probe()
+        if route is Route.PROXIED and result.verdict is Verdict.FAIL:
+            # No direct twin of this check: ask the tier's server something simple.
+            alone = run_probe("inference", suite.direct_client(target), suite.served_name(target))
+            result = blame_tier_down(alone, result)
     record(result, target, suite, route, matrix)
     matrix.check(result)
     return result

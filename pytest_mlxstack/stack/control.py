@@ -51,6 +51,7 @@ class StatusRow:
     model: str
     stack: str
     owner: str
+    owner_gone: bool = False  # the owning session exited without stopping it
 
     @property
     def url(self) -> str:
@@ -76,6 +77,7 @@ def status_rows(home: Path, *, now: float | None = None) -> list[StatusRow]:
                 model=record.labels.get("model", ""),
                 stack=record.labels.get("stack", ""),
                 owner=_owner(record),
+                owner_gone=not record.owner.is_alive(),
             )
         )
     return rows
@@ -150,9 +152,12 @@ def _health(record: ServiceRecord) -> str:
 
 
 def _owner(record: ServiceRecord) -> str:
+    """Who stops the service; ``(gone)`` when that process has exited (a killed session):
+    nobody will, until the next session with this home reaps it."""
     if record.owner.kind == "detached":
         return "detached"
-    return f"{record.owner.kind} {record.owner.pid}"
+    text = f"{record.owner.kind} {record.owner.pid}"
+    return text if record.owner.is_alive() else f"{text} (gone)"
 
 
 # -- a stable endpoint across restarts (mlxstack up --stable) ------------------------------

@@ -11,32 +11,25 @@ import secrets
 from pathlib import Path
 
 from pytest_mlxstack.process.atomic import write_text_atomic
+from pytest_mlxstack.process.redaction import Secret
 
 KEY_PREFIX = "sk-"
 
 
-class MasterKey:
+class MasterKey(Secret):
     """A secret string whose text form is a placeholder."""
 
-    __slots__ = ("_value",)
+    __slots__ = ()
 
     def __init__(self, value: str) -> None:
         if not value.startswith(KEY_PREFIX) or len(value) < 16:
             raise ValueError("a LiteLLM master key starts with 'sk-' and has 16+ characters")
-        self._value = value
+        super().__init__(value)
 
     @classmethod
     def generate(cls) -> MasterKey:
         """``sk-`` and 32 random bytes, URL-safe: LiteLLM refuses an empty key or ``sk-1234``."""
         return cls(KEY_PREFIX + secrets.token_urlsafe(32))
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "MasterKey(<hidden>)"
-
-    __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MasterKey):

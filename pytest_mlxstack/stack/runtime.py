@@ -221,7 +221,7 @@ def _start_proxy(stack: Stack, name: str, home: Path, labels: dict[str, str]) ->
             name,
             config,
             spec.port,
-            master_key=stack.master_key.reveal(),
+            master_key=stack.master_key,
             env=env,
             timeout=spec.start_timeout,
             labels={**labels, KIND_LABEL: LITELLM_KIND, "model": ", ".join(stack.tiers)},

@@ -23,16 +23,18 @@ from typing import Any
 import pytest
 
 from pytest_mlxstack.process.cache import ModelCache
+from pytest_mlxstack.process.leftovers import remove_session_leftovers
 from pytest_mlxstack.process.paths import (
     CACHE_ENV,
     HOME_ENV,
 )
 from pytest_mlxstack.process.ports import PortAllocationError, PortAllocator, PortSession
+from pytest_mlxstack.process.redaction import SECRET_ENV_VARS
 from pytest_mlxstack.process.registry import Owner, PidRegistry
 from pytest_mlxstack.process.services import (
-    SECRET_ENV_VARS,
     OwnerWatchdog,
     ServiceManager,
+    known_secrets,
     read_tail,
     stop_all_managers,
 )
@@ -45,6 +47,7 @@ from pytest_mlxstack.wiring.options import (
     is_worker,
     read_setting,
 )
+from pytest_mlxstack.wiring.report_redaction import hub_token, redact_report
 
 SESSION_KEY = "session"  # handed to workers: the controller's identity and port session
 MARKERS = {
@@ -79,6 +82,7 @@ class _CoreState:
     managers: weakref.WeakSet[ServiceManager] = field(default_factory=weakref.WeakSet)
     shutdown: SigtermShutdown = field(default_factory=SigtermShutdown)
     reaped: int = 0
+    leftovers: int = 0  # folders of gone sessions removed at session start
 
 
 _STATE = pytest.StashKey[_CoreState]()
@@ -158,6 +162,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     with contextlib.suppress(OSError):
         reaped = PidRegistry(state.settings.home).reap_orphans(state.settings.grace_period)
         state.reaped = len(reaped)
+    # Their services are stopped now; the folders such sessions left can go too.
+    state.leftovers = len(remove_session_leftovers(state.settings.home))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -182,6 +188,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [f"mlxstack home: {state.settings.home}, model cache: {state.settings.cache_dir}"]
     if state.reaped:
         lines.append(f"mlxstack: stopped {state.reaped} service(s) left by an earlier session")
+    if state.leftovers:
+        lines.append(
+            f"mlxstack: removed {state.leftovers} folder(s) left by a session that was killed"
+        )
     return lines
 
 
@@ -260,10 +270,10 @@ def new_service_manager(
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report: pytest.TestReport = yield
-    if not report.failed:
-        return report
+    secrets = known_secrets() | {token for token in [hub_token()] if token}
     state = item.config.stash.get(_STATE, None)
-    if state is None:
+    if not report.failed or state is None:
+        redact_report(report, secrets)  # -rP shows a passing test's output too
         return report
     lines: int = read_setting(item.config, "mlx_log_lines")
     if lines == 0:
@@ -281,6 +291,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append(
                 (f"mlxstack log: {service.name} (port {service.port}, {service.log_path})", tail)
             )
+        secrets |= manager.secrets
+    redact_report(report, secrets)
     return report
 
 

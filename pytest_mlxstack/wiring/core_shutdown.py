@@ -1,4 +1,4 @@
-"""SIGTERM to pytest as an orderly shutdown, also across xdist workers.
+"""SIGTERM to pytest as an orderly shutdown, also across xdist workers; Ctrl-C only once.
 
 Without this, SIGTERM kills pytest on the spot: no fixture finalizes, no ``atexit`` hook runs,
 and every service keeps running. The handler raises ``KeyboardInterrupt`` instead, so pytest
@@ -24,16 +24,23 @@ from typing import Any
 import psutil
 import pytest
 
+from pytest_mlxstack.process.leftovers import WORKER_DIR_PREFIX, claim
 from pytest_mlxstack.process.proctree import ProcessIdentity
+from pytest_mlxstack.process.registry import Owner
 
 WORKER_DIR_KEY = "mlxstack_worker_dir"
 
 
 class SigtermShutdown:
-    """Installs the handler (main thread only), chains the previous one, restores it later."""
+    """Installs the handlers (main thread only), chains the previous ones, restores them later.
+
+    The first SIGTERM or SIGINT starts the shutdown (a ``KeyboardInterrupt``); every later one
+    is ignored, so repeated Ctrl-C cannot interrupt the cleanup that stops the services.
+    """
 
     def __init__(self) -> None:
         self.previous: Any = None
+        self.previous_sigint: Any = None
         self.installed = False
         self.fired = False
         self.worker_dir: Path | None = None
@@ -46,11 +53,18 @@ class SigtermShutdown:
         except ValueError:  # pragma: no cover - not the main interpreter
             return
         self.installed = True
+        if callable(signal.getsignal(signal.SIGINT)):  # not when started with SIGINT ignored
+            self.previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
 
     def restore(self) -> None:
         if self.installed and threading.current_thread() is threading.main_thread():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(signal.SIGTERM, self.previous)
+            if self.previous_sigint is not None and not self.fired:
+                # After a Ctrl-C, SIGINT stays ignored through the rest of the cleanup
+                # (unconfigure, then the atexit stop of any service left).
+                with contextlib.suppress(ValueError, TypeError):
+                    signal.signal(signal.SIGINT, self.previous_sigint)
             self.installed = False
         if self.worker_dir is not None:
             shutil.rmtree(self.worker_dir, ignore_errors=True)
@@ -65,11 +79,20 @@ class SigtermShutdown:
         self._forward_to_workers()
         raise KeyboardInterrupt("SIGTERM received; stopping mlxstack services")
 
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        if self.fired:
+            return  # Ctrl-C again: the services are being stopped; let that finish
+        self.fired = True
+        if callable(self.previous_sigint):
+            self.previous_sigint(signum, frame)  # Python's own: KeyboardInterrupt
+        raise KeyboardInterrupt
+
     # -- xdist --------------------------------------------------------------------------------
 
     def controller_plugin(self) -> _WorkerDirHandover:
         """The plugin that tells each xdist worker where to announce itself."""
-        self.worker_dir = Path(tempfile.mkdtemp(prefix="mlxstack-workers-"))
+        self.worker_dir = Path(tempfile.mkdtemp(prefix=WORKER_DIR_PREFIX))
+        claim(self.worker_dir, Owner.current("pytest"))  # a SIGKILL leaves it: see leftovers
         return _WorkerDirHandover(self.worker_dir)
 
     def _forward_to_workers(self) -> None:

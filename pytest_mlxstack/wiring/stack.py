@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_mlxstack.process.cache import ModelCache
+from pytest_mlxstack.process.leftovers import POOLS_DIR, claim
+from pytest_mlxstack.process.registry import Owner
 from pytest_mlxstack.process.services import ServiceManager
 from pytest_mlxstack.stack.clients import proxy_client
 from pytest_mlxstack.stack.clients import tier_client as direct_tier_client
@@ -69,7 +71,9 @@ def _pool_dir(config: pytest.Config) -> Path:
     """This run's pool directory, under the mlxstack home (the controller names it)."""
     state = config.stash[_STATE]
     if state.pool_dir is None:
-        state.pool_dir = settings(config).home / "pools" / uuid.uuid4().hex
+        state.pool_dir = settings(config).home / POOLS_DIR / uuid.uuid4().hex
+        # Named after the controller: after a SIGKILL the next session removes it.
+        claim(state.pool_dir, Owner.current("pytest"))
     return state.pool_dir
 
 

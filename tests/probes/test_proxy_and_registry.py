@@ -100,3 +100,15 @@ def test_unknown_capability_names_the_known_ones(client: openai.OpenAI) -> None:
         "usage",
         "errors",
     )
+
+
+def test_a_proxied_failure_is_server_down_when_direct_finds_the_server_down(
+    client: openai.OpenAI,
+) -> None:
+    direct = probe_tool_calling(client, "close", **FAST)
+    proxied = probe_tool_calling(client, "server-error", **FAST)  # LiteLLM's 500
+    blamed = attribute_proxy(direct, proxied)
+    assert blamed.attribution is Attribution.SERVER_DOWN
+    assert blamed.reason.startswith("the tier's server behind the proxy is down: ")
+    assert "HTTP 500" in blamed.reason  # what the proxy said stays visible
+    assert any("connection failed" in note for note in blamed.evidence.notes)

@@ -10,6 +10,10 @@ Modes:
                  closes its copy and sleeps, so only the child holds the port
   daemon         like fork-child, but the server runs in a grandchild re-parented to init
   health-503     answer /health with 503 forever (never ready)
+  note-term      like ignore-term, but each SIGTERM appends "term <pid> <n>" to --signal-log,
+                 n being how many of the other pids in --pid-file were still running then
+  daemonise      fork a daemon (setsid, second fork) and exit 0 at once, like a server that
+                 goes to the background; the daemon binds after --delay and serves
 
 --delay sleeps before binding (a slow start). --pid-file collects the pid of every process
 of the server (parent and forked children). --echo-env prints an environment variable, as a
@@ -53,6 +57,32 @@ def make_server(port: int) -> HTTPServer:
     return server
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a killed child its parent has not waited for yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+
+
+def _note_term(signal_log: str, pid_file: str) -> None:
+    """Note a SIGTERM and how many other servers of the pid file were alive to get theirs."""
+    others = 0
+    with open(pid_file) as handle:
+        for line in handle.read().split():
+            pid = int(line)
+            if pid == os.getpid():
+                continue
+            others += _running(pid)
+    with open(signal_log, "a") as handle:
+        handle.write(f"term {os.getpid()} {others}\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -61,13 +91,14 @@ def main() -> int:
     parser.add_argument("--listen-file")
     parser.add_argument("--exit-code", type=int, default=3)
     parser.add_argument("--pid-file", help="write the pid of every process serving here")
+    parser.add_argument("--signal-log", help="note-term: where each SIGTERM is noted")
     parser.add_argument("--echo-env", help="print this environment variable (a leaky server)")
     args = parser.parse_args()
 
     print(f"toy server pid={os.getpid()} mode={args.mode} port={args.port}", flush=True)
     if args.echo_env:
         print(f"{args.echo_env}={os.environ.get(args.echo_env, '')}", flush=True)
-    if args.delay:
+    if args.delay and args.mode != "daemonise":
         time.sleep(args.delay)
     if args.mode == "crash":
         print("fatal: configuration is broken, giving up", flush=True)
@@ -75,8 +106,22 @@ def main() -> int:
             with open(args.listen_file, "w") as handle:
                 handle.write(repr(time.time()))
         return args.exit_code
+    if args.mode == "daemonise":
+        if os.fork() != 0:
+            return 0  # the parent returns at once, as a daemonising server does
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        if args.pid_file:
+            with open(args.pid_file, "a") as handle:
+                handle.write(f"{os.getpid()}\n")
+        time.sleep(args.delay)
+        make_server(args.port).serve_forever()
+        os._exit(0)
     if args.mode == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if args.mode == "note-term":
+        signal.signal(signal.SIGTERM, lambda *_: _note_term(args.signal_log, args.pid_file))
     if args.mode == "health-503":
         Handler.health_status = 503
     try:
