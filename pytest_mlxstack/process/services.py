@@ -44,13 +44,13 @@ from pytest_mlxstack.process.proctree import (
     listening_ports,
     terminate_tree,
 )
-from pytest_mlxstack.process.redaction import (
+from pytest_mlxstack.process.registry import Owner, PidRegistry, ServiceRecord
+from pytest_mlxstack.text.redact import redact_text
+from pytest_mlxstack.text.secrets import (
     RedactedEnv,
     Secret,
     secret_values,
 )
-from pytest_mlxstack.process.registry import Owner, PidRegistry, ServiceRecord
-from pytest_mlxstack.text.redact import redact_text
 
 DEFAULT_GRACE_PERIOD_S = 10.0
 DEFAULT_TIMEOUT_S = 120.0

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 
 from pytest_mlxstack.process.atomic import write_text_atomic
-from pytest_mlxstack.process.redaction import Secret
+from pytest_mlxstack.text.secrets import Secret
 
 KEY_PREFIX = "sk-"
 

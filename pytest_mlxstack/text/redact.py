@@ -64,10 +64,17 @@ _SECRET_KEYS = re.compile(
 _MIN_SECRET = 4  # shorter "secrets" would redact ordinary words
 
 
+def redact_values(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every exact ``secrets`` value replaced by ``[REDACTED]`` (longest first,
+    so a secret containing another is not half shown)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every known secret value and every secret-shaped string redacted."""
-    for secret in sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    text = redact_values(text, [s for s in secrets if len(s) >= _MIN_SECRET])
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text

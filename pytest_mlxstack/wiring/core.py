@@ -29,7 +29,6 @@ from pytest_mlxstack.process.paths import (
     HOME_ENV,
 )
 from pytest_mlxstack.process.ports import PortAllocationError, PortAllocator, PortSession
-from pytest_mlxstack.process.redaction import SECRET_ENV_VARS
 from pytest_mlxstack.process.registry import Owner, PidRegistry
 from pytest_mlxstack.process.services import (
     OwnerWatchdog,
@@ -38,6 +37,7 @@ from pytest_mlxstack.process.services import (
     read_tail,
     stop_all_managers,
 )
+from pytest_mlxstack.text.secrets import SECRET_ENV_VARS
 from pytest_mlxstack.text.terminal import plain
 from pytest_mlxstack.wiring.core_shutdown import SigtermShutdown, announce_worker
 from pytest_mlxstack.wiring.options import (

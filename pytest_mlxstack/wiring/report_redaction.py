@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_mlxstack.process.redaction import redact
+from pytest_mlxstack.text.redact import redact_values
 
 _MAX_DEPTH = 12
 
@@ -40,7 +40,7 @@ def redact_report(report: pytest.TestReport, secrets: Collection[str]) -> None:
     if not secrets:
         return
     report.longrepr = _scrub(report.longrepr, secrets, 0)
-    report.sections = [(title, redact(text, secrets)) for title, text in report.sections]
+    report.sections = [(title, redact_values(text, secrets)) for title, text in report.sections]
 
 
 def _scrub(value: Any, secrets: Collection[str], depth: int) -> Any:
@@ -49,7 +49,7 @@ def _scrub(value: Any, secrets: Collection[str], depth: int) -> Any:
     if depth > _MAX_DEPTH:
         return value
     if isinstance(value, str):
-        return redact(value, secrets)
+        return redact_values(value, secrets)
     if isinstance(value, list):
         value[:] = [_scrub(item, secrets, depth + 1) for item in value]
         return value

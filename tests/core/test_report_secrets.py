@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from core_helpers import TOY_SERVER
 
-from pytest_mlxstack.process.redaction import RedactedEnv, Secret
 from pytest_mlxstack.process.registry import PidRegistry
+from pytest_mlxstack.text.secrets import RedactedEnv, Secret
 from pytest_mlxstack.wiring.skips import skip_no_litellm, skip_no_openai, skip_no_vllm
 
 FAKE_TOKEN = "hf_FakeTokenForLeakTests0123456789"

@@ -10,9 +10,10 @@ print as ``[REDACTED]``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-REDACTED = "[REDACTED]"
+from pytest_mlxstack.text.redact import REDACTED
+
 # Values of these variables are redacted whatever their length; other names that look secret
 # (``SECRET_NAME``) only when the value is long enough to be one (not "1" or "true").
 SECRET_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "LITELLM_MASTER_KEY", "OPENAI_API_KEY")
@@ -33,14 +34,6 @@ def secret_values(env: Mapping[str, str]) -> list[str]:
     """The values in ``env`` that must never be shown: those of ``SECRET_ENV_VARS`` and of
     other variables named like a token, key, secret or password."""
     return [value for name, value in env.items() if is_secret_variable(name, value)]
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every exact ``secrets`` value replaced by ``[REDACTED]`` (longest first,
-    so a secret containing another is not half shown)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
 
 
 class Secret:
