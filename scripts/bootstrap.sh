@@ -7,15 +7,16 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 # vllm-mlx pulls torchvision and through it torch. Pinning a CPU build first keeps ~3 GB of CUDA
-# packages out on Linux (see the README's Set-up); override with TORCH_SPEC="" to let pip choose.
-TORCH_SPEC=${TORCH_SPEC-torch==2.13.0}
+# packages out on Linux; the pin is constraints/linux-cpu.txt (the README's Linux install uses
+# the same file). TORCH_SPEC="" lets pip choose.
+TORCH_SPEC=${TORCH_SPEC-$(grep -E '^torch==' constraints/linux-cpu.txt)}
 
 # Headless Chromium for the matrix page's browser tests: installed on a Debian-like machine as
 # root, a loud warning elsewhere (checked on every run; quick when it is there).
 bash scripts/install-chromium.sh
 
 stamp="$VENV/.mlxstack-installed"
-want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml scripts/bootstrap.sh constraints/linux-cpu.txt | sha256sum | cut -c1-16)
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     exit 0
 fi
