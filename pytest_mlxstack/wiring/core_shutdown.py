@@ -27,8 +27,9 @@ import pytest
 from pytest_mlxstack.process.leftovers import WORKER_DIR_PREFIX, claim
 from pytest_mlxstack.process.proctree import ProcessIdentity
 from pytest_mlxstack.process.registry import Owner
+from pytest_mlxstack.wiring.options import hand_over, run_dir
 
-WORKER_DIR_KEY = "mlxstack_worker_dir"
+WORKER_DIR_KEY = "worker_dir"
 
 
 class SigtermShutdown:
@@ -115,17 +116,16 @@ class _WorkerDirHandover:
         self.directory = directory
 
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[WORKER_DIR_KEY] = str(self.directory)
+        hand_over(node, WORKER_DIR_KEY, str(self.directory))
 
 
 def announce_worker(config: pytest.Config) -> None:
     """On an xdist worker: record this process so the controller can pass SIGTERM on."""
-    workerinput = getattr(config, "workerinput", None)
-    if not isinstance(workerinput, dict) or WORKER_DIR_KEY not in workerinput:
+    directory = run_dir(config, WORKER_DIR_KEY)
+    if directory is None:
         return
     me = psutil.Process()
-    directory = Path(str(workerinput[WORKER_DIR_KEY]))
-    name = str(workerinput.get("workerid", os.getpid()))
+    name = str(getattr(config, "workerinput", {}).get("workerid", os.getpid()))
     with contextlib.suppress(OSError):
         tmp = directory / f".{name}.tmp"
         tmp.write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}), "utf-8")
