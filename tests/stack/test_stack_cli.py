@@ -341,7 +341,8 @@ def test_a_service_that_dies_at_start_is_one_line_with_its_log(home: Path, tmp_p
     stack_file.write_text("tiers:\n  broken:\n    path: ./broken-model\nlitellm: false\n")
     result = mlxstack("up", "--stack", str(stack_file), "--detach", home=home)
     assert result.returncode == 2
-    [line] = result.stderr.splitlines()
+    progress, line = result.stderr.splitlines()  # what it was doing, then the one error line
+    assert progress.startswith("mlxstack: loading ")
     assert line.startswith("mlxstack: vllm-mlx for broken did not start: ")
     log = Path(re.search(r"\(log (\S+)\)", line).group(1))  # type: ignore[union-attr]
     assert log.is_file()
