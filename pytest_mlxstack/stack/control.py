@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_mlxstack.process.atomic import write_text_atomic
@@ -194,8 +194,8 @@ class Endpoint:
 
     stack: str
     base_url: str
-    api_key: str
-    models: list[str]
+    api_key: str = field(repr=False)  # never in a traceback's locals
+    models: list[str] = field(default_factory=list)
 
 
 def running_endpoints(home: Path) -> list[Endpoint]:
