@@ -29,8 +29,12 @@ def include_suites(config: pytest.Config, *modules: str) -> None:
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         config.args[:] = [arg for arg in config.args if is_builtin_suite(arg)]
     config.args[:] = [_real_path(arg, included) for arg in config.args]
-    one_test = any(is_builtin_suite(arg) and "::" in arg for arg in config.args)
-    if not one_test and str(SUITE_DIR) not in config.args:
+    # A suite module given by name (a copied test id, or its file to order it among other
+    # tests) is collected from that argument, where the user put it; else from the folder.
+    named = any(
+        is_builtin_suite(arg) and arg.partition("::")[0].endswith(".py") for arg in config.args
+    )
+    if not named and str(SUITE_DIR) not in config.args:
         config.args.append(str(SUITE_DIR))
 
 

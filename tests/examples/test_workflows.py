@@ -328,7 +328,7 @@ def test_the_compare_step_fails_on_a_regression_or_without_a_matrix(job: Job, tm
     status, text = compare()
     assert status != 0, text
     assert "1 regression," in text, text
-    assert "| m | int4 | " + label + " | tool_calling | direct | pass | fail |" in text, text
+    assert "| m | int4 | " + label + r" | tool\_calling | direct | pass | fail |" in text, text
 
 
 FAKE_GH = """#!/usr/bin/env bash
