@@ -27,6 +27,7 @@ from openai import OpenAI
 
 from pytest_mlxstack import probe_prompts
 from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Verdict
+from pytest_mlxstack.probes import budget
 from pytest_mlxstack.probes.answer import Answer, ToolCall, from_chunks, from_completion
 from pytest_mlxstack.probes.binding import probes
 from pytest_mlxstack.probes.exchange import DEFAULT_TIMEOUT_S, Exchange, chat, excerpt
@@ -214,9 +215,8 @@ def _leaked_markup(
     closed = any(m in answer.content for m in ("</think>", "</thinking>"))
     if opened and not closed:
         if answer.finish_reason == "length":
-            return Attribution.MODEL, (
-                f"the answer stopped at max_tokens inside an unclosed think block ({shown} in "
-                f"content, no closing tag): the model was still reasoning"
+            return budget.exhausted(
+                answer.completion_tokens, while_=f"reasoning (an unclosed {shown} in content)"
             )
         return Attribution.MODEL, (
             f"the model opened a think block ({shown}) and never closed it, so no reasoning "
@@ -253,16 +253,18 @@ def _judged_text(
     max_tokens: int,
     judge: Callable[[Answer], str | None],
 ) -> ProbeResult:
-    """Markup in content fails first (whatever the judge says), then no text, then the judge."""
+    """Markup in content fails first (whatever the judge says), then an answer cut by its
+    budget (not judged: it is incomplete), then no text, then the judge."""
     leaked = _leaked_markup(answer)
-    if leaked is not None:
+    if leaked is not None and answer.finish_reason != "length":
         return _result(capability, Verdict.FAIL, leaked[1], evidence, leaked[0])
+    if answer.finish_reason == "length":
+        cut = budget.exhausted(max_tokens, while_="reasoning" if answer.reasoning else "answering")
+        return _result(capability, Verdict.FAIL, cut[1], evidence, cut[0])
     if not answer.content.strip():
-        why = "the answer has no text"
-        if answer.finish_reason == "length":
-            why += f" (it stopped at max_tokens={max_tokens}"
-            why += ", all of it reasoning)" if answer.reasoning else ")"
-        return _result(capability, Verdict.FAIL, why, evidence, Attribution.MODEL)
+        return _result(
+            capability, Verdict.FAIL, "the answer has no text", evidence, Attribution.MODEL
+        )
     problem = judge(answer)
     if problem is not None:
         return _result(capability, Verdict.FAIL, problem, evidence, Attribution.MODEL)
@@ -474,6 +476,8 @@ def judge_calls(
     """Whose fault it is that ``answer`` is not exactly the ``expected`` (tool name, city)
     calls, in any order, or None."""
     names = tuple(str(tool["function"]["name"]) for tool in tools)
+    if answer.finish_reason == "length":
+        return budget.exhausted(answer.completion_tokens, while_="calling the tool")
     if not answer.tool_calls:
         leaked = _leaked_markup(answer, names)
         if leaked is not None:
@@ -629,6 +633,8 @@ def _parsed(arguments: str) -> Any:
 
 def _judge_thinking(answer: Answer, max_tokens: int) -> tuple[Attribution, str] | None:
     """Whose fault it is that ``answer`` is not reasoning apart from a right final answer."""
+    if answer.finish_reason == "length":
+        return budget.exhausted(max_tokens, while_="reasoning" if answer.reasoning else "answering")
     leaked = _leaked_markup(answer)
     if leaked is not None:
         return leaked
@@ -638,10 +644,7 @@ def _judge_thinking(answer: Answer, max_tokens: int) -> tuple[Attribution, str] 
             f"(content {excerpt(answer.content, 120)!r})"
         )
     if not answer.content.strip():
-        why = "the model reasoned but gave no final answer"
-        if answer.finish_reason == "length":
-            why += f" (it stopped at max_tokens={max_tokens} while reasoning)"
-        return Attribution.MODEL, why
+        return Attribution.MODEL, "the model reasoned but gave no final answer"
     if THINKING_ANSWER not in answer.content:
         return Attribution.MODEL, (
             f"the final answer {excerpt(answer.content, 120)!r} does not give the product "
