@@ -270,6 +270,24 @@ def test_the_summary_names_the_matrix(main_job: MainJob) -> None:
     assert "unexpected failures" not in main_job.output
 
 
+def test_the_summary_says_which_agent_each_model_is_ready_for(main_job: MainJob) -> None:
+    output = main_job.output
+    block = output[output.index("tiny-chat [bf16] on vllm-mlx") :]
+    assert (
+        "  Claude Code: not ready, because direct: messages_api failed (server_error); "
+        "through LiteLLM: messages_api failed (proxy)" in block
+    )
+    assert (
+        "  Codex: ready through LiteLLM; not direct: responses_api failed (server_error)" in block
+    )
+    assert (
+        "  Chat Completions agents (OpenCode, Aider, Continue): ready (direct and through " in block
+    )
+    no_tools = output[output.index("tiny-chat-no-tools [bf16] on vllm-mlx") :]
+    assert "Chat Completions agents (OpenCode, Aider, Continue): not ready, because" in no_tools
+    assert "Codex: 0 of 4 model(s) ready on vllm-mlx" not in output  # tiny-chat is, via LiteLLM
+
+
 def test_nothing_is_left_running(main_job: MainJob) -> None:
     """Every vllm-mlx and LiteLLM of the run was started with a HOME under the run's own
     directories; none may outlive it."""
