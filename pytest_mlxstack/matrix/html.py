@@ -218,6 +218,15 @@ def _asset(name: str) -> Asset:
     return Asset(text=text, digest=f"'sha256-{digest}'")
 
 
+def _detail(line: str) -> str:
+    """A readiness line without the verdict the cell shows already."""
+    for prefix in ("not ready, because ", "ready "):
+        if line.startswith(prefix):
+            rest = line.removeprefix(prefix)
+            return rest[1:-1] if rest.startswith("(") and rest.endswith(")") else rest
+    return line
+
+
 def _readiness_view(rows: list[Row], matrix: Matrix) -> list[dict[str, Any]]:
     """Per model (in rank order), each agent's readiness: its class and its line."""
     found = []
@@ -234,7 +243,7 @@ def _readiness_view(rows: list[Row], matrix: Matrix) -> list[dict[str, Any]]:
                     {
                         "css": "pass" if r.ready else ("fail" if r.probed else "skip"),
                         "word": "ready" if r.ready else ("not ready" if r.probed else "not probed"),
-                        "line": r.line().split(": ", 1)[1],
+                        "line": _detail(r.line().split(": ", 1)[1]),
                     }
                     for r in agents
                 ],
