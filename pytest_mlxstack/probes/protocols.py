@@ -68,7 +68,10 @@ class _Session:
         self.evidence = Evidence(request={"route": route_path, "model": model})
         self.started = time.monotonic()
 
-    def step(self, name: str, answer: Answer, extra: dict[str, Any] | None = None) -> None:
+    def step(
+        self, name: str, answer: Answer, tokens: int, extra: dict[str, Any] | None = None
+    ) -> None:
+        self.evidence.request.setdefault("max_tokens", {})[name] = tokens
         shown = answer.evidence()
         shown.update(extra or {})
         self.evidence.response[name] = shown
@@ -126,8 +129,11 @@ def _walk(
     max_tokens: int,
     count: int,
     city: str,
+    declared: object | None,
 ) -> ProbeResult:
-    """The agent's session, step by step; the first failing step decides the cell."""
+    """The agent's session, step by step; the first failing step decides the cell. The tool
+    steps and the reasoning step are left out (and the evidence says so) when the catalog
+    entry does not declare ``tool_calling`` / ``thinking``: the cell stays about the protocol."""
     text_budget = min(max_tokens, budget.tokens("text"))
     steps: list[tuple[str, probe_prompts.ProbeCase, bool, int]] = [
         ("text", probe_prompts.count_to(count), False, text_budget),
@@ -136,13 +142,22 @@ def _walk(
         ("streamed text", probe_prompts.count_to(count), True, text_budget),
         ("reasoning", probe_prompts.THINKING, False, max_tokens),
     ]
+    for flag, left_out in (
+        ("tool_calling", ("tool call", "tool result")),
+        ("thinking", ("reasoning",)),
+    ):
+        if declared is not None and not getattr(declared, flag, False):
+            steps = [step for step in steps if step[0] not in left_out]
+            session.evidence.notes.append(
+                f"not probed: {' and '.join(left_out)} (the catalog entry does not declare {flag})"
+            )
     answers: dict[str, Answer] = {}
     for index, (step, case, stream, tokens) in enumerate(steps):
         try:
             answer, events = ask(case, stream, tokens)
         except _NoAnswer as no:
             return session.no_answer(step, no.failure, first=index == 0)
-        session.step(step, answer, {"events": events} if stream else None)
+        session.step(step, answer, tokens, {"events": events} if stream else None)
         answers[step] = answer
         problem = _judge_step(step, answer, answers, tokens, count=count, city=city)
         if stream and problem is None and events < _MIN_EVENTS:
@@ -356,6 +371,7 @@ def probe_responses_api(
     max_tokens: int = budget.BASE_BUDGETS["thinking"],
     count: int | None = None,
     city: str | None = None,
+    declared: object | None = None,
 ) -> ProbeResult:
     """What Codex does over ``/v1/responses`` with the ``openai`` client."""
     session = _Session("responses_api", "/v1/responses", model)
@@ -370,6 +386,7 @@ def probe_responses_api(
         if count is not None
         else draw([c for c in probe_prompts.COUNT_TARGETS if c >= 5])[0],
         city=city if city is not None else draw(probe_prompts.CITIES)[0],
+        declared=declared,
     )
 
 
@@ -525,6 +542,7 @@ def probe_messages_api(
     max_tokens: int = budget.BASE_BUDGETS["thinking"],
     count: int | None = None,
     city: str | None = None,
+    declared: object | None = None,
 ) -> ProbeResult:
     """What Claude Code does over ``/v1/messages`` with the ``anthropic`` client."""
     session = _Session("messages_api", "/v1/messages", model)
@@ -539,6 +557,7 @@ def probe_messages_api(
         if count is not None
         else draw([c for c in probe_prompts.COUNT_TARGETS if c >= 5])[0],
         city=city if city is not None else draw(probe_prompts.CITIES)[0],
+        declared=declared,
     )
 
 

@@ -123,6 +123,8 @@ def run_probe(
         )
     if "max_tokens" not in options and _takes_budget(probe):
         options["max_tokens"] = budget.for_capability(capability)
+    if "declared" in inspect.signature(probe.run).parameters:
+        options.setdefault("declared", capabilities)  # a session probe skips undeclared steps
     return probe.run(client, model, **options)
 
 

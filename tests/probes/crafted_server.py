@@ -323,6 +323,39 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     ),
     "detail-404": lambda stream: Reply(status=404, body={"detail": "Model 'x' not found"}),
     "answers-anything": _text("Hello from whatever model you asked for."),
+    # the agents' protocols: an answer cut by its max_output_tokens / max_tokens
+    "responses-cut": lambda stream: Reply(
+        body={
+            "id": "resp_crafted",
+            "object": "response",
+            "created_at": 0,
+            "model": "crafted",
+            "status": "incomplete",
+            "incomplete_details": {"reason": "max_output_tokens"},
+            "output": [
+                {
+                    "type": "message",
+                    "id": "msg_crafted",
+                    "role": "assistant",
+                    "status": "incomplete",
+                    "content": [{"type": "output_text", "text": "1, 2", "annotations": []}],
+                }
+            ],
+            "usage": {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8},
+        }
+    ),
+    "messages-cut": lambda stream: Reply(
+        body={
+            "id": "msg_crafted",
+            "type": "message",
+            "role": "assistant",
+            "model": "crafted",
+            "content": [{"type": "text", "text": "1, 2"}],
+            "stop_reason": "max_tokens",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 5, "output_tokens": 3},
+        }
+    ),
     # stack-level checks
     "routed-elsewhere": lambda stream: Reply(
         body=completion("Hello! How can I help you today?"),

@@ -31,6 +31,39 @@ def test_a_server_without_the_route_fails_on_the_server_with_the_404(
     assert result.evidence.response["failed_step"] == "text"
 
 
+@pytest.mark.parametrize(
+    ("route", "scenario"), [("/v1/responses", "responses-cut"), ("/v1/messages", "messages-cut")]
+)
+def test_an_answer_cut_by_its_budget_is_not_the_models_fault(
+    client: openai.OpenAI, crafted: CraftedServer, route: str, scenario: str
+) -> None:
+    result = PROBES[route](client, scenario, timeout=5.0, count=5)
+    assert (result.verdict, result.attribution) == (Verdict.FAIL, Attribution.CLIENT)
+    assert result.reason.startswith(f"{route}, text: budget exhausted: 1024 tokens")
+    assert "raise it with --mlx-token-budget" in result.reason
+    sent = crafted.requests[-1]
+    assert sent.get("max_output_tokens", sent.get("max_tokens")) == 1024
+    assert result.evidence.response["text"]["finish_reason"] == "length"
+
+
+@pytest.mark.parametrize("route", list(PROBES))
+def test_steps_the_catalog_entry_does_not_declare_are_left_out(
+    client: openai.OpenAI, crafted: CraftedServer, route: str
+) -> None:
+    from pytest_mlxstack.catalog.schema import Capabilities
+    from pytest_mlxstack.probes import run_probe
+
+    # 'detail-404' fails the first step whatever it is: the notes say what was left out.
+    declared = Capabilities(tool_calling=False, thinking=False)
+    capability = "responses_api" if route == "/v1/responses" else "messages_api"
+    result = run_probe(capability, client, "detail-404", capabilities=declared, timeout=5.0)
+    assert result.verdict is Verdict.FAIL  # the protocol itself is still probed
+    assert result.evidence.notes == [
+        "not probed: tool call and tool result (the catalog entry does not declare tool_calling)",
+        "not probed: reasoning (the catalog entry does not declare thinking)",
+    ]
+
+
 @pytest.mark.parametrize("route", list(PROBES))
 def test_a_dead_server_is_server_down(route: str) -> None:
     with socket.socket() as sock:  # a port that was free a moment ago and has no listener
