@@ -228,6 +228,18 @@ def _leaked_markup(
     )
 
 
+def _cut_or_leaked(answer: Answer, max_tokens: int | None) -> tuple[Attribution, str] | None:
+    """Markup the parser missed is the parser's even in a cut answer (it was written whole);
+    otherwise an answer cut by its budget is the budget's, whatever else is wrong with it (an
+    unclosed think block, a call cut short, no text yet), never the model's."""
+    leaked = _leaked_markup(answer)
+    if leaked is not None and leaked[0] is not Attribution.MODEL:
+        return leaked
+    if answer.finish_reason == "length":
+        return budget.exhausted(max_tokens, while_="reasoning" if answer.reasoning else "answering")
+    return leaked
+
+
 def _text_probe(
     capability: str,
     client: OpenAI,
@@ -253,14 +265,11 @@ def _judged_text(
     max_tokens: int,
     judge: Callable[[Answer], str | None],
 ) -> ProbeResult:
-    """Markup in content fails first (whatever the judge says), then an answer cut by its
-    budget (not judged: it is incomplete), then no text, then the judge."""
-    leaked = _leaked_markup(answer)
-    if leaked is not None and answer.finish_reason != "length":
-        return _result(capability, Verdict.FAIL, leaked[1], evidence, leaked[0])
-    if answer.finish_reason == "length":
-        cut = budget.exhausted(max_tokens, while_="reasoning" if answer.reasoning else "answering")
-        return _result(capability, Verdict.FAIL, cut[1], evidence, cut[0])
+    """Markup the parser missed fails first (whatever the judge says), then an answer cut by
+    its budget (not judged: it is incomplete), then no text, then the judge."""
+    blamed = _cut_or_leaked(answer, max_tokens)
+    if blamed is not None:
+        return _result(capability, Verdict.FAIL, blamed[1], evidence, blamed[0])
     if not answer.content.strip():
         return _result(
             capability, Verdict.FAIL, "the answer has no text", evidence, Attribution.MODEL
@@ -477,7 +486,9 @@ def judge_calls(
     calls, in any order, or None."""
     names = tuple(str(tool["function"]["name"]) for tool in tools)
     if answer.finish_reason == "length":
-        return budget.exhausted(answer.completion_tokens, while_="calling the tool")
+        leaked = _leaked_markup(answer, names)
+        if answer.tool_calls or leaked is None or leaked[0] is Attribution.MODEL:
+            return budget.exhausted(answer.completion_tokens, while_="calling the tool")
     if not answer.tool_calls:
         leaked = _leaked_markup(answer, names)
         if leaked is not None:
@@ -633,11 +644,9 @@ def _parsed(arguments: str) -> Any:
 
 def _judge_thinking(answer: Answer, max_tokens: int) -> tuple[Attribution, str] | None:
     """Whose fault it is that ``answer`` is not reasoning apart from a right final answer."""
-    if answer.finish_reason == "length":
-        return budget.exhausted(max_tokens, while_="reasoning" if answer.reasoning else "answering")
-    leaked = _leaked_markup(answer)
-    if leaked is not None:
-        return leaked
+    cut = _cut_or_leaked(answer, max_tokens)
+    if cut is not None:
+        return cut
     if not (answer.reasoning or "").strip():
         return Attribution.MODEL, (
             "the model answered without reasoning: no reasoning_content and no <think> markup "

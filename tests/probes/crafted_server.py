@@ -266,6 +266,16 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     # tool calls
     "empty-args": _tool("{}"),
     "tool-markup": _text(f'<tool_call>{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'),
+    # cut at max_tokens: a whole call the parser missed, and a call cut short
+    "tool-markup-length": lambda stream: Reply(
+        body=completion(
+            f'<tool_call>{{"name": "get_weather", "arguments": {GOOD_ARGS}}}</tool_call>',
+            finish="length",
+        )
+    ),
+    "call-cut-short": lambda stream: Reply(
+        body=completion('<tool_call>\n{"name": "get_weather", "argu', finish="length")
+    ),
     "broken-markup": _text('<tool_call>\n{"name": "get_weather", "arguments": {"location": "Par'),
     "mistral-markup": _text(f'[TOOL_CALLS] [{{"name": "get_weather", "arguments": {GOOD_ARGS}}}]'),
     "json-markup": _text(f'{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'),

@@ -219,6 +219,16 @@ def test_text_probes_judge_the_content(client: openai.OpenAI) -> None:
     assert "raise it with --mlx-token-budget" in thinking_only.reason
 
 
+def test_a_cut_tool_call_is_the_budget_but_missed_markup_stays_the_parser(
+    client: openai.OpenAI,
+) -> None:
+    missed = probe_tool_calling(client, "tool-markup-length", **PARIS)
+    assert (missed.verdict, missed.attribution) == (Verdict.FAIL, Attribution.PARSER)
+    cut = probe_tool_calling(client, "call-cut-short", **PARIS)
+    assert (cut.verdict, cut.attribution) == (Verdict.FAIL, Attribution.CLIENT)
+    assert cut.reason.startswith("budget exhausted: 7 tokens ran out while calling the tool")
+
+
 def test_the_budget_scales_with_the_multiplier_and_a_cut_answer_names_it(
     client: openai.OpenAI, crafted: CraftedServer
 ) -> None:
