@@ -7,7 +7,8 @@ Runs ``python -m pytest_mlxstack.mainjob`` (the same pytest invocation as ``make
 into a temporary matrix directory with its own MLXSTACK_HOME, and prints the wall time, the
 ratio to the 120 s target, the server starts per model and flags (target: exactly one), and
 each row's figures as the matrix page shows them (startup, memory, time to first token, decode
-and prompt tokens per second; informative, no target).
+and prompt tokens per second; informative, no target), and per row its cells and the
+completion tokens the probes requested (their budgets, as the evidence records them) and used.
 Exit status 1 when the median misses the target, a model was not started exactly once (in
 the main job's start table or a matrix row), or a main job failed or wrote no matrix.
 """
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 TARGET_S = 120.0
 START_LINE = re.compile(
@@ -51,6 +53,7 @@ def one_run(catalog: str | None, extra: list[str]) -> tuple[float, int, list[str
             for row in json.loads(latest.read_text(encoding="utf-8"))["rows"]:
                 rows[f"{row['model']} [{row['quant']}]"] = row["server_starts"]
                 print(f"  {row['model']} [{row['quant']}]: {_figures(row)}")
+                print(f"    {_tokens(row)}")
         else:
             print(done.stdout[-3000:], done.stderr[-2000:], sep="\n")
         return elapsed, done.returncode, starts, rows
@@ -67,6 +70,35 @@ def _figures(row: dict[str, object]) -> str:
     return ", ".join(
         f"{label} {shape.format(row[key]) if row.get(key) is not None else 'not measured'}"
         for label, key, shape in shapes
+    )
+
+
+def _requested(request: object) -> int:
+    """Completion-token budgets named in a cell's request evidence (nested conversations and
+    protocol steps included)."""
+    if isinstance(request, dict):
+        total = 0
+        for key, value in request.items():
+            if key in ("max_tokens", "max_output_tokens") and isinstance(value, int):
+                total += value
+            else:
+                total += _requested(value)
+        return total
+    if isinstance(request, list):
+        return sum(_requested(item) for item in request)
+    return 0
+
+
+def _tokens(row: dict[str, Any]) -> str:
+    """What a matrix of this row costs a real model: cells, completion tokens requested (the
+    budgets in the evidence) and used. On a Mac, time ~ requested / decode speed for a model
+    that fills its budgets (a reasoning model), used / decode speed otherwise."""
+    cells = row.get("cells", [])
+    requested = sum(_requested(cell["evidence"].get("request", {})) for cell in cells)
+    used = sum(cell["evidence"].get("completion_tokens") or 0 for cell in cells)
+    return (
+        f"{len(cells)} cells, completion tokens requested {requested:,} (budgets in the "
+        f"evidence), used {used:,}"
     )
 
 

@@ -307,6 +307,20 @@ SETTINGS: dict[str, Setting] = _declare(
         kind="list",
         metavar="IDS",
     ),
+    Setting(
+        "mlx_token_budget",
+        "Multiplier of every probe's completion-token budget (text 1024, tools 1024, "
+        "thinking 8192 at 1); raise it when a reasoning model's answers are cut (budget "
+        "exhausted)",
+        kind="float",
+        env="MLXSTACK_TOKEN_BUDGET",
+        default=1.0,
+        default_text="1",
+        metavar="X",
+        minimum=0.01,
+        maximum=100,
+        noun="token-budget multiplier",
+    ),
 )
 
 

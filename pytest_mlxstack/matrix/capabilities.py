@@ -171,6 +171,24 @@ for _spec in (
         "equal both ways",
     ),
     CapabilitySpec(
+        "responses_api",
+        "Responses API (Codex)",
+        sent="with the openai client on /v1/responses: 'Count to N.', the weather question with "
+        "get_weather, its function_call_output, the count streamed, '23 * 47' to think, and a "
+        "model nobody serves",
+        passes="the exact count; one get_weather call valid against its schema; prose using "
+        "the result; streamed events assembling to the same count; a reasoning item and 1081 "
+        "with no markup; a 4xx in OpenAI's error shape",
+    ),
+    CapabilitySpec(
+        "messages_api",
+        "Anthropic Messages (Claude Code)",
+        sent="the same session with the anthropic client on /v1/messages (tool_use and "
+        "tool_result blocks)",
+        passes="as responses_api, with a tool_use block, a thinking block, and a 4xx in "
+        "Anthropic's error shape",
+    ),
+    CapabilitySpec(
         "errors",
         "Unknown-model error",
         routes=(Route.PROXIED,),

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import Any
 from urllib.parse import urlparse
 
 import jinja2
@@ -31,7 +32,13 @@ from pytest_mlxstack.matrix.diff import CellChange, CellKey, MatrixDiff, diff_ma
 from pytest_mlxstack.matrix.evidence_view import EvidenceSections, evidence_sections
 from pytest_mlxstack.matrix.history import cell_trends
 from pytest_mlxstack.matrix.model import Cell, Matrix, Row
-from pytest_mlxstack.matrix.summary import ModelSummary, model_summaries, server_summaries
+from pytest_mlxstack.matrix.readiness import AGENTS, row_readiness, server_readiness
+from pytest_mlxstack.matrix.summary import (
+    ModelSummary,
+    model_summaries,
+    server_of,
+    server_summaries,
+)
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("pytest_mlxstack.matrix", "templates"),
@@ -179,6 +186,9 @@ def render_html(
         runs=[_run_view(run.model_dump(mode="json")) for run in matrix.runs],
         models=[_model_view(summary) for summary in summaries],
         servers=server_summaries(summaries),
+        agents=[agent.name for agent in AGENTS],
+        readiness=_readiness_view(rows, matrix),
+        server_readiness=[entry.line() for entry in server_readiness(matrix)],
         charts=performance_charts(summaries),
         unmeasured=[
             metric.title.lower()
@@ -206,6 +216,40 @@ def _asset(name: str) -> Asset:
     text = (resources.files("pytest_mlxstack.matrix") / "templates" / name).read_text("utf-8")
     digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
     return Asset(text=text, digest=f"'sha256-{digest}'")
+
+
+def _detail(line: str) -> str:
+    """A readiness line without the verdict the cell shows already."""
+    for prefix in ("not ready, because ", "ready "):
+        if line.startswith(prefix):
+            rest = line.removeprefix(prefix)
+            return rest[1:-1] if rest.startswith("(") and rest.endswith(")") else rest
+    return line
+
+
+def _readiness_view(rows: list[Row], matrix: Matrix) -> list[dict[str, Any]]:
+    """Per model (in rank order), each agent's readiness: its class and its line."""
+    found = []
+    for row in rows:
+        agents = row_readiness(row)
+        if not any(readiness.probed for readiness in agents):
+            continue
+        found.append(
+            {
+                "model": row.model,
+                "quant": row.quant,
+                "server": server_of(row, matrix),
+                "agents": [
+                    {
+                        "css": "pass" if r.ready else ("fail" if r.probed else "skip"),
+                        "word": "ready" if r.ready else ("not ready" if r.probed else "not probed"),
+                        "line": _detail(r.line().split(": ", 1)[1]),
+                    }
+                    for r in agents
+                ],
+            }
+        )
+    return found
 
 
 def _model_view(summary: ModelSummary) -> ModelView:

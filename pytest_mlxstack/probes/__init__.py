@@ -19,6 +19,7 @@ from pytest_mlxstack.probes.capabilities import (
     probe_tool_calling_streaming,
 )
 from pytest_mlxstack.probes.parameters import probe_length, probe_stop, probe_usage
+from pytest_mlxstack.probes.protocols import probe_messages_api, probe_responses_api
 from pytest_mlxstack.probes.proxy import attribute_proxy, blame_tier_down
 from pytest_mlxstack.probes.registry import (
     DeclaredCapabilities,
@@ -51,8 +52,10 @@ __all__ = [
     "probe_errors",
     "probe_inference",
     "probe_length",
+    "probe_messages_api",
     "probe_model_listing",
     "probe_multi_turn",
+    "probe_responses_api",
     "probe_routing",
     "probe_stop",
     "probe_streaming",

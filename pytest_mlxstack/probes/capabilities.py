@@ -27,6 +27,7 @@ from openai import OpenAI
 
 from pytest_mlxstack import probe_prompts
 from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Verdict
+from pytest_mlxstack.probes import budget
 from pytest_mlxstack.probes.answer import Answer, ToolCall, from_chunks, from_completion
 from pytest_mlxstack.probes.binding import probes
 from pytest_mlxstack.probes.exchange import DEFAULT_TIMEOUT_S, Exchange, chat, excerpt
@@ -214,9 +215,8 @@ def _leaked_markup(
     closed = any(m in answer.content for m in ("</think>", "</thinking>"))
     if opened and not closed:
         if answer.finish_reason == "length":
-            return Attribution.MODEL, (
-                f"the answer stopped at max_tokens inside an unclosed think block ({shown} in "
-                f"content, no closing tag): the model was still reasoning"
+            return budget.exhausted(
+                answer.completion_tokens, while_=f"reasoning (an unclosed {shown} in content)"
             )
         return Attribution.MODEL, (
             f"the model opened a think block ({shown}) and never closed it, so no reasoning "
@@ -226,6 +226,18 @@ def _leaked_markup(
         f"reasoning markup {shown} was left in content (the server's reasoning parser did not "
         f"split it out)"
     )
+
+
+def _cut_or_leaked(answer: Answer, max_tokens: int | None) -> tuple[Attribution, str] | None:
+    """Markup the parser missed is the parser's even in a cut answer (it was written whole);
+    otherwise an answer cut by its budget is the budget's, whatever else is wrong with it (an
+    unclosed think block, a call cut short, no text yet), never the model's."""
+    leaked = _leaked_markup(answer)
+    if leaked is not None and leaked[0] is not Attribution.MODEL:
+        return leaked
+    if answer.finish_reason == "length":
+        return budget.exhausted(max_tokens, while_="reasoning" if answer.reasoning else "answering")
+    return leaked
 
 
 def _text_probe(
@@ -253,16 +265,15 @@ def _judged_text(
     max_tokens: int,
     judge: Callable[[Answer], str | None],
 ) -> ProbeResult:
-    """Markup in content fails first (whatever the judge says), then no text, then the judge."""
-    leaked = _leaked_markup(answer)
-    if leaked is not None:
-        return _result(capability, Verdict.FAIL, leaked[1], evidence, leaked[0])
+    """Markup the parser missed fails first (whatever the judge says), then an answer cut by
+    its budget (not judged: it is incomplete), then no text, then the judge."""
+    blamed = _cut_or_leaked(answer, max_tokens)
+    if blamed is not None:
+        return _result(capability, Verdict.FAIL, blamed[1], evidence, blamed[0])
     if not answer.content.strip():
-        why = "the answer has no text"
-        if answer.finish_reason == "length":
-            why += f" (it stopped at max_tokens={max_tokens}"
-            why += ", all of it reasoning)" if answer.reasoning else ")"
-        return _result(capability, Verdict.FAIL, why, evidence, Attribution.MODEL)
+        return _result(
+            capability, Verdict.FAIL, "the answer has no text", evidence, Attribution.MODEL
+        )
     problem = judge(answer)
     if problem is not None:
         return _result(capability, Verdict.FAIL, problem, evidence, Attribution.MODEL)
@@ -474,6 +485,10 @@ def judge_calls(
     """Whose fault it is that ``answer`` is not exactly the ``expected`` (tool name, city)
     calls, in any order, or None."""
     names = tuple(str(tool["function"]["name"]) for tool in tools)
+    if answer.finish_reason == "length":
+        leaked = _leaked_markup(answer, names)
+        if answer.tool_calls or leaked is None or leaked[0] is Attribution.MODEL:
+            return budget.exhausted(answer.completion_tokens, while_="calling the tool")
     if not answer.tool_calls:
         leaked = _leaked_markup(answer, names)
         if leaked is not None:
@@ -629,19 +644,16 @@ def _parsed(arguments: str) -> Any:
 
 def _judge_thinking(answer: Answer, max_tokens: int) -> tuple[Attribution, str] | None:
     """Whose fault it is that ``answer`` is not reasoning apart from a right final answer."""
-    leaked = _leaked_markup(answer)
-    if leaked is not None:
-        return leaked
+    cut = _cut_or_leaked(answer, max_tokens)
+    if cut is not None:
+        return cut
     if not (answer.reasoning or "").strip():
         return Attribution.MODEL, (
             "the model answered without reasoning: no reasoning_content and no <think> markup "
             f"(content {excerpt(answer.content, 120)!r})"
         )
     if not answer.content.strip():
-        why = "the model reasoned but gave no final answer"
-        if answer.finish_reason == "length":
-            why += f" (it stopped at max_tokens={max_tokens} while reasoning)"
-        return Attribution.MODEL, why
+        return Attribution.MODEL, "the model reasoned but gave no final answer"
     if THINKING_ANSWER not in answer.content:
         return Attribution.MODEL, (
             f"the final answer {excerpt(answer.content, 120)!r} does not give the product "

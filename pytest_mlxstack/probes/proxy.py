@@ -26,7 +26,7 @@ def attribute_proxy(direct: ProbeResult, proxied: ProbeResult) -> ProbeResult:
         return proxied
     if direct.verdict is Verdict.FAIL and direct.attribution is Attribution.SERVER_DOWN:
         return blame_tier_down(direct, proxied)
-    if direct.verdict is not Verdict.PASS:
+    if direct.verdict is not Verdict.PASS and not _passed_step_direct(direct, proxied):
         return proxied
     if proxied.attribution is Attribution.PROXY:
         return proxied
@@ -38,6 +38,13 @@ def attribute_proxy(direct: ProbeResult, proxied: ProbeResult) -> ProbeResult:
         reason=f"works direct, fails through the proxy: {proxied.reason}",
         evidence=dataclasses.replace(proxied.evidence, notes=notes),
     )
+
+
+def _passed_step_direct(direct: ProbeResult, proxied: ProbeResult) -> bool:
+    """Whether the step the proxied session failed at passed direct (protocol probes walk
+    several steps and say which passed; the direct one may fail at a later step)."""
+    step = proxied.evidence.response.get("failed_step")
+    return step is not None and step in direct.evidence.response.get("steps_passed", [])
 
 
 def blame_tier_down(direct: ProbeResult, proxied: ProbeResult) -> ProbeResult:

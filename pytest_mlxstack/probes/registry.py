@@ -9,6 +9,7 @@ a pass.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,8 +17,10 @@ from openai import OpenAI
 
 from pytest_mlxstack.matrix.capabilities import DECLARED, CapabilitySpec, declare
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
+from pytest_mlxstack.probes import budget
 from pytest_mlxstack.probes import capabilities as _builtin_probes  # noqa: F401  (binds them)
 from pytest_mlxstack.probes import parameters as _parameters  # noqa: F401  (binds them)
+from pytest_mlxstack.probes import protocols as _protocols  # noqa: F401  (binds them)
 from pytest_mlxstack.probes import stack_checks as _stack_checks  # noqa: F401  (binds them)
 from pytest_mlxstack.probes import tool_loop as _tool_loop  # noqa: F401  (binds them)
 from pytest_mlxstack.probes.binding import BOUND, ProbeFunction, bind
@@ -118,4 +121,15 @@ def run_probe(
             f"the catalog entry does not declare {', '.join(missing)}, so {capability} is "
             f"not probed",
         )
+    if "max_tokens" not in options and _takes_budget(probe):
+        options["max_tokens"] = budget.for_capability(capability)
+    if "declared" in inspect.signature(probe.run).parameters:
+        options.setdefault("declared", capabilities)  # a session probe skips undeclared steps
     return probe.run(client, model, **options)
+
+
+def _takes_budget(probe: Probe) -> bool:
+    """Whether the probe's ``max_tokens`` is a budget (the ``length`` probe's is the test)."""
+    if probe.capability == "length":
+        return False
+    return "max_tokens" in inspect.signature(probe.run).parameters

@@ -29,6 +29,7 @@ from pytest_mlxstack.matrix.html import render_html
 from pytest_mlxstack.matrix.metadata import collect_run_metadata
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.outcome import Outcome
+from pytest_mlxstack.matrix.readiness import readiness_lines
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.store import RUNS_DIR, MatrixWriteError, WrittenMatrix, write_matrix
 from pytest_mlxstack.settings import NONE
@@ -223,6 +224,8 @@ class MatrixWriter:
         if state.matrix is not None:
             counts = state.matrix.verdict_counts()
             write("cells: " + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()))
+            for line in readiness_lines(state.matrix):  # names from the matrix: one line each
+                write(("  " if line.startswith(" ") else "") + one_line(line))
             if state.diff is not None:
                 write(f"against baseline {state.baseline_path}: {state.diff.headline()}")
                 for line in state.diff.regression_lines():

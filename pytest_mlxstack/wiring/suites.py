@@ -65,7 +65,7 @@ SUITE_RUN = pytest.StashKey[SuiteRun]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    add_settings(parser, "mlx_suites", "mlx_suite_catalog", "mlx_models")
+    add_settings(parser, "mlx_suites", "mlx_suite_catalog", "mlx_models", "mlx_token_budget")
 
 
 def _register_capabilities(config: pytest.Config) -> None:
@@ -91,6 +91,16 @@ def _register_capabilities(config: pytest.Config) -> None:
             raise pytest.UsageError(f"pytest_mlxstack_capabilities: {exc}") from None
 
 
+def _set_token_budget(config: pytest.Config) -> None:
+    """Scale the probes' budgets in this process (each xdist worker configures its own)."""
+    scale = read_setting(config, "mlx_token_budget")
+    try:
+        from pytest_mlxstack.probes import budget
+    except ImportError:  # no harness extra: the suites skip themselves
+        return
+    budget.set_scale(scale)
+
+
 @pytest.hookimpl(trylast=True)  # after --mlx-catalog has put its own suite in the arguments
 def pytest_configure(config: pytest.Config) -> None:
     _register_capabilities(config)
@@ -104,6 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 "(or set mlx_suites in the ini file)"
             )
         return
+    _set_token_budget(config)
     suites_setting, models_setting = SETTINGS["mlx_suites"], SETTINGS["mlx_models"]
     try:
         suites = parse_suites(text, where=suites_setting.label(chosen.source))

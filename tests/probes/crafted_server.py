@@ -266,6 +266,16 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     # tool calls
     "empty-args": _tool("{}"),
     "tool-markup": _text(f'<tool_call>{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'),
+    # cut at max_tokens: a whole call the parser missed, and a call cut short
+    "tool-markup-length": lambda stream: Reply(
+        body=completion(
+            f'<tool_call>{{"name": "get_weather", "arguments": {GOOD_ARGS}}}</tool_call>',
+            finish="length",
+        )
+    ),
+    "call-cut-short": lambda stream: Reply(
+        body=completion('<tool_call>\n{"name": "get_weather", "argu', finish="length")
+    ),
     "broken-markup": _text('<tool_call>\n{"name": "get_weather", "arguments": {"location": "Par'),
     "mistral-markup": _text(f'[TOOL_CALLS] [{{"name": "get_weather", "arguments": {GOOD_ARGS}}}]'),
     "json-markup": _text(f'{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'),
@@ -323,6 +333,39 @@ SCENARIOS: dict[str, Callable[[bool], Reply]] = {
     ),
     "detail-404": lambda stream: Reply(status=404, body={"detail": "Model 'x' not found"}),
     "answers-anything": _text("Hello from whatever model you asked for."),
+    # the agents' protocols: an answer cut by its max_output_tokens / max_tokens
+    "responses-cut": lambda stream: Reply(
+        body={
+            "id": "resp_crafted",
+            "object": "response",
+            "created_at": 0,
+            "model": "crafted",
+            "status": "incomplete",
+            "incomplete_details": {"reason": "max_output_tokens"},
+            "output": [
+                {
+                    "type": "message",
+                    "id": "msg_crafted",
+                    "role": "assistant",
+                    "status": "incomplete",
+                    "content": [{"type": "output_text", "text": "1, 2", "annotations": []}],
+                }
+            ],
+            "usage": {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8},
+        }
+    ),
+    "messages-cut": lambda stream: Reply(
+        body={
+            "id": "msg_crafted",
+            "type": "message",
+            "role": "assistant",
+            "model": "crafted",
+            "content": [{"type": "text", "text": "1, 2"}],
+            "stop_reason": "max_tokens",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 5, "output_tokens": 3},
+        }
+    ),
     # stack-level checks
     "routed-elsewhere": lambda stream: Reply(
         body=completion("Hello! How can I help you today?"),

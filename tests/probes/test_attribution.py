@@ -114,10 +114,10 @@ def test_streamed_tool_calls_are_assembled_and_compared(
         ("thinks-reasoning-key", Verdict.PASS, None, ""),
         ("think-markup", Verdict.FAIL, Attribution.PARSER, "'<think>'"),
         ("no-think", Verdict.FAIL, Attribution.MODEL, "without reasoning"),
-        ("thinks-no-answer", Verdict.FAIL, Attribution.MODEL, "stopped at max_tokens"),
+        ("thinks-no-answer", Verdict.FAIL, Attribution.CLIENT, "budget exhausted"),
         ("thinks-wrong-answer", Verdict.FAIL, Attribution.MODEL, "does not give the product"),
         ("unclosed-think", Verdict.FAIL, Attribution.MODEL, "never closed it"),
-        ("unclosed-think-length", Verdict.FAIL, Attribution.MODEL, "unclosed think block"),
+        ("unclosed-think-length", Verdict.FAIL, Attribution.CLIENT, "budget exhausted"),
         (
             "thinks-only-when-streamed",
             Verdict.FAIL,
@@ -211,8 +211,39 @@ def test_text_probes_judge_the_content(client: openai.OpenAI) -> None:
     assert "ignores the system message" in ignored.reason
     empty = probe_inference(client, "empty", **FAST)
     assert (empty.verdict, empty.attribution) == (Verdict.FAIL, Attribution.MODEL)
+    # Cut by its budget while reasoning: not the model lacking the capability.
     thinking_only = probe_inference(client, "length-empty", **FAST)
-    assert "all of it reasoning" in thinking_only.reason
+    assert (thinking_only.verdict, thinking_only.attribution) == (Verdict.FAIL, Attribution.CLIENT)
+    assert thinking_only.reason.startswith("budget exhausted: ")
+    assert "while reasoning" in thinking_only.reason
+    assert "raise it with --mlx-token-budget" in thinking_only.reason
+
+
+def test_a_cut_tool_call_is_the_budget_but_missed_markup_stays_the_parser(
+    client: openai.OpenAI,
+) -> None:
+    missed = probe_tool_calling(client, "tool-markup-length", **PARIS)
+    assert (missed.verdict, missed.attribution) == (Verdict.FAIL, Attribution.PARSER)
+    cut = probe_tool_calling(client, "call-cut-short", **PARIS)
+    assert (cut.verdict, cut.attribution) == (Verdict.FAIL, Attribution.CLIENT)
+    assert cut.reason.startswith("budget exhausted: 7 tokens ran out while calling the tool")
+
+
+def test_the_budget_scales_with_the_multiplier_and_a_cut_answer_names_it(
+    client: openai.OpenAI, crafted: CraftedServer
+) -> None:
+    from pytest_mlxstack.probes import budget, run_probe
+
+    try:
+        budget.set_scale(2.5)
+        cut = run_probe("inference", client, "length-empty", timeout=FAST["timeout"])
+        assert crafted.requests[-1]["max_tokens"] == 2560  # text budget 1024 x 2.5
+        assert cut.reason.startswith("budget exhausted: 2560 tokens")
+        assert "now 2.5" in cut.reason
+        run_probe("thinking", client, "thinks", timeout=FAST["timeout"])
+        assert crafted.requests[-1]["max_tokens"] == 20480  # thinking budget 8192 x 2.5
+    finally:
+        budget.set_scale(1.0)
 
 
 def test_inference_needs_the_exact_count_asked_for(

@@ -98,6 +98,8 @@ def test_unknown_capability_names_the_known_ones(client: openai.OpenAI) -> None:
         "stop",
         "length",
         "usage",
+        "responses_api",
+        "messages_api",
         "errors",
     )
 

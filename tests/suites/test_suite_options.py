@@ -174,6 +174,10 @@ def test_a_catalog_of_ones_own(pytester: pytest.Pytester, tmp_path: Path) -> Non
             ["--mlx-suites", "--mlx-suite-catalog=nowhere"],
             "nowhere",
         ),
+        (
+            ["--mlx-suites", "--mlx-token-budget=0"],
+            "token-budget multiplier '0'",
+        ),
     ],
 )
 def test_bad_options_stop_the_run_with_one_sentence(
