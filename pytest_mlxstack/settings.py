@@ -301,6 +301,15 @@ SETTINGS: dict[str, Setting] = _declare(
         metavar="PATH",
     ),
     Setting(
+        "mlx_server_kind",
+        "Server program the built-in suites start for every model: vllm-mlx (the default) "
+        "or mlx-lm (mlx_lm.server)",
+        env="MLXSTACK_SERVER_KIND",
+        default="vllm-mlx",
+        default_text="vllm-mlx",
+        metavar="KIND",
+    ),
+    Setting(
         "mlx_models",
         "Catalog ids (ID or ID:QUANT) the built-in suites run on, comma-separated or "
         "repeated; default: every entry",

@@ -83,6 +83,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(MatrixWriter(config, state), "mlxstack-matrix-writer")
 
 
+def set_expectations_server(config: pytest.Config, kind: str) -> None:
+    """Rows of this run are served by ``kind``: expectations naming another server skip them."""
+    config.stash[MATRIX_SESSION].expectations.server = kind
+
+
 def adopt_expectations(config: pytest.Config, path: Path, why: str) -> None:
     """Use the expectations file ``path`` when the user chose none (``--mlx-expectations``,
     its ini key or ``none``), and say so in the summary: the shipped fixture catalog's

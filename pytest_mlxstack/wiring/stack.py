@@ -104,18 +104,19 @@ def _configured_spec(config: pytest.Config) -> StackSpec:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """How often each vllm-mlx was started in the whole run (all workers): 1 is the goal."""
+    """How often each server was started in the whole run (all workers): 1 is the goal."""
     state = config.stash.get(_STATE, None)
     if state is None or state.is_worker or state.pool_dir is None:
         return
     starts = read_start_counts(state.pool_dir)
     if not starts:
         return
-    terminalreporter.section("mlxstack vllm-mlx starts")
+    terminalreporter.section("mlxstack server starts")
     for start in starts:
         flags = " ".join(start.args) or "(no extra flags)"
         terminalreporter.write_line(
-            f"{start.model_label} as {start.served_name}: {start.starts} start(s) {flags}"
+            f"{start.model_label} as {start.served_name} in {start.kind}: "
+            f"{start.starts} start(s) {flags}"
         )
 
 

@@ -34,10 +34,11 @@ from pytest_mlxstack.run.session import SuiteStack, start_suite_stack
 from pytest_mlxstack.settings import SETTINGS
 from pytest_mlxstack.stack import ServerPool
 from pytest_mlxstack.stack.errors import StackError
+from pytest_mlxstack.stack.kinds import DEFAULT_KIND, KIND_NAMES, KINDS
 from pytest_mlxstack.wiring.catalog import CATALOG_RUN
 from pytest_mlxstack.wiring.collection import SUITE_DIR, include_suites, tier_of
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress
-from pytest_mlxstack.wiring.matrix import adopt_expectations
+from pytest_mlxstack.wiring.matrix import adopt_expectations, set_expectations_server
 from pytest_mlxstack.wiring.options import (
     add_settings,
     given_bare,
@@ -59,13 +60,14 @@ class SuiteRun:
     suites: tuple[str, ...]
     catalog: Catalog
     targets: list[SuiteTarget]
+    kind: str = DEFAULT_KIND  # the server program every target is served by
 
 
 SUITE_RUN = pytest.StashKey[SuiteRun]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    add_settings(parser, "mlx_suites", "mlx_suite_catalog", "mlx_models")
+    add_settings(parser, "mlx_suites", "mlx_suite_catalog", "mlx_models", "mlx_server_kind")
 
 
 def _register_capabilities(config: pytest.Config) -> None:
@@ -112,11 +114,12 @@ def pytest_configure(config: pytest.Config) -> None:
         targets = select_targets(catalog, requested, where=models_setting.label(models.source))
     except (SelectionError, CatalogError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SUITE_RUN] = SuiteRun(suites, catalog, targets)
+    config.stash[SUITE_RUN] = SuiteRun(suites, catalog, targets, _server_kind(config))
     if read_setting(config, "mlx_suite_catalog") is None:
         adopt_expectations(
             config, FIXTURE_EXPECTATIONS, "the shipped fixture catalog's negative controls"
         )
+    set_expectations_server(config, config.stash[SUITE_RUN].kind)
     include_suites(config, *suites)
     if not is_worker(config):  # the controller: xdist workers have no terminal
         config.pluginmanager.register(TierProgress(config), "mlxstack-tier-progress")
@@ -163,6 +166,19 @@ class TierProgress:
             return f"{count} catalog entr{'y' if count == 1 else 'ies'}"
         count = len(self.config.stash[SUITE_RUN].targets)
         return f"{count} model{'' if count == 1 else 's'}"
+
+
+def _server_kind(config: pytest.Config) -> str:
+    """The ``--mlx-server-kind`` value, which must name a kind that can run here."""
+    chosen = resolved(config, "mlx_server_kind")
+    kind = str(chosen.value)
+    where = SETTINGS["mlx_server_kind"].label(chosen.source)
+    if kind not in KINDS:
+        raise pytest.UsageError(
+            f"{where}: '{kind}' is not a server kind pytest-mlxstack can start; use one of "
+            f"{', '.join(KIND_NAMES)}"
+        )
+    return kind
 
 
 def _suite_catalog(config: pytest.Config) -> Catalog:
@@ -227,6 +243,7 @@ def mlx_suite_stack(
                 directory=tmp_path_factory.mktemp("mlx-suite-stack"),
                 pull=reporting_pull(pytestconfig, model_cache),
                 twin="integration" in mlx_suite_run.suites,
+                kind=mlx_suite_run.kind,
             )
         except StackError as exc:  # the catalog or LiteLLM: a model that fails is only "down"
             pytest.fail(f"the suite stack did not start: {exc}", pytrace=False)

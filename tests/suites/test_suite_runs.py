@@ -38,6 +38,7 @@ BROKEN = "tiny-chat-broken"
 # The inner runs use the fixture expectations, as the main job does: the cells vllm-mlx gets
 # wrong for every model (stop, usage, ...) xfail and stay "fail" in the matrix.
 KNOWN = load_expectations(EXPECTATIONS)
+KNOWN.server = "vllm-mlx"  # the inner runs use the default server kind
 SERVER_FAULTS = {
     capability
     for capability in SMOKE
