@@ -78,7 +78,7 @@ class SuiteStack:
     """
 
     running: Stack | None
-    pool: ServerPool
+    pool: ServerPool | None  # None: nothing of ours serves it (an endpoint)
     targets: list[SuiteTarget]
     startup_s: dict[str, float] = field(default_factory=dict)  # tier -> seconds to serve
     started_here: set[str] = field(default_factory=set)  # tiers whose server we started
@@ -143,7 +143,9 @@ class SuiteStack:
         process reports the run's count and the matrix keeps the largest.
         """
         served = self.served.get(target.tier)
-        return self.pool.starts_of(*served) if served is not None else 0
+        if served is None or self.pool is None:
+            return 0
+        return self.pool.starts_of(*served)
 
     def performance(self, target: SuiteTarget) -> Performance:
         """The target's speed, measured once per process with one streamed request to its own

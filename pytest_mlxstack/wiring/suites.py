@@ -22,6 +22,7 @@ import pytest
 from pytest_mlxstack.catalog import Catalog, CatalogError, load_catalog
 from pytest_mlxstack.matrix.verdicts import Route
 from pytest_mlxstack.process.cache import ModelCache
+from pytest_mlxstack.run.endpoint import ENDPOINT_SUITES, endpoint_suite, endpoint_target
 from pytest_mlxstack.run.selection import (
     ALL,
     SelectionError,
@@ -46,7 +47,7 @@ from pytest_mlxstack.wiring.options import (
     read_setting,
     resolved,
 )
-from pytest_mlxstack.wiring.stack import reporting_pull
+from pytest_mlxstack.wiring.stack import configured_endpoint, reporting_pull
 
 FIXTURE_EXPECTATIONS = SUITE_DIR / "fixture_expectations.yaml"
 NOT_CONFIGURED = "run with --mlx-suites to run the built-in suites"
@@ -107,14 +108,21 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         return
     suites_setting, models_setting = SETTINGS["mlx_suites"], SETTINGS["mlx_models"]
+    endpoint = configured_endpoint(config)
     try:
         suites = parse_suites(text, where=suites_setting.label(chosen.source))
         catalog = _suite_catalog(config)
         requested = split_model_args(models.value or [])
-        targets = select_targets(catalog, requested, where=models_setting.label(models.source))
+        where = models_setting.label(models.source)
+        if endpoint is not None:
+            suites = _endpoint_suites(suites, text)
+            targets = [endpoint_target(catalog, endpoint, requested, where=where)]
+        else:
+            targets = select_targets(catalog, requested, where=where)
     except (SelectionError, CatalogError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SUITE_RUN] = SuiteRun(suites, catalog, targets, _server_kind(config))
+    kind = endpoint.server if endpoint is not None else _server_kind(config)
+    config.stash[SUITE_RUN] = SuiteRun(suites, catalog, targets, kind)
     if read_setting(config, "mlx_suite_catalog") is None:
         adopt_expectations(
             config, FIXTURE_EXPECTATIONS, "the shipped fixture catalog's negative controls"
@@ -166,6 +174,30 @@ class TierProgress:
             return f"{count} catalog entr{'y' if count == 1 else 'ies'}"
         count = len(self.config.stash[SUITE_RUN].targets)
         return f"{count} model{'' if count == 1 else 's'}"
+
+
+def _endpoint_suites(suites: tuple[str, ...], text: str) -> tuple[str, ...]:
+    """Against an endpoint only the suites that need no stack of ours run."""
+    if "integration" in suites and "integration" in text:
+        raise pytest.UsageError(
+            "--mlx-suites: the integration suite needs a stack the plugin starts, not an "
+            f"--mlx-endpoint; choose {' or '.join(ENDPOINT_SUITES)}"
+        )
+    return tuple(name for name in suites if name in ENDPOINT_SUITES)
+
+
+def pytest_mlxstack_provenance(config: pytest.Config) -> dict[str, str] | None:
+    """The server the built-in suites' rows were served by (and its version when known)."""
+    run = config.stash.get(SUITE_RUN, None)
+    if run is None:
+        return None
+    found = {"server": run.kind}
+    endpoint = configured_endpoint(config)
+    if endpoint is not None:
+        found["endpoint"] = endpoint.base_url
+    elif run.kind in KINDS:
+        found["server_version"] = KINDS[run.kind].version() or "not installed"
+    return found
 
 
 def _server_kind(config: pytest.Config) -> str:
@@ -225,14 +257,23 @@ def mlx_suite_stack(
     pytestconfig: pytest.Config,
     tmp_path_factory: pytest.TempPathFactory,
     mlx_suite_run: SuiteRun,
-    mlx_server_pool: ServerPool,
-    model_cache: ModelCache,
+    request: pytest.FixtureRequest,
 ) -> Iterator[SuiteStack]:
     """Every selected target as a tier (vllm-mlx from the session pool) behind one LiteLLM,
     started once per session and shared by the smoke, integration and harness suites. A
     target whose server does not start is "down": its tests record ``server_down`` cells and
     fail, and the others run."""
     pytest.importorskip("openai", reason="the built-in suites need the harness extra (openai)")
+    endpoint = configured_endpoint(pytestconfig)
+    if endpoint is not None:  # nothing to start, nothing to stop
+        external = endpoint_suite(mlx_suite_run.targets[0], endpoint)
+        try:
+            yield external
+        finally:
+            external.close()
+        return
+    mlx_server_pool: ServerPool = request.getfixturevalue("mlx_server_pool")
+    model_cache: ModelCache = request.getfixturevalue("model_cache")
     with new_service_manager(pytestconfig) as manager:
         try:
             suite = start_suite_stack(

@@ -40,6 +40,7 @@ MANAGED_FLAGS = {
     "--model": "set the tier's model or path instead",
 }
 MODELS_DIR = "models"
+HUB_CACHE = ".cache/huggingface/hub"
 
 
 class MlxLm(ServerKind):
@@ -87,7 +88,10 @@ class MlxLm(ServerKind):
         return None
 
     def launch(self, key: ServerKey, home: Path) -> Launch:
+        """mlx-lm 0.31.3's ``/v1/models`` scans the Hub cache and, when that folder does not
+        exist, fails after sending 200 with an empty body: so the folder is made first."""
         env = offline_home_env(home)
+        (home / HUB_CACHE).mkdir(parents=True, exist_ok=True)
         models = home / MODELS_DIR
         link = models / key.served_name
         link.parent.mkdir(parents=True, exist_ok=True)
