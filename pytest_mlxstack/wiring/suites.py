@@ -257,7 +257,8 @@ def mlx_suite_stack(
     pytestconfig: pytest.Config,
     tmp_path_factory: pytest.TempPathFactory,
     mlx_suite_run: SuiteRun,
-    request: pytest.FixtureRequest,
+    mlx_server_pool: ServerPool,
+    model_cache: ModelCache,
 ) -> Iterator[SuiteStack]:
     """Every selected target as a tier (vllm-mlx from the session pool) behind one LiteLLM,
     started once per session and shared by the smoke, integration and harness suites. A
@@ -272,8 +273,6 @@ def mlx_suite_stack(
         finally:
             external.close()
         return
-    mlx_server_pool: ServerPool = request.getfixturevalue("mlx_server_pool")
-    model_cache: ModelCache = request.getfixturevalue("model_cache")
     with new_service_manager(pytestconfig) as manager:
         try:
             suite = start_suite_stack(

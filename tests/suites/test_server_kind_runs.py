@@ -35,7 +35,7 @@ def test_the_smoke_suite_on_mlx_lm_shows_its_own_differences(
     )
 
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-    result.stdout.fnmatch_lines(["tiny-chat:bf16 as tiny-chat in mlx-lm: 1 start(s)*"])
+    result.stdout.fnmatch_lines(["tiny-chat:bf16 as tiny-chat: 1 start(s) in mlx-lm *"])
     (row,) = load_matrix(pytester.path / "matrices" / "latest.json").rows
     cells = {cell.capability: cell for cell in row.cells}
     assert cells["stop"].verdict.value == "pass"  # vllm-mlx 0.6.0 fails it

@@ -233,7 +233,7 @@ def test_a_server_that_died_and_came_back_counts_two_starts(
     result.assert_outcomes(passed=len(SMOKE) - len(SERVER_FAULTS) + 1, xfailed=len(SERVER_FAULTS))
     (row,) = load_matrix(pytester.path / "matrices" / "latest.json").rows
     assert row.server_starts == 2
-    result.stdout.fnmatch_lines(["tiny-chat:bf16 as tiny-chat: 2 start(s) *"])
+    result.stdout.fnmatch_lines(["tiny-chat:bf16 as tiny-chat: 2 start(s) in vllm-mlx *"])
     assert PidRegistry(home).records() == []
 
 
