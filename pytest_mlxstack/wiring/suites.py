@@ -39,7 +39,7 @@ from pytest_mlxstack.stack.kinds import DEFAULT_KIND, KIND_NAMES, KINDS
 from pytest_mlxstack.wiring.catalog import CATALOG_RUN
 from pytest_mlxstack.wiring.collection import SUITE_DIR, include_suites, tier_of
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress
-from pytest_mlxstack.wiring.matrix import adopt_expectations, set_expectations_server
+from pytest_mlxstack.wiring.matrix import adopt_expectations, set_run_server
 from pytest_mlxstack.wiring.options import (
     add_settings,
     given_bare,
@@ -127,7 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
         adopt_expectations(
             config, FIXTURE_EXPECTATIONS, "the shipped fixture catalog's negative controls"
         )
-    set_expectations_server(config, config.stash[SUITE_RUN].kind)
+    set_run_server(config, kind, KINDS[kind].version() if kind in KINDS and not endpoint else None)
     include_suites(config, *suites)
     if not is_worker(config):  # the controller: xdist workers have no terminal
         config.pluginmanager.register(TierProgress(config), "mlxstack-tier-progress")
