@@ -131,6 +131,7 @@ def test_the_suites_run_against_a_server_the_plugin_did_not_start(
     assert run.provenance["endpoint"] == f"http://127.0.0.1:{port}/v1"
     (row,) = matrix.rows
     assert row.model == "tiny-chat"
+    assert row.server == "mlx-lm"  # the row names the server, detected from its answers
     assert row.server_starts is None
     shape = row.cell("errors", "proxied")
     assert shape is not None

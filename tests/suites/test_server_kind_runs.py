@@ -5,6 +5,7 @@ tool_choice, where vllm-mlx honours 'none'), each a cell attributed to the serve
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def test_the_smoke_suite_on_mlx_lm_shows_its_own_differences(
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.stdout.fnmatch_lines(["tiny-chat:bf16 as tiny-chat: 1 start(s) in mlx-lm *"])
     (row,) = load_matrix(pytester.path / "matrices" / "latest.json").rows
+    assert row.server == "mlx-lm"
+    assert row.server_version == importlib.metadata.version("mlx-lm")
     cells = {cell.capability: cell for cell in row.cells}
     assert cells["stop"].verdict.value == "pass"  # vllm-mlx 0.6.0 fails it
     assert cells["usage"].verdict.value == "pass"  # vllm-mlx 0.6.0 fails it
