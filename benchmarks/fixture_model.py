@@ -25,6 +25,7 @@ import psutil
 from pytest_mlxstack.fixture_models import VARIANTS, fixture_model_path
 from pytest_mlxstack.probe_prompts import count_to, weather_result
 from pytest_mlxstack.process.services import ServiceManager
+from pytest_mlxstack.stack.servers import ServerKey, start_server
 
 FLAGS = ("--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--reasoning-parser", "qwen3")
 
@@ -47,12 +48,9 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home, ServiceManager(Path(home)) as manager:
         started = time.perf_counter()
-        service = manager.start_vllm(
-            args.variant,
-            fixture_model_path(args.variant),
-            served_model_name=args.variant,
-            extra_args=FLAGS,
-        )
+        key = ServerKey(fixture_model_path(args.variant), args.variant, tuple(FLAGS), None)
+        home_dir = Path(home) / "server-home"
+        service = start_server(manager, args.variant, key, 600, home_dir, {})
         ready_s = time.perf_counter() - started
         client = openai.OpenAI(base_url=f"{service.url}/v1", api_key="unused", max_retries=0)
         peak = tree_rss(service.pid)

@@ -249,6 +249,31 @@ SETTINGS: dict[str, Setting] = _declare(
         metavar="FILE",
     ),
     Setting(
+        "mlx_endpoint",
+        "An OpenAI-compatible server the plugin did not start (and never stops): openai_client "
+        "and the built-in smoke and harness suites talk to it instead of a stack",
+        env="MLXSTACK_ENDPOINT",
+        metavar="URL",
+    ),
+    Setting(
+        "mlx_api_key",
+        "API key for --mlx-endpoint (better: the environment variable MLXSTACK_API_KEY, which "
+        "no process listing shows)",
+        env="MLXSTACK_API_KEY",
+        metavar="KEY",
+    ),
+    Setting(
+        "mlx_endpoint_model",
+        "The model name to ask --mlx-endpoint for; default: the only model its /v1/models lists",
+        metavar="NAME",
+    ),
+    Setting(
+        "mlx_server_label",
+        "Name of the --mlx-endpoint server in the matrix; default: detected from its answers "
+        "(vllm-mlx, mlx-lm, llama.cpp, else unknown)",
+        metavar="NAME",
+    ),
+    Setting(
         "mlx_require_stack",
         "Fail, instead of skip, a test that needs the real stack (vllm-mlx, LiteLLM, an MLX "
         "backend, openai) when it is missing: for CI, where a skip would go green",
@@ -299,6 +324,15 @@ SETTINGS: dict[str, Setting] = _declare(
         "catalog shipped with the plugin",
         kind="path",
         metavar="PATH",
+    ),
+    Setting(
+        "mlx_server_kind",
+        "Server program the built-in suites start for every model: vllm-mlx (the default) "
+        "or mlx-lm (mlx_lm.server)",
+        env="MLXSTACK_SERVER_KIND",
+        default="vllm-mlx",
+        default_text="vllm-mlx",
+        metavar="KIND",
     ),
     Setting(
         "mlx_models",

@@ -17,7 +17,7 @@ from pytest_mlxstack.matrix.diff import diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.history import HISTORY_RUNS, load_history
 from pytest_mlxstack.matrix.html import render_html
 from pytest_mlxstack.matrix.merge import merge_matrices
-from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
+from pytest_mlxstack.matrix.model import LEGACY_SERVER, Matrix, MatrixFormatError, load_matrix
 from pytest_mlxstack.matrix.schema import schema_text
 from pytest_mlxstack.matrix.store import write_matrix_file
 from pytest_mlxstack.process.atomic import write_text_atomic
@@ -97,9 +97,11 @@ def _merge(args: argparse.Namespace) -> int:
         f"{rows} rows, {cells} cells, {len(result.conflicts)} conflicts"
     )
     for conflict in result.conflicts:
-        model, quant, profile = (one_line(part) for part in conflict.row)
+        parts = [one_line(part) for part in conflict.row]
+        model, quant, profile = parts[0], parts[1], parts[-1]
+        server = f" ({parts[2]})" if len(parts) == 4 and parts[2] != LEGACY_SERVER else ""
         print(
-            f"  conflict {model} [{quant}] on {profile}, {one_line(conflict.field)}: kept "
+            f"  conflict {model} [{quant}]{server} on {profile}, {one_line(conflict.field)}: kept "
             f"{one_line(str(conflict.kept))} (run {one_line(str(conflict.kept_run))}), dropped "
             f"{one_line(str(conflict.dropped))} (run {one_line(str(conflict.dropped_run))})"
         )

@@ -25,7 +25,14 @@ from typing import Any
 
 from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.matrix.expectations import Expectations
-from pytest_mlxstack.matrix.model import Cell, EvidenceRecord, Matrix, Row, RunMetadata
+from pytest_mlxstack.matrix.model import (
+    LEGACY_SERVER,
+    Cell,
+    EvidenceRecord,
+    Matrix,
+    Row,
+    RunMetadata,
+)
 from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Route, Verdict
 from pytest_mlxstack.text.redact import sanitize
 
@@ -137,8 +144,16 @@ class _RowFacts:
 class MatrixCollector:
     """Accumulates payloads from any number of processes and builds the run's matrix."""
 
-    def __init__(self, expectations: Expectations | None = None) -> None:
+    def __init__(
+        self,
+        expectations: Expectations | None = None,
+        *,
+        server: str = LEGACY_SERVER,
+        server_version: str | None = None,
+    ) -> None:
         self.expectations = expectations or Expectations()
+        self.server = server  # one run, one server: every row of it names this one
+        self.server_version = server_version
         self._cells: dict[tuple[str, str], dict[tuple[str, str], list[Cell]]] = defaultdict(
             lambda: defaultdict(list)
         )
@@ -222,6 +237,8 @@ class MatrixCollector:
                 Row(
                     model=model,
                     quant=quant,
+                    server=self.server,
+                    server_version=self.server_version,
                     profile=run.profile,
                     repo=self._single(model, quant, "repo", facts.repos),
                     revision=self._single(model, quant, "revision", facts.revisions),

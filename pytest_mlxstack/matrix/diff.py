@@ -22,7 +22,7 @@ from pytest_mlxstack.text.terminal import one_line
 
 ChangeKind = Literal["regression", "fix", "new", "removed", "changed"]
 CHANGE_KINDS: tuple[ChangeKind, ...] = ("regression", "fix", "changed", "new", "removed")
-CellKey = tuple[str, str, str, str, str]
+CellKey = tuple[str, str, str, str, str, str]
 MISSING = "missing"  # what a regression shows as "after" when the cell is gone
 MISSING_REASON = "missing: the new matrix has no such cell (not run, or not recorded)"
 
@@ -39,10 +39,11 @@ class CellChange:
     after: str | None
     attribution: str | None = None
     reason: str = ""
+    server: str = "vllm-mlx"
 
     @property
     def key(self) -> CellKey:
-        return (self.model, self.quant, self.profile, self.capability, self.route)
+        return (self.model, self.quant, self.server, self.profile, self.capability, self.route)
 
 
 @dataclass
@@ -175,7 +176,12 @@ def diff_matrices(base: Matrix, new: Matrix) -> MatrixDiff:
             reason = shown.reason
         result.changes.append(
             CellChange(
-                *key,
+                model=key[0],
+                quant=key[1],
+                server=key[2],
+                profile=key[3],
+                capability=key[4],
+                route=key[5],
                 kind=kind,
                 before=old.verdict.value if old else None,
                 after=now.verdict.value if now else None,
@@ -187,7 +193,8 @@ def diff_matrices(base: Matrix, new: Matrix) -> MatrixDiff:
 
 
 def no_shared_cells(base: Matrix, new: Matrix, *, base_name: str, new_name: str) -> str | None:
-    """One sentence when ``base`` and ``new`` have no (model, quant, profile, capability, route)
+    """One sentence when ``base`` and ``new`` have no (model, quant, server, profile, capability,
+    route)
     cell in common, so that comparing them would say nothing; ``None`` when they share one."""
     if diff_matrices(base, new).shared:
         return None
@@ -225,18 +232,19 @@ def _cells(matrix: Matrix) -> Iterable[tuple[CellKey, Cell]]:
 
 
 def _key(row: Row, cell: Cell) -> CellKey:
-    return (row.model, row.quant, row.profile, cell.capability, cell.route.value)
+    return (row.model, row.quant, row.server, row.profile, cell.capability, cell.route.value)
 
 
 def _order(key: CellKey) -> tuple[object, ...]:
-    model, quant, profile, capability, route = key
-    return (model, quant, profile, *capability_rank(capability), route)
+    model, quant, server, profile, capability, route = key
+    return (model, quant, server, profile, *capability_rank(capability), route)
 
 
 def _cell_label(change: CellChange) -> str:
     """``model [quant] capability (route)`` for a terminal: names come from the files."""
+    on = "" if change.server == "vllm-mlx" else f" on {one_line(change.server)}"
     return (
-        f"{one_line(change.model)} [{one_line(change.quant)}] {one_line(change.capability)} "
+        f"{one_line(change.model)} [{one_line(change.quant)}]{on} {one_line(change.capability)} "
         f"({one_line(change.route)})"
     )
 

@@ -10,6 +10,7 @@ Format::
         capability: tool_calling
         route: proxied                 # optional: direct | proxied (default: both)
         quant: 4bit                    # optional (default: every quantization)
+        server: vllm-mlx               # optional: the server kind (* allowed; default: any)
         verdict: fail                  # pass | fail | skip | n/a
         attribution: model             # optional, with verdict fail: whose fault it must be
         reason: the model was never trained on tool calls
@@ -18,7 +19,9 @@ Format::
 A bare list of entries (without the ``expectations:`` key) is accepted too. With
 ``attribution``, a failure is only the known one when it is attributed the same way: the same
 capability failing for another reason (a parser bug where the model was blamed, a server that
-did not start) fails the test, saying what was expected and what happened.
+did not start) fails the test, saying what was expected and what happened. With ``server``, a
+rule applies only to runs on that server kind (``Expectations.server``; a run whose server is
+unknown is matched by every rule), so one file can hold the faults of several servers.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ _KNOWN_FIELDS = (
     "capability",
     "route",
     "quant",
+    "server",
     "verdict",
     "attribution",
     "reason",
@@ -69,20 +73,25 @@ class ExpectationRule:
     link: str | None = None
     attribution: Attribution | None = None
     where: str = ""
+    server: str | None = None
 
-    def matches(self, *, model: str, quant: str, capability: str, route: Route) -> bool:
+    def matches(
+        self, *, model: str, quant: str, capability: str, route: Route, server: str | None = None
+    ) -> bool:
         return (
             fnmatch.fnmatchcase(model, self.model)
             and fnmatch.fnmatchcase(capability, self.capability)
             and (self.route is None or self.route == route)
             and (self.quant is None or fnmatch.fnmatchcase(quant, self.quant))
+            and (self.server is None or server is None or fnmatch.fnmatchcase(server, self.server))
         )
 
-    def specificity(self) -> tuple[int, int, int, int]:
-        """Exact names beat patterns, a given route or quant beats none."""
+    def specificity(self) -> tuple[int, int, int, int, int]:
+        """Exact names beat patterns, a given server, route or quant beats none."""
         return (
             int(not _is_pattern(self.model)),
             int(not _is_pattern(self.capability)),
+            int(self.server is not None),
             int(self.route is not None),
             int(self.quant is not None),
         )
@@ -91,9 +100,16 @@ class ExpectationRule:
 class Expectations:
     """The rules of one file; ``find`` returns the most specific rule for a cell."""
 
-    def __init__(self, rules: Iterable[ExpectationRule] = (), *, source: str | None = None):
+    def __init__(
+        self,
+        rules: Iterable[ExpectationRule] = (),
+        *,
+        source: str | None = None,
+        server: str | None = None,
+    ):
         self.rules = list(rules)
         self.source = source
+        self.server = server  # the server kind of this run's rows (None: unknown)
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -104,7 +120,9 @@ class Expectations:
         route = Route(route)
         best: ExpectationRule | None = None
         for rule in self.rules:
-            if not rule.matches(model=model, quant=quant, capability=capability, route=route):
+            if not rule.matches(
+                model=model, quant=quant, capability=capability, route=route, server=self.server
+            ):
                 continue
             if best is None or rule.specificity() > best.specificity():
                 best = rule  # the first of equally specific rules wins: file order decides
@@ -241,6 +259,11 @@ def _parse_entry(entry: Any, where: str) -> ExpectationRule:
             f"has one, so remove it or expect fail"
         )
     quant = entry.get("quant")
+    server = entry.get("server")
+    if server is not None and not (isinstance(server, str) and server.strip()):
+        raise ExpectationsError(
+            f"{where}: server {server!r} is not a server kind; write e.g. server: vllm-mlx"
+        )
     return ExpectationRule(
         model=model,
         capability=capability,
@@ -251,6 +274,7 @@ def _parse_entry(entry: Any, where: str) -> ExpectationRule:
         link=str(link) if link is not None else None,
         attribution=attribution,
         where=where,
+        server=server.strip() if isinstance(server, str) else None,
     )
 
 

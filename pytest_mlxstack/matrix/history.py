@@ -15,7 +15,7 @@ from pathlib import Path
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, load_matrix
 
 HISTORY_RUNS = 10  # points a trend shows, the rendered matrix included
-CellKey = tuple[str, str, str, str, str]  # model, quant, profile, capability, route
+CellKey = tuple[str, str, str, str, str, str]  # model, quant, server, profile, capability, route
 Trend = list[str | None]  # verdict per run, oldest first; None: the run had no such cell
 
 
@@ -67,13 +67,15 @@ def cell_trends(matrix: Matrix, history: Sequence[Matrix]) -> dict[CellKey, Tren
         per_profile[profile] = [_verdicts(m) for m in same[-(HISTORY_RUNS - 1) :]]
     trends: dict[CellKey, Trend] = {}
     for key, now in _verdicts(matrix).items():
-        trends[key] = [past.get(key) for past in per_profile[key[2]]] + [now]
+        trends[key] = [past.get(key) for past in per_profile[key[3]]] + [now]
     return trends
 
 
 def _verdicts(matrix: Matrix) -> dict[CellKey, str]:
     return {
-        (row.model, row.quant, row.profile, cell.capability, cell.route.value): cell.verdict.value
+        (row.model, row.quant, row.server, row.profile, cell.capability, cell.route.value): (
+            cell.verdict.value
+        )
         for row, cell in matrix.iter_cells()
     }
 

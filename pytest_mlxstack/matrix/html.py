@@ -284,7 +284,7 @@ def _cell_view(
     capability: str,
     routes: list[str],
     changes: dict[CellKey, CellChange],
-    trends: dict[tuple[str, str, str, str, str], list[str | None]],
+    trends: dict[tuple[str, str, str, str, str, str], list[str | None]],
 ) -> CellView | None:
     cells = {route: row.cell(capability, route) for route in routes}
     recorded = {route: cell for route, cell in cells.items() if cell is not None}
@@ -295,7 +295,7 @@ def _cell_view(
     evidence: list[EvidenceView] = []
     for route in routes:
         cell = cells[route]
-        key = (row.model, row.quant, row.profile, capability, route)
+        key = (row.model, row.quant, row.server, row.profile, capability, route)
         if cell is None:
             route_views.append(RouteView(route, "", "absent", "", f"{route}: not measured"))
             continue

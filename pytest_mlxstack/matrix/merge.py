@@ -1,6 +1,6 @@
 """Merge matrices from several machines or runs (e.g. a nightly job over hardware) into one.
 
-Rows are keyed by (model, quant, machine profile), cells by (capability, route). When two
+Rows are keyed by (model, quant, server, machine profile), cells by (capability, route). When two
 inputs hold the same cell, the one from the newer run wins (run time, then run id): the result
 does not depend on the order the files were given in. Disagreements (different verdicts,
 repositories or revisions) are returned as ``MergeConflict``s and kept in the merged matrix.
@@ -48,8 +48,8 @@ def merge_matrices(matrices: Sequence[Matrix]) -> MergeResult:
     ranks = {run.run_id: (run.created_at, run.run_id) for run in runs}
     result = MergeResult(matrix=Matrix(runs=runs))
 
-    rows: dict[tuple[str, str, str], tuple[Row, _Candidate]] = {}
-    cells: dict[tuple[str, str, str], dict[tuple[str, str], tuple[Cell, _Candidate]]] = {}
+    rows: dict[tuple[str, ...], tuple[Row, _Candidate]] = {}
+    cells: dict[tuple[str, ...], dict[tuple[str, str], tuple[Cell, _Candidate]]] = {}
     for matrix in matrices:
         newest = max((ranks[run.run_id] for run in matrix.runs), default=("", ""))
         for row in matrix.rows:
@@ -92,7 +92,7 @@ def _merged_runs(matrices: Sequence[Matrix]) -> list[RunMetadata]:
 
 
 def _pick_cell(
-    row_key: tuple[str, str, str],
+    row_key: tuple[str, ...],
     first: tuple[Cell, _Candidate],
     second: tuple[Cell, _Candidate],
     result: MergeResult,

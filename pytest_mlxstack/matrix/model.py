@@ -23,10 +23,13 @@ from pytest_mlxstack.process.textfiles import FileReadError, read_text_file
 from pytest_mlxstack.text.redact import sanitize
 from pytest_mlxstack.text.terminal import one_line
 
-SCHEMA_VERSION: Literal[3] = 3
+SCHEMA_VERSION: Literal[4] = 4
 # Older versions this one reads: version 1 lacks an expectation's ``attribution``; version 3
-# adds the attribution ``model_or_parser``. Otherwise they are the same, so they read as 3.
-UPGRADABLE_VERSIONS = (1, 2)
+# adds the attribution ``model_or_parser``; version 4 keys rows by server too. Rows of versions
+# 1 to 3 were all served by vllm-mlx (the only server those versions started), so they read
+# as version 4 rows with ``server: vllm-mlx``.
+UPGRADABLE_VERSIONS = (1, 2, 3)
+LEGACY_SERVER = "vllm-mlx"
 MATRIX_KEYS = ("schema_version", "runs", "rows")
 # A matrix of thousands of cells with evidence is a few MB; this bounds what a wrong path reads.
 MAX_MATRIX_BYTES = 256 * 2**20
@@ -129,7 +132,12 @@ class Row(_Strict):
 
     model: str
     quant: str
+    server: str = Field(
+        description="The server kind that served the row (vllm-mlx, mlx-lm, llama.cpp, or the "
+        "name an endpoint was detected or labelled as); rows are keyed by it."
+    )
     profile: str
+    server_version: str | None = Field(default=None, description="The server's version.")
     repo: str | None = None
     revision: str | None = None
     startup_s: float | None = Field(default=None, description="Seconds until the server served.")
@@ -153,8 +161,8 @@ class Row(_Strict):
     cells: list[Cell] = Field(default_factory=list)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.model, self.quant, self.profile)
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.model, self.quant, self.server, self.profile)
 
     def cell(self, capability: str, route: Route | str) -> Cell | None:
         wanted = (capability, Route(route).value)
@@ -164,7 +172,7 @@ class Row(_Strict):
 class MergeConflict(_Strict):
     """Two inputs disagreed about the same cell or row field; ``kept`` won, ``dropped`` lost."""
 
-    row: tuple[str, str, str]
+    row: tuple[str, ...]
     field: str
     kept: str | None
     dropped: str | None
@@ -175,7 +183,7 @@ class MergeConflict(_Strict):
 class Matrix(_Strict):
     """A whole matrix file: one or more runs (several after a merge) and their rows."""
 
-    schema_version: Literal[3] = SCHEMA_VERSION
+    schema_version: Literal[4] = SCHEMA_VERSION
     runs: list[RunMetadata] = Field(min_length=1)
     rows: list[Row] = Field(default_factory=list)
     conflicts: list[MergeConflict] = Field(
@@ -232,7 +240,7 @@ class Matrix(_Strict):
             )
         version = data.get("schema_version")
         if version in UPGRADABLE_VERSIONS:
-            data = {**data, "schema_version": SCHEMA_VERSION}
+            data = {**data, "schema_version": SCHEMA_VERSION, "rows": _legacy_rows(data)}
         elif version != SCHEMA_VERSION:
             hint = (
                 "upgrade pytest-mlxstack to read it"
@@ -255,9 +263,21 @@ class Matrix(_Strict):
         return matrix
 
 
+def _legacy_rows(data: dict[str, Any]) -> Any:
+    """Rows of versions 1 to 3 with the server they were all served by (conflicts of a
+    version 3 merge name a row by (model, quant, profile): read as they are)."""
+    rows = data.get("rows")
+    if not isinstance(rows, list):
+        return rows
+    return [
+        {**row, "server": row.get("server", LEGACY_SERVER)} if isinstance(row, dict) else row
+        for row in rows
+    ]
+
+
 def _check_unique(matrix: Matrix, source: str) -> None:
-    """One row per (model, quant, profile), one cell per (capability, route): else ambiguous."""
-    rows: set[tuple[str, str, str]] = set()
+    """One row per (model, quant, server, profile), one cell per (capability, route)."""
+    rows: set[tuple[str, ...]] = set()
     for index, row in enumerate(matrix.rows):
         if row.key in rows:
             raise MatrixFormatError(

@@ -4,9 +4,8 @@ A cell *applies* when it passed or failed (a skip could not tell, ``n/a`` was no
 Models rank by the share of applicable cells they passed, then by more passes, then by the
 shorter time to first token, then by name, so that the order is stable.
 
-Rows may later carry the server they ran on (another server kind than vllm-mlx); until then
-every row is ``DEFAULT_SERVER``. The field is read defensively so that this page keeps working
-with either shape.
+Rows carry the server they ran on (schema 4; older rows read as vllm-mlx), so one model on two
+servers is two rows side by side, and the per-server table compares the servers.
 """
 
 from __future__ import annotations
@@ -58,6 +57,8 @@ def server_of(row: Row, matrix: Matrix) -> str:
     """The row's server kind and, when the run recorded it, its version."""
     kind = getattr(row, "server", None)
     name = kind if isinstance(kind, str) and kind.strip() else DEFAULT_SERVER
+    if row.server_version:
+        return f"{name} {row.server_version}"
     run_ids = {cell.run_id for cell in row.cells if cell.run_id}
     for run in matrix.runs:
         if run.run_id in run_ids or not run_ids:

@@ -1,4 +1,4 @@
-"""Starting, watching and stopping local HTTP services (vllm-mlx, LiteLLM, anything else).
+"""Starting, watching and stopping local HTTP services (any argv with a port and a health path).
 
 ``ServiceManager`` starts each service in its own session with its own log file, records it in
 the pid registry, and waits for its health path to answer, polling every 20 ms and checking
@@ -48,13 +48,11 @@ from pytest_mlxstack.process.registry import Owner, PidRegistry, ServiceRecord
 from pytest_mlxstack.text.redact import redact_text
 from pytest_mlxstack.text.secrets import (
     RedactedEnv,
-    Secret,
     secret_values,
 )
 
 DEFAULT_GRACE_PERIOD_S = 10.0
 DEFAULT_TIMEOUT_S = 120.0
-VLLM_TIMEOUT_S = 600.0
 POLL_INTERVAL_S = 0.02
 PROBE_TIMEOUT_S = 0.5
 LOG_TAIL_LINES = 40
@@ -415,74 +413,6 @@ class ServiceManager:
         ports = listening_ports(tree)
         return ports is None or service.port in ports
 
-    def start_vllm(
-        self,
-        name: str,
-        model: str | Path,
-        port: int | None = None,
-        *,
-        served_model_name: str | None = None,
-        extra_args: Sequence[str] = (),
-        env: Mapping[str, str] | None = None,
-        timeout: float = VLLM_TIMEOUT_S,
-        labels: Mapping[str, str] | None = None,
-    ) -> ManagedService:
-        """``vllm-mlx serve <model>`` on loopback, ready once ``/health`` answers."""
-        argv = [_find_script("vllm-mlx"), "serve", str(model), "--host", LOOPBACK]
-        argv += ["--port", "{port}"]
-        if served_model_name:
-            argv += ["--served-model-name", served_model_name]
-        argv += [str(arg) for arg in extra_args]
-        return self.start(
-            name, argv, port, health_path="/health", env=env, timeout=timeout, labels=labels
-        )
-
-    def start_litellm(
-        self,
-        name: str,
-        config_path: str | Path,
-        port: int | None = None,
-        *,
-        master_key: str | Secret,
-        env: Mapping[str, str] | None = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
-        labels: Mapping[str, str] | None = None,
-    ) -> ManagedService:
-        """The LiteLLM proxy with ``config_path``, ready once ``/health/liveliness`` answers.
-
-        The master key (a ``str``, or better a ``Secret`` such as the stack's ``MasterKey``)
-        travels only in the environment (never argv, so ``ps`` cannot show it), is redacted
-        from every log tail, and is never a plain local of a frame a traceback shows.
-        """
-        key = master_key if isinstance(master_key, Secret) else Secret(master_key)
-        del master_key  # pytest -l would print the plain string
-        if not key or key.reveal() == "sk-1234":
-            raise ValueError(
-                "start_litellm needs a master key other than '' and 'sk-1234' (LiteLLM refuses "
-                "those); generate one such as 'sk-' + secrets.token_hex(16)"
-            )
-        config = Path(config_path)
-        if not config.is_file():
-            raise ServiceStartError(
-                f"LiteLLM config {config} does not exist; write the proxy config first",
-                name=name,
-            )
-        self.add_secret(key.reveal())
-        child_env = RedactedEnv(env or {})
-        child_env["LITELLM_MASTER_KEY"] = key.reveal()
-        child_env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        argv = [_find_script("litellm"), "--config", str(config), "--host", LOOPBACK]
-        argv += ["--port", "{port}"]
-        return self.start(
-            name,
-            argv,
-            port,
-            health_path="/health/liveliness",
-            env=child_env,
-            timeout=timeout,
-            labels=labels,
-        )
-
     # -- stopping --------------------------------------------------------------------------
 
     def stop(self, name: str, *, grace_period: float | None = None) -> TreeStopResult:
@@ -585,7 +515,7 @@ def _identify(
     return proc, ProcessIdentity(pid, created, cmdline or tuple(argv))
 
 
-def _find_script(name: str) -> str:
+def find_script(name: str) -> str:
     """A console script next to the running interpreter (its venv), else on ``PATH``."""
     beside = Path(sys.executable).parent / name
     if beside.is_file() and os.access(beside, os.X_OK):

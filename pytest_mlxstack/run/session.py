@@ -30,6 +30,7 @@ from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.stack import ServerPool, Stack, StackSpec, TierSpec, start_stack
 from pytest_mlxstack.stack.clients import proxy_client, tier_client
 from pytest_mlxstack.stack.errors import StackError
+from pytest_mlxstack.stack.kinds import DEFAULT_KIND
 from pytest_mlxstack.stack.models import PullFunction, ResolvedModel, load_catalogs, resolve_tier
 
 if TYPE_CHECKING:
@@ -42,16 +43,20 @@ FIXTURE_PREFIX = "fixture:"
 
 
 def suite_stack_spec(
-    targets: Sequence[SuiteTarget], catalog: Path, *, twin: bool = False
+    targets: Sequence[SuiteTarget],
+    catalog: Path,
+    *,
+    twin: bool = False,
+    kind: str = DEFAULT_KIND,
 ) -> StackSpec:
     """One tier per target; with ``twin`` and a single target, a second tier on the same
     model (the pool serves both from one vllm-mlx), so that routing has two names to tell
     apart."""
-    tiers = [TierSpec(name=t.tier, model=t.entry.id, quant=t.quant) for t in targets]
+    tiers = [TierSpec(name=t.tier, model=t.entry.id, quant=t.quant, kind=kind) for t in targets]
     if twin and len(targets) == 1:
         only = targets[0]
         name = only.tier[: 40 - len(TWIN_SUFFIX)] + TWIN_SUFFIX
-        tiers.append(TierSpec(name=name, model=only.entry.id, quant=only.quant))
+        tiers.append(TierSpec(name=name, model=only.entry.id, quant=only.quant, kind=kind))
     return StackSpec(tiers=tuple(tiers), catalog=catalog)
 
 
@@ -73,7 +78,7 @@ class SuiteStack:
     """
 
     running: Stack | None
-    pool: ServerPool
+    pool: ServerPool | None  # None: nothing of ours serves it (an endpoint)
     targets: list[SuiteTarget]
     startup_s: dict[str, float] = field(default_factory=dict)  # tier -> seconds to serve
     started_here: set[str] = field(default_factory=set)  # tiers whose server we started
@@ -138,7 +143,9 @@ class SuiteStack:
         process reports the run's count and the matrix keeps the largest.
         """
         served = self.served.get(target.tier)
-        return self.pool.starts_of(*served) if served is not None else 0
+        if served is None or self.pool is None:
+            return 0
+        return self.pool.starts_of(*served)
 
     def performance(self, target: SuiteTarget) -> Performance:
         """The target's speed, measured once per process with one streamed request to its own
@@ -187,6 +194,7 @@ def start_suite_stack(
     pull: PullFunction | None,
     twin: bool = False,
     redact: Callable[[str], str] | None = None,
+    kind: str = DEFAULT_KIND,
 ) -> SuiteStack:
     """Start each target's server from the pool, then LiteLLM in front of those that started.
 
@@ -196,7 +204,7 @@ def start_suite_stack(
     started took are kept.
     """
     redact = redact or manager.redact
-    spec = suite_stack_spec(targets, catalog, twin=twin)
+    spec = suite_stack_spec(targets, catalog, twin=twin, kind=kind)
     catalogs = load_catalogs(spec)
     tiers = {tier.name: tier for tier in spec.tiers}
     suite = SuiteStack(running=None, pool=pool, targets=list(targets))
@@ -219,7 +227,7 @@ def start_suite_stack(
     live = [target for target in targets if target.tier not in suite.down]
     if live:
         suite.running = start_stack(
-            suite_stack_spec(live, catalog, twin=twin),
+            suite_stack_spec(live, catalog, twin=twin, kind=kind),
             manager=manager,
             directory=directory,
             pool=pool,

@@ -19,8 +19,15 @@ from pytest_mlxstack.process.atomic import write_text_atomic
 from pytest_mlxstack.process.ports import LOOPBACK, http_status, port_is_free
 from pytest_mlxstack.process.registry import PidRegistry, ServiceRecord
 from pytest_mlxstack.stack.errors import StackError
+from pytest_mlxstack.stack.kinds import KINDS
 from pytest_mlxstack.stack.masterkey import MasterKey, write_key_file
-from pytest_mlxstack.stack.servers import KIND_LABEL, LITELLM_HEALTH, LITELLM_KIND, VLLM_HEALTH
+from pytest_mlxstack.stack.servers import (
+    KIND_LABEL,
+    LITELLM_HEALTH,
+    LITELLM_KIND,
+    VLLM_HEALTH,
+    VLLM_KIND,
+)
 
 ORIGIN_LABEL = "origin"
 CLI_ORIGIN = "mlxstack-cli"
@@ -144,7 +151,14 @@ def known_secrets(home: Path, stack_ids: Iterable[str]) -> list[str]:
 
 
 def _health(record: ServiceRecord) -> str:
-    path = LITELLM_HEALTH if record.labels.get(KIND_LABEL) == LITELLM_KIND else VLLM_HEALTH
+    kind = record.labels.get(KIND_LABEL, VLLM_KIND)
+    path = (
+        LITELLM_HEALTH
+        if kind == LITELLM_KIND
+        else KINDS[kind].health_path
+        if kind in KINDS
+        else VLLM_HEALTH
+    )
     status = http_status(record.port, path, HEALTH_TIMEOUT_S)
     if status is None:
         return "not answering"

@@ -16,6 +16,7 @@ from pytest_mlxstack.catalog import Catalog, CatalogEntry, CatalogError, Source,
 from pytest_mlxstack.process.cache import ModelCacheError
 from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack.flags import ParserChoice
+from pytest_mlxstack.stack.kinds import get_kind
 from pytest_mlxstack.stack.spec import StackSpec, TierSpec
 
 # (repo, revision) -> local folder; the core model cache in production.
@@ -43,10 +44,12 @@ def resolve_tier(
     the stack the tier belongs to: an unknown model's hint depends on where it came from."""
     if tier.path is not None:
         folder = _existing_folder(tier.path, f"tier '{tier.name}' path")
+        chosen = ParserChoice(tier.tool_call_parser, tier.reasoning_parser)
+        _check_parsers(tier, chosen, "its parser settings")
         return ResolvedModel(
             path=folder,
             served_name=tier.served_name or folder.name,
-            parsers=ParserChoice(tier.tool_call_parser, tier.reasoning_parser),
+            parsers=chosen,
             label=str(folder),
         )
     assert tier.model is not None
@@ -72,12 +75,23 @@ def resolve_tier(
         capabilities.tool_call_parser if capabilities.tool_calling else None,
         capabilities.reasoning_parser if capabilities.thinking else None,
     )
+    _check_parsers(tier, parsers, f"catalog entry '{entry.id}'")
     return ResolvedModel(
         path=folder,
         served_name=tier.served_name or entry.id,
         parsers=parsers,
         label=f"{entry.id}:{quant}",
     )
+
+
+def _check_parsers(tier: TierSpec, parsers: ParserChoice, declared_by: str) -> None:
+    """The tier's server kind must parse what the model's entry (or the tier) names."""
+    problem = get_kind(tier.kind).parser_problem(parsers)
+    if problem is not None:
+        raise StackError(
+            f"Tier '{tier.name}' ({tier.kind}): {declared_by} names a {problem}; serve it "
+            "with another kind or change the parser"
+        )
 
 
 def load_catalogs(spec: StackSpec) -> list[Catalog]:

@@ -1,4 +1,4 @@
-"""One vllm-mlx per (model, flags) for a whole test run, shared across processes.
+"""One server per (kind, model, flags) for a whole test run, shared across processes.
 
 The pool's directory holds a ledger (``pool.json``) that every process of the run reads and
 writes under a file lock: xdist workers of one session get the same directory from the
@@ -34,11 +34,10 @@ from pytest_mlxstack.process.services import ManagedService, ServiceManager
 from pytest_mlxstack.stack.models import ResolvedModel
 from pytest_mlxstack.stack.servers import (
     KIND_LABEL,
-    VLLM_KIND,
     ServerKey,
     TierServer,
     server_key,
-    start_vllm,
+    start_server,
 )
 from pytest_mlxstack.stack.spec import TierSpec
 
@@ -55,10 +54,11 @@ class PoolStart:
     served_name: str
     args: tuple[str, ...]
     starts: int
+    kind: str = "vllm-mlx"
 
 
 class ServerPool:
-    """vllm-mlx servers shared by every stack and test of a run (and its xdist workers).
+    """Servers (of any kind) shared by every stack and test of a run (and its xdist workers).
 
     ``serve`` returns the running server for a tier's (model, flags), starting it if no
     process of the run has. ``close`` releases this process's share (see the module doc).
@@ -96,7 +96,7 @@ class ServerPool:
                     service = self._reuse(digest)  # another process may have just started it
                     if service is None:
                         self.on_progress(
-                            f"loading {model.label} in vllm-mlx ({' '.join(key.args)})"
+                            f"loading {model.label} in {key.kind} ({' '.join(key.args)})"
                         )
                         begun = time.monotonic()
                         service = self._start(digest, key, tier, model)
@@ -105,7 +105,13 @@ class ServerPool:
                             f"{model.label} ready at {service.url} in {startup_s:.1f} s"
                         )
         return TierServer(
-            tier.name, model.served_name, model.label, service, pooled=True, startup_s=startup_s
+            tier.name,
+            model.served_name,
+            model.label,
+            service,
+            pooled=True,
+            startup_s=startup_s,
+            kind=key.kind,
         )
 
     def _reuse(self, digest: str) -> ManagedService | None:
@@ -127,9 +133,9 @@ class ServerPool:
                 self.manager.stop(stale)
             shutil.rmtree(self.directory / stale, ignore_errors=True)
         name = self._unique_name(model.served_name)
-        labels = {KIND_LABEL: VLLM_KIND, "model": model.label, "pool": str(self.directory)}
+        labels = {KIND_LABEL: key.kind, "model": model.label, "pool": str(self.directory)}
         home = self.directory / name / "home"  # this server's own; every user shares it
-        service = start_vllm(self.manager, name, key, tier.start_timeout, home, labels)
+        service = start_server(self.manager, name, key, tier.start_timeout, home, labels)
         self._owned[digest] = name
         self._used.add(digest)
         identity = ProcessIdentity(service.pid, _create_time(service.pid))
@@ -147,6 +153,7 @@ class ServerPool:
                     "served_name": key.served_name,
                     "args": list(key.args),
                     "starts": 0,
+                    "kind": key.kind,
                 },
             )
             count["starts"] += 1
@@ -223,7 +230,13 @@ class ServerPool:
 def read_start_counts(directory: Path) -> list[PoolStart]:
     """The start counts recorded in a pool directory (empty if no server was started)."""
     return [
-        PoolStart(c["model"], c["served_name"], tuple(c["args"]), int(c["starts"]))
+        PoolStart(
+            c["model"],
+            c["served_name"],
+            tuple(c["args"]),
+            int(c["starts"]),
+            c.get("kind", "vllm-mlx"),
+        )
         for c in _read_starts(Path(directory)).values()
     ]
 
@@ -247,7 +260,7 @@ def _read_ledger(directory: Path) -> dict[str, Any]:
 
 
 def _digest(key: ServerKey) -> str:
-    text = json.dumps([str(key.model), key.served_name, list(key.args), key.port])
+    text = json.dumps([key.kind, str(key.model), key.served_name, list(key.args), key.port])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

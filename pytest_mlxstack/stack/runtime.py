@@ -29,6 +29,7 @@ from pytest_mlxstack.stack.models import (
 )
 from pytest_mlxstack.stack.pool import ServerPool
 from pytest_mlxstack.stack.proxy_config import ProxyRoute, litellm_env, write_litellm_config
+from pytest_mlxstack.stack.proxy_service import start_litellm
 from pytest_mlxstack.stack.servers import (
     KIND_LABEL,
     LITELLM_KIND,
@@ -185,7 +186,7 @@ def start_stack(
             else:
                 name = f"{service_prefix}{tier.name}"
                 tier_home = directory / TIERS_DIR / tier.name / HOME_DIR
-                say(f"loading {model.label} in vllm-mlx for tier {tier.name}")
+                say(f"loading {model.label} in {tier.kind} for tier {tier.name}")
                 server = start_tier_server(manager, name, tier, model, tier_home, labels)
                 say(f"tier {tier.name} ready at {server.base_url} in {server.startup_s:.1f} s")
                 stack._owned.append(name)
@@ -217,7 +218,8 @@ def _start_proxy(stack: Stack, name: str, home: Path, labels: dict[str, str]) ->
     )
     env = litellm_env(home)
     try:
-        service = stack.manager.start_litellm(
+        service = start_litellm(
+            stack.manager,
             name,
             config,
             spec.port,

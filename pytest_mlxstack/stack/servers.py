@@ -1,7 +1,7 @@
-"""Starting one tier's vllm-mlx: its command line, environment and registry labels.
+"""Starting one tier's server, of whichever kind the tier names (``stack/kinds/``).
 
 ``start_tier_server`` gives a stack a server of its own; ``pool.ServerPool`` shares one per
-``ServerKey`` (model folder, served name, flags, fixed port) between stacks.
+``ServerKey`` (kind, model folder, served name, flags, fixed port) between stacks.
 """
 
 from __future__ import annotations
@@ -14,30 +14,34 @@ from pathlib import Path
 from pytest_mlxstack.process.ports import port_is_free
 from pytest_mlxstack.process.services import ManagedService, ServiceManager, ServiceStartError
 from pytest_mlxstack.stack.errors import StackError
-from pytest_mlxstack.stack.flags import vllm_serve_args
+from pytest_mlxstack.stack.kinds import DEFAULT_KIND, ServerKey, get_kind
 from pytest_mlxstack.stack.models import ResolvedModel
+from pytest_mlxstack.stack.proxy_service import LITELLM_HEALTH
 from pytest_mlxstack.stack.spec import TierSpec
 
 KIND_LABEL = "kind"
-VLLM_KIND = "vllm-mlx"
+VLLM_KIND = DEFAULT_KIND
 LITELLM_KIND = "litellm"
 VLLM_HEALTH = "/health"
-LITELLM_HEALTH = "/health/liveliness"
 
-
-@dataclass(frozen=True)
-class ServerKey:
-    """What makes two vllm-mlx servers interchangeable."""
-
-    model: Path
-    served_name: str
-    args: tuple[str, ...]
-    port: int | None  # only when the tier fixes it
+__all__ = [
+    "KIND_LABEL",
+    "LITELLM_HEALTH",
+    "LITELLM_KIND",
+    "VLLM_HEALTH",
+    "VLLM_KIND",
+    "ServerKey",
+    "TierServer",
+    "check_port_free",
+    "server_key",
+    "start_server",
+    "start_tier_server",
+]
 
 
 @dataclass(frozen=True)
 class TierServer:
-    """A ready vllm-mlx serving one tier: where it listens and what clients must call it."""
+    """A ready server for one tier: where it listens and what clients must call it."""
 
     tier: str
     served_name: str
@@ -45,6 +49,7 @@ class TierServer:
     service: ManagedService
     pooled: bool = False
     startup_s: float | None = None  # seconds this call spent starting it; None: reused
+    kind: str = DEFAULT_KIND
 
     @property
     def base_url(self) -> str:
@@ -57,27 +62,13 @@ class TierServer:
 
 
 def server_key(tier: TierSpec, model: ResolvedModel) -> ServerKey:
-    args = vllm_serve_args(
-        parsers=model.parsers,
+    args = get_kind(tier.kind).serve_args(
+        model.parsers,
         continuous_batching=tier.continuous_batching,
         paged_cache=tier.paged_cache,
         extra=tier.flags,
     )
-    return ServerKey(model.path, model.served_name, args, tier.port)
-
-
-def vllm_env(home: Path) -> dict[str, str]:
-    """HOME (vllm-mlx persists its prefix cache under ``~/.cache``) and no Hub access:
-    every model has been resolved to a local folder before the server starts. Concurrent
-    requests queue: vllm-mlx's SimpleEngine otherwise answers one that arrives while another
-    is generating with 503 ``text_generation_busy`` (the integration suite's concurrency
-    check found it)."""
-    home.mkdir(parents=True, exist_ok=True)
-    return {
-        "HOME": str(home),
-        "HF_HUB_OFFLINE": "1",
-        "VLLM_MLX_SIMPLE_ENGINE_LOCK_ADMISSION": "wait",
-    }
+    return ServerKey(model.path, model.served_name, args, tier.port, tier.kind)
 
 
 def check_port_free(port: int | None, what: str) -> None:
@@ -97,16 +88,18 @@ def start_tier_server(
     home: Path,
     labels: Mapping[str, str] = {},
 ) -> TierServer:
-    """Start a dedicated vllm-mlx for ``tier`` (no pool); ``StackError`` if it fails."""
+    """Start a dedicated server for ``tier`` (no pool); ``StackError`` if it fails."""
     key = server_key(tier, model)
-    labels = {**labels, KIND_LABEL: VLLM_KIND, "tier": tier.name, "model": model.label}
+    labels = {**labels, KIND_LABEL: key.kind, "tier": tier.name, "model": model.label}
     begun = time.monotonic()
-    service = start_vllm(manager, service_name, key, tier.start_timeout, home, labels)
+    service = start_server(manager, service_name, key, tier.start_timeout, home, labels)
     elapsed = round(time.monotonic() - begun, 3)
-    return TierServer(tier.name, model.served_name, model.label, service, startup_s=elapsed)
+    return TierServer(
+        tier.name, model.served_name, model.label, service, startup_s=elapsed, kind=key.kind
+    )
 
 
-def start_vllm(
+def start_server(
     manager: ServiceManager,
     name: str,
     key: ServerKey,
@@ -114,17 +107,20 @@ def start_vllm(
     home: Path,
     labels: Mapping[str, str],
 ) -> ManagedService:
+    """Start ``key``'s server through the generic manager; ``StackError`` if it fails."""
     check_port_free(key.port, f"service {name}")
+    kind = get_kind(key.kind)
     try:
-        return manager.start_vllm(
+        launch = kind.launch(key, home)
+        return manager.start(
             name,
-            key.model,
+            launch.argv,
             key.port,
-            served_model_name=key.served_name,
-            extra_args=key.args,
-            env=vllm_env(home),
+            health_path=launch.health_path,
+            env=launch.env,
             timeout=timeout,
+            cwd=launch.cwd,
             labels=labels,
         )
     except ServiceStartError as exc:
-        raise StackError(f"vllm-mlx for {name} did not start: {exc}", detail=exc.detail) from exc
+        raise StackError(f"{kind.name} for {name} did not start: {exc}", detail=exc.detail) from exc

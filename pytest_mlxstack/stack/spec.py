@@ -15,7 +15,8 @@ from typing import Any
 from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.process.textfiles import FileReadError, read_text_file
 from pytest_mlxstack.process.yamlfiles import YamlError, load_yaml
-from pytest_mlxstack.stack.flags import FlagError, check_extra_flags
+from pytest_mlxstack.stack.flags import FlagError
+from pytest_mlxstack.stack.kinds import DEFAULT_KIND, KIND_NAMES, KINDS
 
 # A hand-written file of a few KB; anything this big is a wrong path.
 MAX_STACK_FILE_BYTES = 2**20
@@ -31,6 +32,7 @@ DEFAULT_REQUEST_TIMEOUT = 120.0
 
 _TIER_KEYS = frozenset(
     {
+        "kind",
         "model",
         "quant",
         "path",
@@ -82,8 +84,16 @@ class TierSpec:
     tool_call_parser: str | None = None
     reasoning_parser: str | None = None
     start_timeout: float = DEFAULT_START_TIMEOUT
+    kind: str = DEFAULT_KIND  # the server program (``stack/kinds/``)
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise _tier_error(
+                self.name,
+                "kind",
+                f"'{self.kind}' is not a server kind pytest-mlxstack can start",
+                f"use one of {', '.join(KIND_NAMES)}",
+            )
         if not NAME_PATTERN.match(self.name) or self.name in RESERVED_NAMES:
             raise _tier_error(
                 self.name,
@@ -126,7 +136,7 @@ class TierSpec:
             raise _tier_error(
                 self.name, "start_timeout", "must be positive", "give seconds, e.g. 180"
             )
-        if self.paged_cache and not self.continuous_batching:
+        if self.kind == DEFAULT_KIND and self.paged_cache and not self.continuous_batching:
             raise _tier_error(
                 self.name,
                 "paged_cache",
@@ -135,7 +145,11 @@ class TierSpec:
                 "also set continuous_batching: true, or remove paged_cache",
             )
         try:
-            check_extra_flags(self.flags, continuous_batching=self.continuous_batching)
+            KINDS[self.kind].check_flags(
+                self.flags,
+                continuous_batching=self.continuous_batching,
+                paged_cache=self.paged_cache,
+            )
         except FlagError as exc:
             raise _tier_error(self.name, "flags", exc.problem, exc.fix) from None
 
@@ -304,6 +318,7 @@ def _tier(name: str, settings: object, base_dir: Path | None) -> TierSpec:
         tool_call_parser=_optional_str(settings, "tool_call_parser", prefix),
         reasoning_parser=_optional_str(settings, "reasoning_parser", prefix),
         start_timeout=_seconds(settings, "start_timeout", prefix, DEFAULT_START_TIMEOUT),
+        kind=_optional_str(settings, "kind", prefix) or DEFAULT_KIND,
     )
 
 

@@ -84,6 +84,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(MatrixWriter(config, state), "mlxstack-matrix-writer")
 
 
+def set_run_server(config: pytest.Config, kind: str, version: str | None = None) -> None:
+    """Rows of this run are served by ``kind``: they name it (and its version), and
+    expectations naming another server skip them."""
+    state = config.stash[MATRIX_SESSION]
+    state.expectations.server = kind
+    state.collector.server, state.collector.server_version = kind, version
+
+
 def adopt_expectations(config: pytest.Config, path: Path, why: str) -> None:
     """Use the expectations file ``path`` when the user chose none (``--mlx-expectations``,
     its ini key or ``none``), and say so in the summary: the shipped fixture catalog's

@@ -23,6 +23,8 @@ from pytest_mlxstack.process.registry import Owner
 from pytest_mlxstack.process.services import ServiceManager
 from pytest_mlxstack.stack.clients import proxy_client
 from pytest_mlxstack.stack.clients import tier_client as direct_tier_client
+from pytest_mlxstack.stack.endpoint import Endpoint, open_endpoint
+from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack.pool import ServerPool, read_start_counts
 from pytest_mlxstack.stack.requirements import mlx_backend_problem
 from pytest_mlxstack.stack.runtime import Stack, start_stack
@@ -50,17 +52,27 @@ class _StackState:
     spec: StackSpec
     is_worker: bool
     pool_dir: Path | None = None  # a worker gets its controller's; else made on first use
+    endpoint: Endpoint | None = None  # --mlx-endpoint: a server of somebody else's
 
 
 _STATE = pytest.StashKey[_StackState]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    add_settings(parser, "mlx_stack", "mlx_require_stack")
+    add_settings(
+        parser,
+        "mlx_stack",
+        "mlx_endpoint",
+        "mlx_api_key",
+        "mlx_endpoint_model",
+        "mlx_server_label",
+        "mlx_require_stack",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     state = _StackState(spec=_configured_spec(config), is_worker=False)
+    state.endpoint = _configured_endpoint(config)
     pool_dir = run_dir(config, POOL_DIR_KEY)
     if pool_dir is not None:
         state.pool_dir, state.is_worker = pool_dir, True
@@ -91,6 +103,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(state.pool_dir, ignore_errors=True)
 
 
+def configured_endpoint(config: pytest.Config) -> Endpoint | None:
+    """The ``--mlx-endpoint`` server of this run (None: the plugin starts its own stack)."""
+    state = config.stash.get(_STATE, None)
+    return state.endpoint if state is not None else None
+
+
+def _configured_endpoint(config: pytest.Config) -> Endpoint | None:
+    """Asked once, at start: a wrong URL, key or model stops the run with one sentence."""
+    url: str | None = read_setting(config, "mlx_endpoint")
+    if not url:
+        return None
+    try:
+        return open_endpoint(
+            url,
+            model=read_setting(config, "mlx_endpoint_model") or None,
+            api_key=read_setting(config, "mlx_api_key") or None,
+            label=read_setting(config, "mlx_server_label") or None,
+        )
+    except StackError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def _configured_spec(config: pytest.Config) -> StackSpec:
     """The stack file from ``--mlx-stack`` (relative to the invocation directory) or the ini
     key (relative to the ini file), read now so that a broken file stops the run at once."""
@@ -104,18 +138,19 @@ def _configured_spec(config: pytest.Config) -> StackSpec:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """How often each vllm-mlx was started in the whole run (all workers): 1 is the goal."""
+    """How often each server was started in the whole run (all workers): 1 is the goal."""
     state = config.stash.get(_STATE, None)
     if state is None or state.is_worker or state.pool_dir is None:
         return
     starts = read_start_counts(state.pool_dir)
     if not starts:
         return
-    terminalreporter.section("mlxstack vllm-mlx starts")
+    terminalreporter.section("mlxstack server starts")
     for start in starts:
         flags = " ".join(start.args) or "(no extra flags)"
         terminalreporter.write_line(
-            f"{start.model_label} as {start.served_name}: {start.starts} start(s) {flags}"
+            f"{start.model_label} as {start.served_name}: {start.starts} start(s) "
+            f"in {start.kind} {flags}"
         )
 
 
@@ -166,7 +201,8 @@ def mlx_server_pool(pytestconfig: pytest.Config) -> Iterator[ServerPool]:
 
     ``mlx_server_pool.start_counts()`` says how often each was started (1 unless it died).
     """
-    _require_stack_extra()
+    if configured_endpoint(pytestconfig) is None:  # an endpoint needs no server of ours
+        _require_stack_extra()
     pool_dir = _pool_dir(pytestconfig)
     with (
         new_service_manager(pytestconfig) as manager,
@@ -237,9 +273,23 @@ def openai_client(request: pytest.FixtureRequest) -> Iterator[OpenAI]:
     """The real ``openai.OpenAI`` client, through LiteLLM with the stack's master key; ask
     for a tier by its name (``model="fast"``). No retries: a failure shows as it happened."""
     _require_harness_extra()  # before the stack starts: no point starting it to skip
+    endpoint = configured_endpoint(request.config)
+    if endpoint is not None:  # somebody else's server: model= is mlx_endpoint.model
+        with endpoint.client() as client:
+            yield client
+        return
     stack: Stack = request.getfixturevalue("mlx_stack")
     with proxy_client(stack) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def mlx_endpoint(pytestconfig: pytest.Config) -> Endpoint:
+    """The ``--mlx-endpoint`` server (URL, model name, detected server); skips without one."""
+    endpoint = configured_endpoint(pytestconfig)
+    if endpoint is None:
+        pytest.skip("no --mlx-endpoint given")
+    return endpoint
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import pytest
 from pytest_mlxstack.catalog import Catalog, CatalogError, load_catalog
 from pytest_mlxstack.matrix.verdicts import Route
 from pytest_mlxstack.process.cache import ModelCache
+from pytest_mlxstack.run.endpoint import ENDPOINT_SUITES, endpoint_suite, endpoint_target
 from pytest_mlxstack.run.selection import (
     ALL,
     SelectionError,
@@ -34,10 +35,11 @@ from pytest_mlxstack.run.session import SuiteStack, start_suite_stack
 from pytest_mlxstack.settings import SETTINGS
 from pytest_mlxstack.stack import ServerPool
 from pytest_mlxstack.stack.errors import StackError
+from pytest_mlxstack.stack.kinds import DEFAULT_KIND, KIND_NAMES, KINDS
 from pytest_mlxstack.wiring.catalog import CATALOG_RUN
 from pytest_mlxstack.wiring.collection import SUITE_DIR, include_suites, tier_of
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress
-from pytest_mlxstack.wiring.matrix import adopt_expectations
+from pytest_mlxstack.wiring.matrix import adopt_expectations, set_run_server
 from pytest_mlxstack.wiring.options import (
     add_settings,
     given_bare,
@@ -45,7 +47,7 @@ from pytest_mlxstack.wiring.options import (
     read_setting,
     resolved,
 )
-from pytest_mlxstack.wiring.stack import reporting_pull
+from pytest_mlxstack.wiring.stack import configured_endpoint, reporting_pull
 
 FIXTURE_EXPECTATIONS = SUITE_DIR / "fixture_expectations.yaml"
 NOT_CONFIGURED = "run with --mlx-suites to run the built-in suites"
@@ -59,13 +61,21 @@ class SuiteRun:
     suites: tuple[str, ...]
     catalog: Catalog
     targets: list[SuiteTarget]
+    kind: str = DEFAULT_KIND  # the server program every target is served by
 
 
 SUITE_RUN = pytest.StashKey[SuiteRun]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    add_settings(parser, "mlx_suites", "mlx_suite_catalog", "mlx_models", "mlx_token_budget")
+    add_settings(
+        parser,
+        "mlx_suites",
+        "mlx_suite_catalog",
+        "mlx_models",
+        "mlx_token_budget",
+        "mlx_server_kind",
+    )
 
 
 def _register_capabilities(config: pytest.Config) -> None:
@@ -116,18 +126,26 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     _set_token_budget(config)
     suites_setting, models_setting = SETTINGS["mlx_suites"], SETTINGS["mlx_models"]
+    endpoint = configured_endpoint(config)
     try:
         suites = parse_suites(text, where=suites_setting.label(chosen.source))
         catalog = _suite_catalog(config)
         requested = split_model_args(models.value or [])
-        targets = select_targets(catalog, requested, where=models_setting.label(models.source))
+        where = models_setting.label(models.source)
+        if endpoint is not None:
+            suites = _endpoint_suites(suites, text)
+            targets = [endpoint_target(catalog, endpoint, requested, where=where)]
+        else:
+            targets = select_targets(catalog, requested, where=where)
     except (SelectionError, CatalogError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SUITE_RUN] = SuiteRun(suites, catalog, targets)
+    kind = endpoint.server if endpoint is not None else _server_kind(config)
+    config.stash[SUITE_RUN] = SuiteRun(suites, catalog, targets, kind)
     if read_setting(config, "mlx_suite_catalog") is None:
         adopt_expectations(
             config, FIXTURE_EXPECTATIONS, "the shipped fixture catalog's negative controls"
         )
+    set_run_server(config, kind, KINDS[kind].version() if kind in KINDS and not endpoint else None)
     include_suites(config, *suites)
     if not is_worker(config):  # the controller: xdist workers have no terminal
         config.pluginmanager.register(TierProgress(config), "mlxstack-tier-progress")
@@ -174,6 +192,43 @@ class TierProgress:
             return f"{count} catalog entr{'y' if count == 1 else 'ies'}"
         count = len(self.config.stash[SUITE_RUN].targets)
         return f"{count} model{'' if count == 1 else 's'}"
+
+
+def _endpoint_suites(suites: tuple[str, ...], text: str) -> tuple[str, ...]:
+    """Against an endpoint only the suites that need no stack of ours run."""
+    if "integration" in suites and "integration" in text:
+        raise pytest.UsageError(
+            "--mlx-suites: the integration suite needs a stack the plugin starts, not an "
+            f"--mlx-endpoint; choose {' or '.join(ENDPOINT_SUITES)}"
+        )
+    return tuple(name for name in suites if name in ENDPOINT_SUITES)
+
+
+def pytest_mlxstack_provenance(config: pytest.Config) -> dict[str, str] | None:
+    """The server the built-in suites' rows were served by (and its version when known)."""
+    run = config.stash.get(SUITE_RUN, None)
+    if run is None:
+        return None
+    found = {"server": run.kind}
+    endpoint = configured_endpoint(config)
+    if endpoint is not None:
+        found["endpoint"] = endpoint.base_url
+    elif run.kind in KINDS:
+        found["server_version"] = KINDS[run.kind].version() or "not installed"
+    return found
+
+
+def _server_kind(config: pytest.Config) -> str:
+    """The ``--mlx-server-kind`` value, which must name a kind that can run here."""
+    chosen = resolved(config, "mlx_server_kind")
+    kind = str(chosen.value)
+    where = SETTINGS["mlx_server_kind"].label(chosen.source)
+    if kind not in KINDS:
+        raise pytest.UsageError(
+            f"{where}: '{kind}' is not a server kind pytest-mlxstack can start; use one of "
+            f"{', '.join(KIND_NAMES)}"
+        )
+    return kind
 
 
 def _suite_catalog(config: pytest.Config) -> Catalog:
@@ -228,6 +283,14 @@ def mlx_suite_stack(
     target whose server does not start is "down": its tests record ``server_down`` cells and
     fail, and the others run."""
     pytest.importorskip("openai", reason="the built-in suites need the harness extra (openai)")
+    endpoint = configured_endpoint(pytestconfig)
+    if endpoint is not None:  # nothing to start, nothing to stop
+        external = endpoint_suite(mlx_suite_run.targets[0], endpoint)
+        try:
+            yield external
+        finally:
+            external.close()
+        return
     with new_service_manager(pytestconfig) as manager:
         try:
             suite = start_suite_stack(
@@ -238,6 +301,7 @@ def mlx_suite_stack(
                 directory=tmp_path_factory.mktemp("mlx-suite-stack"),
                 pull=reporting_pull(pytestconfig, model_cache),
                 twin="integration" in mlx_suite_run.suites,
+                kind=mlx_suite_run.kind,
             )
         except StackError as exc:  # the catalog or LiteLLM: a model that fails is only "down"
             pytest.fail(f"the suite stack did not start: {exc}", pytrace=False)

@@ -13,6 +13,7 @@ from core_helpers import Foreign, answers, pids_in, running, toy_argv, wait_for
 from pytest_mlxstack.process.ports import PortAllocator, port_is_free
 from pytest_mlxstack.process.registry import PidRegistry
 from pytest_mlxstack.process.services import ServiceManager, ServiceStartError
+from pytest_mlxstack.stack.proxy_service import start_litellm
 
 
 def get(url: str) -> str:
@@ -227,7 +228,7 @@ def test_a_service_that_dies_later_is_still_cleaned_up(
 
 def test_start_litellm_refuses_a_key_litellm_would_reject(manager: ServiceManager) -> None:
     with pytest.raises(ValueError, match="sk-1234"):
-        manager.start_litellm("proxy", "/dev/null", master_key="sk-1234")
+        start_litellm(manager, "proxy", "/dev/null", master_key="sk-1234")
 
 
 def test_secrets_passed_in_env_or_set_after_the_manager_was_made_are_redacted(

@@ -33,6 +33,7 @@ from pytest_mlxstack.probe_prompts import (
 from pytest_mlxstack.probes.markup import think_markup, tool_markup
 from pytest_mlxstack.process.ports import PortAllocator
 from pytest_mlxstack.process.services import ServiceManager
+from pytest_mlxstack.stack.servers import ServerKey, start_server
 
 pytestmark = [skip_no_vllm, skip_no_mlx_backend, skip_no_openai]
 
@@ -98,12 +99,9 @@ class Servers:
 
     def client(self, variant: str) -> openai.OpenAI:
         if variant not in self.clients:
-            service = self.manager.start_vllm(
-                variant,
-                fixture_model_path(variant),
-                served_model_name=variant,
-                extra_args=SERVE_FLAGS,
-            )
+            key = ServerKey(fixture_model_path(variant), variant, tuple(SERVE_FLAGS), None)
+            home = self.manager.home / "homes" / variant
+            service = start_server(self.manager, variant, key, 600, home, {})
             self.pids.append(service.pid)
             self.ports.append(service.port)
             self.clients[variant] = openai.OpenAI(

@@ -138,15 +138,35 @@ def test_the_fixture_expectations_name_whose_fault_each_failure_is():
 
     path = Path(pytest_mlxstack.suites.__file__).parent / "fixture_expectations.yaml"
     rules = load_expectations(path).rules
-    assert {(r.model, r.capability): r.attribution.value for r in rules} == {
-        ("tiny-chat-no-tools", "tool_calling"): "model",
-        ("tiny-chat-no-tools", "tool_calling_streaming"): "model",
-        ("tiny-chat-bad-tool-syntax", "tool_calling"): "parser",
-        ("tiny-chat-bad-tool-syntax", "tool_calling_streaming"): "parser",
-        ("tiny-chat-no-think", "thinking"): "model",
-        ("tiny-chat*", "stop"): "server_error",
-        ("tiny-chat*", "usage"): "server_error",
+    assert {(r.model, r.capability, r.server): r.attribution.value for r in rules} == {
+        ("tiny-chat-no-tools", "tool_calling", None): "model",
+        ("tiny-chat-no-tools", "tool_calling_streaming", None): "model",
+        ("tiny-chat-bad-tool-syntax", "tool_calling", None): "parser",
+        ("tiny-chat-bad-tool-syntax", "tool_calling_streaming", None): "parser",
+        ("tiny-chat-no-think", "thinking", None): "model",
+        ("tiny-chat*", "stop", "vllm-mlx"): "server_error",
+        ("tiny-chat*", "usage", "vllm-mlx"): "server_error",
+        ("tiny-chat", "tool_choice_none", "mlx-lm"): "server_error",
+        ("tiny-chat-no-think", "tool_choice_none", "mlx-lm"): "server_error",
+        ("tiny-chat-bad-tool-syntax", "tool_choice_none", "mlx-lm"): "model",
     }
+
+
+def test_a_rule_naming_a_server_applies_only_to_runs_on_that_server():
+    rules = parse_expectations(
+        [
+            {"model": "m", "capability": "stop", "server": "vllm-*", "verdict": "fail",
+             "reason": "ignores stop"},
+        ]
+    )  # fmt: skip
+    ask = {"model": "m", "quant": "bf16", "capability": "stop", "route": "direct"}
+    assert rules.find(**ask) is not None  # a run whose server is unknown
+    rules.server = "vllm-mlx"
+    assert rules.find(**ask) is not None
+    rules.server = "mlx-lm"
+    assert rules.find(**ask) is None
+    with pytest.raises(ExpectationsError, match="server 3 is not a server kind"):
+        parse_expectations([{"model": "m", "capability": "x", "verdict": "pass", "server": 3}])
 
 
 @pytest.mark.parametrize(

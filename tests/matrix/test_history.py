@@ -53,4 +53,6 @@ def test_a_cell_missing_from_an_earlier_run_shows_as_not_recorded(build_matrix):
 
     # The other machine's run is not this row's history; the matrix itself counts once; the
     # earlier run on this machine did not record the cell.
-    assert trends == {("qwen", "4bit", "m2-max-64", "inference", "direct"): [None, "fail"]}
+    assert trends == {
+        ("qwen", "4bit", "vllm-mlx", "m2-max-64", "inference", "direct"): [None, "fail"]
+    }

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from pytest_mlxstack.matrix.diff import diff_matrices, no_shared_cells
 from pytest_mlxstack.matrix.merge import merge_matrices
+from pytest_mlxstack.matrix.model import load_matrix
 
 OLD = ("20250101T000000Z-aaaaaa", "2025-01-01T00:00:00Z")
 NEW = ("20250102T000000Z-bbbbbb", "2025-01-02T00:00:00Z")
@@ -20,8 +23,8 @@ def test_rows_from_two_machines_stay_apart(build_matrix):
     result = merge_matrices([m2, m4])
 
     assert [row.key for row in result.matrix.rows] == [
-        ("qwen", "4bit", "m2-max-64"),
-        ("qwen", "4bit", "m4-pro-48"),
+        ("qwen", "4bit", "vllm-mlx", "m2-max-64"),
+        ("qwen", "4bit", "vllm-mlx", "m4-pro-48"),
     ]
     assert [run.run_id for run in result.matrix.runs] == [OLD[0], NEW[0]]
     assert result.conflicts == []
@@ -109,7 +112,7 @@ def test_diff_classifies_every_change(build_matrix):
     assert diff.shared == 4
     assert diff.has_regressions
     assert diff.regressions[0].attribution == "parser"
-    gone = diff.by_key()[("qwen", "4bit", "m2-max-64", "thinking", "direct")]
+    gone = diff.by_key()[("qwen", "4bit", "vllm-mlx", "m2-max-64", "thinking", "direct")]
     assert (gone.before, gone.after, gone.attribution) == ("pass", None, None)
     assert "qwen [4bit] thinking (direct) on m2-max-64: pass -> missing (missing: " in (
         diff.to_text()
@@ -151,3 +154,31 @@ def test_markdown_is_a_table_with_untrusted_text_made_inert(build_matrix):
         "parser\\: content was \\<script\\>x\\</script\\> \\| and more |"
     ]
     assert "<script>" not in markdown
+
+
+def test_a_version_3_matrix_merges_and_diffs_with_rows_of_another_server(build_matrix, tmp_path):
+    """Version 3 rows (all vllm-mlx) and version 4 rows of mlx-lm for the same model on the same
+    machine stay two rows in a merge, and a diff compares only cells of the same server."""
+    old = build_matrix([("qwen", "4bit", "stop", "direct", "fail")], profile="m2").to_json()
+    old["schema_version"] = 3
+    for row in old["rows"]:
+        del row["server"], row["server_version"]
+    (tmp_path / "v3.json").write_text(json.dumps(old))
+    v3 = load_matrix(tmp_path / "v3.json")
+    other = build_matrix([("qwen", "4bit", "stop", "direct", "pass")], profile="m2")
+    mlx_lm = other.model_copy(
+        update={"rows": [r.model_copy(update={"server": "mlx-lm"}) for r in other.rows]}
+    )
+
+    merged = merge_matrices([v3, mlx_lm]).matrix
+
+    assert sorted(row.key for row in merged.rows) == [
+        ("qwen", "4bit", "mlx-lm", "m2"),
+        ("qwen", "4bit", "vllm-mlx", "m2"),
+    ]
+    assert merge_matrices([v3, mlx_lm]).conflicts == []
+    across = diff_matrices(v3, mlx_lm)
+    assert across.shared == 0  # the same model on two servers is not a change
+    same = diff_matrices(v3, merged)
+    assert same.shared == 1  # the vllm-mlx cell, unchanged; mlx-lm's is new beside it
+    assert [(c.kind, c.server) for c in same.changes] == [("new", "mlx-lm")]

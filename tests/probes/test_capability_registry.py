@@ -67,7 +67,9 @@ def _matrix(capabilities: list[str]) -> Matrix:
         system="Linux", machine="x86_64", chip="cpu", python="3.11",
     )  # fmt: skip
     cells = [Cell(capability=c, route=Route.DIRECT, verdict=Verdict.PASS) for c in capabilities]
-    return Matrix(runs=[run], rows=[Row(model="m", quant="q", profile="p", cells=cells)])
+    return Matrix(
+        runs=[run], rows=[Row(model="m", quant="q", server="vllm-mlx", profile="p", cells=cells)]
+    )
 
 
 def test_the_matrix_orders_its_columns_as_declared(restore_registry: None) -> None:

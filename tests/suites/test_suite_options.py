@@ -178,6 +178,11 @@ def test_a_catalog_of_ones_own(pytester: pytest.Pytester, tmp_path: Path) -> Non
             ["--mlx-suites", "--mlx-token-budget=0"],
             "token-budget multiplier '0'",
         ),
+        (
+            ["--mlx-suites", "--mlx-server-kind=ollama"],
+            "--mlx-server-kind: 'ollama' is not a server kind pytest-mlxstack can start; use one "
+            "of vllm-mlx, mlx-lm",
+        ),
     ],
 )
 def test_bad_options_stop_the_run_with_one_sentence(

@@ -38,6 +38,7 @@ BROKEN = "tiny-chat-broken"
 # The inner runs use the fixture expectations, as the main job does: the cells vllm-mlx gets
 # wrong for every model (stop, usage, ...) xfail and stay "fail" in the matrix.
 KNOWN = load_expectations(EXPECTATIONS)
+KNOWN.server = "vllm-mlx"  # the inner runs use the default server kind
 SERVER_FAULTS = {
     capability
     for capability in SMOKE
@@ -245,7 +246,7 @@ def test_a_server_that_died_and_came_back_counts_two_starts(
     result.assert_outcomes(passed=len(SMOKE) - len(SERVER_FAULTS) + 1, xfailed=len(SERVER_FAULTS))
     (row,) = load_matrix(pytester.path / "matrices" / "latest.json").rows
     assert row.server_starts == 2
-    result.stdout.fnmatch_lines(["tiny-chat:bf16 as tiny-chat: 2 start(s) *"])
+    result.stdout.fnmatch_lines(["tiny-chat:bf16 as tiny-chat: 2 start(s) in vllm-mlx *"])
     assert PidRegistry(home).records() == []
 
 
