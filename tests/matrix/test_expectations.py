@@ -138,18 +138,35 @@ def test_the_fixture_expectations_name_whose_fault_each_failure_is():
 
     path = Path(pytest_mlxstack.suites.__file__).parent / "fixture_expectations.yaml"
     rules = load_expectations(path).rules
-    assert {(r.model, r.capability, r.server): r.attribution.value for r in rules} == {
-        ("tiny-chat-no-tools", "tool_calling", None): "model",
-        ("tiny-chat-no-tools", "tool_calling_streaming", None): "model",
-        ("tiny-chat-bad-tool-syntax", "tool_calling", None): "parser",
-        ("tiny-chat-bad-tool-syntax", "tool_calling_streaming", None): "parser",
-        ("tiny-chat-no-think", "thinking", None): "model",
-        ("tiny-chat*", "stop", "vllm-mlx"): "server_error",
-        ("tiny-chat*", "usage", "vllm-mlx"): "server_error",
-        ("tiny-chat", "tool_choice_none", "mlx-lm"): "server_error",
-        ("tiny-chat-no-think", "tool_choice_none", "mlx-lm"): "server_error",
-        ("tiny-chat-bad-tool-syntax", "tool_choice_none", "mlx-lm"): "model",
+    found = {
+        (r.model, r.capability, r.route.value if r.route else None, r.server): r.attribution.value
+        for r in rules
     }
+    negative_controls = {
+        ("tiny-chat-no-tools", "tool_calling", None, None): "model",
+        ("tiny-chat-no-tools", "tool_calling_streaming", None, None): "model",
+        ("tiny-chat-bad-tool-syntax", "tool_calling", None, None): "parser",
+        ("tiny-chat-bad-tool-syntax", "tool_calling_streaming", None, None): "parser",
+        ("tiny-chat-no-think", "thinking", None, None): "model",
+        ("tiny-chat-no-tools", "*_api", None, None): "model",
+        ("tiny-chat-bad-tool-syntax", "*_api", None, None): "parser",
+        ("tiny-chat-no-think", "*_api", None, None): "model",
+    }
+    vllm_mlx_and_litellm = {
+        ("tiny-chat*", "stop", None, "vllm-mlx"): "server_error",
+        ("tiny-chat*", "usage", None, "vllm-mlx"): "server_error",
+        ("tiny-chat*", "responses_api", "direct", "vllm-mlx"): "server_error",
+        ("tiny-chat*", "messages_api", "direct", "vllm-mlx"): "server_error",
+        ("tiny-chat*", "messages_api", "proxied", None): "proxy",
+    }
+    models = ("tiny-chat", "tiny-chat-no-tools", "tiny-chat-bad-tool-syntax", "tiny-chat-no-think")
+    mlx_lm = {
+        ("tiny-chat", "tool_choice_none", None, "mlx-lm"): "server_error",
+        ("tiny-chat-no-think", "tool_choice_none", None, "mlx-lm"): "server_error",
+        ("tiny-chat-bad-tool-syntax", "tool_choice_none", None, "mlx-lm"): "model",
+        **{(model, "*_api", "direct", "mlx-lm"): "server_error" for model in models},
+    }
+    assert found == {**negative_controls, **vllm_mlx_and_litellm, **mlx_lm}
 
 
 def test_a_rule_naming_a_server_applies_only_to_runs_on_that_server():
