@@ -177,7 +177,8 @@ def test_evidence_opens_as_a_readable_panel_and_escape_closes_it(
     browser: Browser, tmp_path: Path, request: pytest.FixtureRequest, record_property
 ) -> None:
     page = tmp_path / "latest.html"
-    page.write_text(render_html(load_matrix(REPO / "matrices" / "latest.json")), "utf-8")
+    published = load_matrix(REPO / "matrices" / "latest.json")
+    page.write_text(render_html(published), "utf-8")
     check_page(browser, page)
 
     browser.click("td.cell.fail details.evidence > summary")
@@ -196,7 +197,14 @@ def test_evidence_opens_as_a_readable_panel_and_escape_closes_it(
     assert panel["right"] <= WIDTH
     assert panel["bottom"] <= HEIGHT
     assert panel["right"] - panel["left"] > 800  # readable width, not a 100 px column
-    for part in ("REQUEST", "RESPONSE", "What is the weather in Paris?", "whose fault: parser"):
+    # The panel shows the clicked cell's request as it was sent: its last user message.
+    capability, _, rest = panel["text"].splitlines()[0].partition(" · ")
+    model = rest.split(" [", 1)[0]
+    (row,) = [row for row in published.rows if row.model == model]
+    cell = next(c for c in row.cells if c.capability == capability and c.verdict.value == "fail")
+    sent = [m for m in cell.evidence.request.get("messages", []) if m.get("role") == "user"]
+    asked = str(sent[-1]["content"]) if sent else ""
+    for part in ("REQUEST", "RESPONSE", "whose fault: ", asked):
         assert part.lower() in panel["text"].lower(), part
     browser.press("Escape")
     assert browser.evaluate("document.querySelectorAll('details.evidence[open]').length") == 0
