@@ -230,6 +230,31 @@ def _judge_step(
     return _judge_thinking(answer, max_tokens)
 
 
+def _drawn_walk(
+    session: _Session,
+    ask: Callable[[probe_prompts.ProbeCase, bool, int], tuple[Answer, int]],
+    unknown: Callable[[], Failure | None],
+    shape_problem: Callable[[str | None], str | None],
+    max_tokens: int,
+    count: int | None,
+    city: str | None,
+    declared: object | None,
+) -> ProbeResult:
+    """``_walk`` with the count and city drawn for this run unless the caller gave them."""
+    return _walk(
+        session,
+        ask,
+        unknown,
+        shape_problem,
+        max_tokens=max_tokens,
+        count=count
+        if count is not None
+        else draw([c for c in probe_prompts.COUNT_TARGETS if c >= 5])[0],
+        city=city if city is not None else draw(probe_prompts.CITIES)[0],
+        declared=declared,
+    )
+
+
 def _openai_shape(body: str | None) -> str | None:
     try:
         data = json.loads(body or "")
@@ -374,20 +399,9 @@ def probe_responses_api(
     declared: object | None = None,
 ) -> ProbeResult:
     """What Codex does over ``/v1/responses`` with the ``openai`` client."""
-    session = _Session("responses_api", "/v1/responses", model)
     ask, unknown = _responses_ask(client, model, timeout)
-    return _walk(
-        session,
-        ask,
-        unknown,
-        _openai_shape,
-        max_tokens=max_tokens,
-        count=count
-        if count is not None
-        else draw([c for c in probe_prompts.COUNT_TARGETS if c >= 5])[0],
-        city=city if city is not None else draw(probe_prompts.CITIES)[0],
-        declared=declared,
-    )
+    session = _Session("responses_api", "/v1/responses", model)
+    return _drawn_walk(session, ask, unknown, _openai_shape, max_tokens, count, city, declared)
 
 
 # ---- Anthropic Messages (anthropic) ----------------------------------------------------
@@ -545,20 +559,9 @@ def probe_messages_api(
     declared: object | None = None,
 ) -> ProbeResult:
     """What Claude Code does over ``/v1/messages`` with the ``anthropic`` client."""
-    session = _Session("messages_api", "/v1/messages", model)
     ask, unknown = _messages_ask(client, model, timeout)
-    return _walk(
-        session,
-        ask,
-        unknown,
-        _anthropic_shape,
-        max_tokens=max_tokens,
-        count=count
-        if count is not None
-        else draw([c for c in probe_prompts.COUNT_TARGETS if c >= 5])[0],
-        city=city if city is not None else draw(probe_prompts.CITIES)[0],
-        declared=declared,
-    )
+    session = _Session("messages_api", "/v1/messages", model)
+    return _drawn_walk(session, ask, unknown, _anthropic_shape, max_tokens, count, city, declared)
 
 
 __all__ = ["classify_anthropic", "probe_messages_api", "probe_responses_api"]
