@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import httpx
 import openai
@@ -157,7 +157,7 @@ def classify(exc: BaseException, *, timeout: float) -> Failure:
         )
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        body = _body_text(exc)
+        body = error_body(exc)
         if status >= 500:
             return Failure(
                 Attribution.SERVER_ERROR,
@@ -184,7 +184,23 @@ def classify(exc: BaseException, *, timeout: float) -> Failure:
     )
 
 
-def _body_text(exc: openai.APIStatusError) -> str:
+class _Response(Protocol):
+    @property
+    def text(self) -> str: ...
+
+
+class StatusError(Protocol):
+    """An HTTP error of the ``openai`` or the ``anthropic`` client (same two attributes)."""
+
+    @property
+    def response(self) -> _Response: ...
+
+    @property
+    def body(self) -> object: ...
+
+
+def error_body(exc: StatusError) -> str:
+    """The error answer's text: the response as sent, else the body the client parsed."""
     try:
         return exc.response.text
     except (httpx.ResponseNotRead, httpx.StreamError):

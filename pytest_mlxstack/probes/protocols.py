@@ -36,7 +36,13 @@ from pytest_mlxstack.probes.capabilities import (
     draw,
     judge_calls,
 )
-from pytest_mlxstack.probes.exchange import DEFAULT_TIMEOUT_S, Failure, classify, excerpt
+from pytest_mlxstack.probes.exchange import (
+    DEFAULT_TIMEOUT_S,
+    Failure,
+    classify,
+    error_body,
+    excerpt,
+)
 
 Judged = tuple[Attribution, str] | None
 Send = Callable[[bool], tuple[Answer, int]]  # stream -> the answer and streamed event count
@@ -479,10 +485,7 @@ def classify_anthropic(exc: BaseException, *, timeout: float) -> Failure:
         )
     if isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code
-        try:
-            body = exc.response.text
-        except (httpx.ResponseNotRead, httpx.StreamError):
-            body = json.dumps(exc.body, default=str)
+        body = error_body(exc)
         attribution = Attribution.SERVER_ERROR if status >= 500 else Attribution.CLIENT
         return Failure(
             attribution, f"the server answered HTTP {status}: {excerpt(body, 300)}", status, body
