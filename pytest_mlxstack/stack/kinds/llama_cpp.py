@@ -156,10 +156,10 @@ class LlamaCpp(ServerKind):
         return None
 
     def launch(self, key: ServerKey, home: Path) -> Launch:
+        model = model_file(key.model)
         binary = self.binary()
         if binary is None:
             raise StackError(self.missing_reason())
-        model = model_file(key.model)
         argv = [str(binary), "-m", str(model), "--host", LOOPBACK, "--port", "{port}"]
         argv += ["--alias", key.served_name, "--no-webui", *key.args]
         return Launch(tuple(argv), self.health_path, offline_home_env(home))
