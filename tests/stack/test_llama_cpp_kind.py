@@ -65,7 +65,10 @@ def test_a_folder_without_one_gguf_is_one_sentence(tmp_path: Path) -> None:
         with pytest.raises(StackError) as caught:
             start_stack(spec, manager=manager, directory=tmp_path / "stack")
         assert manager.services == {}
-    assert str(caught.value).startswith(f"llama.cpp serves one GGUF file, and {folder} has no")
+    assert str(caught.value) == (
+        f"The tier 'fast' path {folder} has no .gguf file; llama.cpp serves one GGUF file: "
+        "point the tier at it"
+    )
 
 
 def test_settings_llama_server_manages_itself_are_refused() -> None:

@@ -155,6 +155,12 @@ class LlamaCpp(ServerKind):
             )
         return None
 
+    def model_problem(self, path: Path) -> str | None:
+        if path.is_file() and path.suffix == GGUF_SUFFIX:
+            return None
+        found = len(list(path.glob(f"*{GGUF_SUFFIX}"))) if path.is_dir() else 0
+        return None if found == 1 else _gguf_problem(path, found)
+
     def launch(self, key: ServerKey, home: Path) -> Launch:
         model = model_file(key.model)
         binary = self.binary()
@@ -172,8 +178,11 @@ def model_file(model: Path) -> Path:
     found = sorted(model.glob(f"*{GGUF_SUFFIX}")) if model.is_dir() else []
     if len(found) == 1:
         return found[0]
-    problem = "has no .gguf file" if not found else f"has {len(found)} .gguf files"
-    raise StackError(
-        f"llama.cpp serves one GGUF file, and {model} {problem}; give the tier the path of "
-        "the .gguf file to serve"
-    )
+    raise StackError(f"{model} {_gguf_problem(model, len(found))}")
+
+
+def _gguf_problem(model: Path, found: int) -> str:
+    what = "has no .gguf file" if not found else f"has {found} .gguf files"
+    if not model.is_dir():
+        what = "is neither a .gguf file nor a folder"
+    return f"{what}; llama.cpp serves one GGUF file: point the tier at it"
