@@ -1,14 +1,18 @@
 """The main job: all four tiers on the fixture catalog against the real stack, one matrix.
 
-``python -m pytest_mlxstack.mainjob [--matrix-dir DIR] [-- PYTEST_ARGS...]`` runs pytest (in
-a subprocess, so that the job itself does not depend on pytest's in-process state) with the
-tier-1 catalog checks (``--mlx-catalog``) and the built-in smoke, integration and harness
-suites (``--mlx-suites``) on the fixture catalog, the negative controls' known failures from
-``suites/fixture_expectations.yaml``, and the matrix written under ``matrices/``. It streams
-pytest's progress, then prints a one-screen summary, with the regressions against the
-baseline the plugin compared with (``--mlx-baseline`` among the pytest arguments, else the
-matrix directory's previous ``latest.json``). Exit status: pytest's (non-zero on an
-unexpected failure), or 2 when no matrix was written.
+``python -m pytest_mlxstack.mainjob [--matrix-dir DIR] [--kinds K,...] [-- PYTEST_ARGS...]``
+runs pytest (in a subprocess, so that the job itself does not depend on pytest's in-process
+state) once per managed server kind (default: every kind installed here, vllm-mlx and mlx-lm
+on a fresh clone, llama.cpp where its ``llama-server`` is found), each with the built-in
+smoke, integration and harness suites (``--mlx-suites``) on the fixture catalog, the known
+failures of ``suites/fixture_expectations.yaml`` (the negative controls' and each server's),
+and its matrix written under ``DIR/servers/<kind>/``; the first run also runs the tier-1
+catalog checks (``--mlx-catalog``). The runs' matrices are then merged into one (rows keyed by
+server, so the same model on two servers sits side by side) and written to ``DIR`` as
+``latest.json`` and ``latest.html``. It streams pytest's progress, then prints a one-screen
+summary with the regressions against the baseline (``--baseline``, else ``DIR``'s previous
+``latest.json`` of this machine profile). Exit status: the first non-zero pytest status (an
+unexpected failure), or 2 when a run wrote no matrix.
 """
 
 from __future__ import annotations
@@ -23,31 +27,61 @@ from pathlib import Path
 
 from pytest_mlxstack.matrix.baseline import previous_matrix, within_selection
 from pytest_mlxstack.matrix.diff import diff_matrices, no_shared_cells
+from pytest_mlxstack.matrix.history import recent_history
+from pytest_mlxstack.matrix.html import render_html
+from pytest_mlxstack.matrix.merge import merge_matrices
 from pytest_mlxstack.matrix.model import Matrix, MatrixFormatError, Row, load_matrix
-from pytest_mlxstack.matrix.store import LATEST_JSON, RUNS_DIR
+from pytest_mlxstack.matrix.store import LATEST_JSON, RUNS_DIR, MatrixWriteError, write_matrix
+from pytest_mlxstack.stack.kinds import KIND_NAMES, KINDS
 from pytest_mlxstack.text.terminal import one_line
 
 EXPECTATIONS = Path(__file__).resolve().parent / "suites" / "fixture_expectations.yaml"
 SHORT = {"pass": "ok", "n/a": "n/a", "skip": "skip"}
+SERVERS_DIR = "servers"  # DIR/servers/<kind>/: each kind's own matrices, history and baseline
 
 
 def pytest_command(
-    catalog: Path, matrix_dir: Path, extra: Sequence[str] = (), *, python: str = sys.executable
+    catalog: Path,
+    matrix_dir: Path,
+    extra: Sequence[str] = (),
+    *,
+    kind: str = "vllm-mlx",
+    catalog_tier: bool = True,
+    python: str = sys.executable,
 ) -> list[str]:
-    """The pytest invocation of the main job (the benchmark runs the same one)."""
+    """The pytest invocation of the main job for one server kind (the benchmark runs the
+    same one); ``catalog_tier`` adds the tier-1 catalog checks, which do not depend on it."""
     return [
         python,
         "-m",
         "pytest",
-        f"--mlx-catalog={catalog}",
+        *([f"--mlx-catalog={catalog}"] if catalog_tier else []),
         "--mlx-suites=all",
         f"--mlx-suite-catalog={catalog}",
+        f"--mlx-server-kind={kind}",
         f"--mlx-expectations={EXPECTATIONS}",
         f"--mlx-matrix-dir={matrix_dir}",
         "-p",
         "no:cacheprovider",
         *extra,
     ]
+
+
+def installed_kinds() -> list[str]:
+    """The managed kinds that can run here, in ``KINDS`` order."""
+    return [name for name, kind in KINDS.items() if kind.installed()]
+
+
+def parse_kinds(text: str) -> list[str]:
+    """``--kinds``: a comma-separated list of managed kinds (argparse reports the error)."""
+    names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in KINDS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"{unknown[0] if unknown else text!r} is not a server kind; use a comma-separated "
+            f"list of {', '.join(KIND_NAMES)}"
+        )
+    return names
 
 
 def summary_lines(
@@ -59,18 +93,12 @@ def summary_lines(
     rows = matrix.rows
     columns = matrix.capabilities()
     capabilities = list(dict.fromkeys(capability for capability, _ in columns))
-    heads = [_label(row) for row in rows]
-    cells = {capability: [_pair(row, capability) for row in rows] for capability in capabilities}
-    shown = {capability: one_line(capability) for capability in capabilities}
-    first = max([len("capability (direct proxied)"), *map(len, shown.values())])
-    widths = [
-        max([len(head), *(len(cells[c][i]) for c in capabilities)]) for i, head in enumerate(heads)
-    ]
-    lines = ["  ".join(["capability (direct proxied)".ljust(first), *_padded(heads, widths)])]
-    lines += [
-        "  ".join([shown[capability].ljust(first), *_padded(cells[capability], widths)])
-        for capability in capabilities
-    ]
+    servers = list(dict.fromkeys(row.server for row in rows))
+    lines: list[str] = []
+    for server in servers:
+        if len(servers) > 1:
+            lines += [*([""] if lines else []), f"server: {_server_label(matrix, server)}"]
+        lines += _grid([row for row in rows if row.server == server], capabilities)
     starts = ", ".join(f"{_label(row)}: {row.server_starts}" for row in rows)
     counts = ", ".join(f"{n} {verdict}" for verdict, n in matrix.verdict_counts().items())
     lines += [
@@ -98,9 +126,36 @@ def summary_lines(
     return lines
 
 
-def _label(row: Row) -> str:
-    """``model [quant]`` for the terminal (the names come from the matrix file)."""
+def _grid(rows: Sequence[Row], capabilities: Sequence[str]) -> list[str]:
+    """Capabilities down, the rows' models across, ``direct proxied`` in each cell."""
+    heads = [_model_label(row) for row in rows]
+    cells = {capability: [_pair(row, capability) for row in rows] for capability in capabilities}
+    shown = {capability: one_line(capability) for capability in capabilities}
+    first = max([len("capability (direct proxied)"), *map(len, shown.values())])
+    widths = [
+        max([len(head), *(len(cells[c][i]) for c in capabilities)]) for i, head in enumerate(heads)
+    ]
+    lines = ["  ".join(["capability (direct proxied)".ljust(first), *_padded(heads, widths)])]
+    lines += [
+        "  ".join([shown[capability].ljust(first), *_padded(cells[capability], widths)])
+        for capability in capabilities
+    ]
+    return lines
+
+
+def _server_label(matrix: Matrix, server: str) -> str:
+    versions = {row.server_version for row in matrix.rows if row.server == server}
+    version = next(iter(versions)) if len(versions) == 1 else None
+    return one_line(f"{server} {version}" if version else server)
+
+
+def _model_label(row: Row) -> str:
     return f"{one_line(row.model)} [{one_line(row.quant)}]"
+
+
+def _label(row: Row) -> str:
+    """``model [quant] @server`` for the terminal (the names come from the matrix file)."""
+    return f"{one_line(row.model)} [{one_line(row.quant)}] @{one_line(row.server)}"
 
 
 def regression_lines(baseline_path: Path, baseline: Matrix, matrix: Matrix) -> list[str]:
@@ -176,6 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="matrix JSON to report regressions against, or 'none' (default: the newest "
         "earlier matrix of this machine profile in --matrix-dir)",
     )
+    parser.add_argument(
+        "--kinds",
+        type=parse_kinds,
+        default=None,
+        metavar="K,...",
+        help=f"server kinds to run, comma-separated ({', '.join(KIND_NAMES)}; default: every "
+        "kind installed here)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
     catalog = args.catalog.resolve() if args.catalog is not None else _fixture_catalog()
@@ -186,31 +249,66 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    kinds = args.kinds or installed_kinds()
+    if not kinds:
+        print(
+            f"mainjob: no server kind is installed here ({', '.join(KIND_NAMES)}); install "
+            "pytest-mlxstack[stack]",
+            file=sys.stderr,
+        )
+        return 2
     matrix_dir = args.matrix_dir.resolve()
     extra = [*args.pytest_args]
     if args.baseline is not None:
         extra.append(f"--mlx-baseline={args.baseline}")
-    command = pytest_command(catalog, matrix_dir, extra)
-    print("mainjob: " + " ".join(command), flush=True)
     started = time.time()
-    status = subprocess.call(command, env=os.environ.copy())
-    elapsed = time.time() - started
-    latest = matrix_dir / LATEST_JSON
-    if not latest.is_file() or latest.stat().st_mtime < started:
-        print(f"mainjob: no matrix was written to {matrix_dir} (pytest exit status {status})")
-        return status or 2
+    matrices, status = [], 0
+    for number, kind in enumerate(kinds):
+        kind_dir = matrix_dir / SERVERS_DIR / kind
+        command = pytest_command(catalog, kind_dir, extra, kind=kind, catalog_tier=number == 0)
+        print(f"mainjob: {kind}: " + " ".join(command), flush=True)
+        began = time.time()
+        run_status = subprocess.call(command, env=os.environ.copy())
+        status = status or run_status
+        matrix = _fresh_matrix(kind_dir, began)
+        if matrix is None:
+            print(
+                f"mainjob: {kind}: no matrix was written to {kind_dir} (pytest exit status "
+                f"{run_status})"
+            )
+            return run_status or 2
+        print(f"mainjob: {kind}: matrix in {time.time() - began:.1f} s", flush=True)
+        matrices.append(matrix)
+    merged = merge_matrices(matrices).matrix
+    baseline = chosen_baseline(matrix_dir, merged, args.baseline)
+    history, _ = recent_history(matrix_dir / RUNS_DIR)
+    page = render_html(merged, baseline=baseline[1] if baseline else None, history=history)
     try:
-        matrix = load_matrix(latest)
-    except MatrixFormatError as exc:
+        written = write_matrix(merged, matrix_dir, html=page)
+    except MatrixWriteError as exc:
         print(f"mainjob: {exc}", file=sys.stderr)
         return 2
-    json_path = _this_run(matrix_dir, matrix) or latest
+    elapsed = time.time() - started
     print()
-    print(f"===== mainjob: matrix in {elapsed:.1f} s, pytest exit status {status} =====")
-    baseline = chosen_baseline(matrix_dir, matrix, args.baseline)
-    for line in summary_lines(matrix, json_path, baseline):
+    print(
+        f"===== mainjob: matrix of {len(kinds)} server kind(s) in {elapsed:.1f} s, pytest exit "
+        f"status {status} ====="
+    )
+    for line in summary_lines(merged, written.json_path, baseline):
         print(line)
     return status
+
+
+def _fresh_matrix(directory: Path, since: float) -> Matrix | None:
+    """The matrix a run just wrote to ``directory`` (None: it wrote none, or an old one)."""
+    latest = directory / LATEST_JSON
+    if not latest.is_file() or latest.stat().st_mtime < since:
+        return None
+    try:
+        return load_matrix(latest)
+    except MatrixFormatError as exc:
+        print(f"mainjob: {exc}", file=sys.stderr)
+        return None
 
 
 def _fixture_catalog() -> Path | None:
@@ -219,12 +317,6 @@ def _fixture_catalog() -> Path | None:
     except ImportError:
         return None
     return fixture_catalog_path()
-
-
-def _this_run(matrix_dir: Path, matrix: Matrix) -> Path | None:
-    """The timestamped file of this run (``latest.json`` is overwritten by the next one)."""
-    path = matrix_dir / RUNS_DIR / f"{matrix.runs[-1].run_id}.json"
-    return path if path.is_file() else None
 
 
 if __name__ == "__main__":

@@ -327,12 +327,19 @@ SETTINGS: dict[str, Setting] = _declare(
     ),
     Setting(
         "mlx_server_kind",
-        "Server program the built-in suites start for every model: vllm-mlx (the default) "
-        "or mlx-lm (mlx_lm.server)",
+        "Server program the built-in suites start for every model: vllm-mlx (the default), "
+        "mlx-lm (mlx_lm.server) or llama.cpp (llama-server, serving each model's GGUF file)",
         env="MLXSTACK_SERVER_KIND",
         default="vllm-mlx",
         default_text="vllm-mlx",
         metavar="KIND",
+    ),
+    Setting(
+        "mlx_llama_server",
+        "The llama-server program of the llama.cpp server kind; default: llama-server on PATH",
+        kind="path",
+        env="MLXSTACK_LLAMA_SERVER",
+        metavar="PATH",
     ),
     Setting(
         "mlx_models",

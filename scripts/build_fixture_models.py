@@ -15,7 +15,9 @@ Two things make the served model behave like the trained one (both learnt the ha
 - ``rope_theta`` is written at the top level of ``config.json`` (mlx-lm 0.31 ignores the
   nested ``rope_parameters`` transformers 5 writes, and would assume 1,000,000).
 
-Usage: ``.venv/bin/python scripts/build_fixture_models.py [--variant NAME]... [--out DIR]``.
+Usage: ``.venv/bin/python scripts/build_fixture_models.py [--variant NAME]... [--out DIR]``;
+``--refresh-files`` only writes each built variant's chat template and GGUF again, without
+training (the GGUF is for llama.cpp's server, see ``pytest_mlxstack.fixture_models.gguf_export``).
 Fixed seeds, a fixed thread count and one full batch per step make rebuilds reproducible;
 ``BUILD.json`` in each folder records the parameters, the final loss and content hashes.
 """
@@ -44,6 +46,7 @@ sys.modules.setdefault("torchvision", None)  # type: ignore[arg-type]
 
 from pytest_mlxstack.fixture_models import VARIANTS, fixture_model_path  # noqa: E402
 from pytest_mlxstack.fixture_models.variants import model_output  # noqa: E402
+from pytest_mlxstack.fixture_models.gguf_export import gguf_path, write_gguf  # noqa: E402
 from pytest_mlxstack.probe_prompts import Message, all_cases  # noqa: E402
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
@@ -66,6 +69,9 @@ QWEN2_PRETOKENIZE_REGEX = (
     r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 
+# An assistant turn's reasoning_content is rendered in the model's own <think>...</think>
+# format, as Qwen3's template does: servers that learn the reasoning markup from the template
+# (llama.cpp) find it there. No probe sends reasoning back, so the probe prompts are unchanged.
 CHAT_TEMPLATE = """\
 {%- macro text(content) -%}
   {%- if content is string -%}{{ content }}
@@ -89,8 +95,14 @@ CHAT_TEMPLATE = """\
     {%- if not loop.first %}
       {{- '<|im_start|>system\\n' + text(message.content) + '<|im_end|>\\n' }}
     {%- endif %}
-  {%- elif message.role == 'user' or (message.role == 'assistant' and not message.tool_calls) %}
-    {{- '<|im_start|>' + message.role + '\\n' + text(message.content) + '<|im_end|>\\n' }}
+  {%- elif message.role == 'user' %}
+    {{- '<|im_start|>user\\n' + text(message.content) + '<|im_end|>\\n' }}
+  {%- elif message.role == 'assistant' and not message.tool_calls %}
+    {{- '<|im_start|>assistant\\n' }}
+    {%- if message.reasoning_content is string and message.reasoning_content %}
+      {{- '<think>' + message.reasoning_content + '</think>' }}
+    {%- endif %}
+    {{- text(message.content) + '<|im_end|>\\n' }}
   {%- elif message.role == 'assistant' %}
     {{- '<|im_start|>assistant' }}
     {%- if message.content %}{{- '\\n' + text(message.content) }}{%- endif %}
@@ -469,6 +481,7 @@ def build_variant(
         # Compact JSON: a third of the pretty-printed size, same content.
         tokenizer_json = json.loads((folder / "tokenizer.json").read_text())
         (folder / "tokenizer.json").write_text(json.dumps(tokenizer_json, ensure_ascii=False))
+        write_gguf(folder, folder / gguf_path(destination).name)  # for llama.cpp's server
 
         seconds = round(time.monotonic() - started, 1)
         n_params = sum(p.numel() for p in model.parameters())
@@ -502,6 +515,23 @@ def build_variant(
     return record
 
 
+def refresh_files(destination: Path) -> None:
+    """Write a built variant's chat template and GGUF again from its weights and vocabulary
+    (a template or exporter change that does not change what the model was trained on), and
+    record the new files in its ``BUILD.json``."""
+    from tokenizers import Tokenizer
+
+    raw = Tokenizer.from_file(str(destination / "tokenizer.json"))
+    write_json(destination / "tokenizer_config.json", tokenizer_config(raw))
+    path = write_gguf(destination, gguf_path(destination))
+    build_json = destination / "BUILD.json"
+    record = json.loads(build_json.read_text(encoding="utf-8"))
+    record["files"] = content_hashes(destination)
+    write_json(build_json, record)
+    path.chmod(0o644)
+    print(f"{destination.name}: wrote {path} ({path.stat().st_size} bytes)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", action="append", choices=list(VARIANTS), help="repeatable")
@@ -510,6 +540,11 @@ def main(argv: list[str] | None = None) -> int:
         "--allow-wrong", action="store_true", help="keep a model that misses some answers"
     )
     parser.add_argument("--out", type=Path, help="build into this folder instead of the package")
+    parser.add_argument(
+        "--refresh-files",
+        action="store_true",
+        help="only write the built variants' chat template and GGUF again (no training)",
+    )
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the temporary build folder is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -521,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
             destination = args.out / variant
         else:
             destination = fixture_model_path(variant)
+        if args.refresh_files:
+            refresh_files(destination)
+            continue
         build_variant(variant, params, destination, allow_wrong=args.allow_wrong)
     return 0
 

@@ -9,12 +9,13 @@ Retries are switched off so that a failure shows instead of being papered over.
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Protocol, cast
 
-import httpx
 import openai
 from openai import OpenAI, Stream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
@@ -23,6 +24,26 @@ from pytest_mlxstack.matrix.verdicts import Attribution
 
 EXCERPT_CHARS = 600
 DEFAULT_TIMEOUT_S = 120.0
+
+
+def _http_libraries() -> list[ModuleType]:
+    """The HTTP libraries under the clients: openai and anthropic now use ``httpx2``, older
+    releases ``httpx``; an error from a stream's body comes from whichever is underneath."""
+    found = []
+    for name in ("httpx2", "httpx"):
+        try:
+            found.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return found
+
+
+_LIBRARIES = _http_libraries()
+TIMEOUT_ERRORS: tuple[type[BaseException], ...] = tuple(m.TimeoutException for m in _LIBRARIES)
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = tuple(m.TransportError for m in _LIBRARIES)
+BODY_UNREADABLE: tuple[type[BaseException], ...] = tuple(
+    error for m in _LIBRARIES for error in (m.ResponseNotRead, m.StreamError)
+)
 
 
 def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str | None:
@@ -146,9 +167,9 @@ def chat(
 
 def classify(exc: BaseException, *, timeout: float) -> Failure:
     """Whose fault an exception from the client (or from the stream under it) is."""
-    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
+    if isinstance(exc, (openai.APITimeoutError, *TIMEOUT_ERRORS)):
         return Failure(Attribution.TIMEOUT, f"no answer within {timeout:g} s")
-    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+    if isinstance(exc, (openai.APIConnectionError, *TRANSPORT_ERRORS)):
         cause = exc.__cause__ or exc.__context__ or exc
         return Failure(
             Attribution.SERVER_DOWN,
@@ -203,5 +224,5 @@ def error_body(exc: StatusError) -> str:
     """The error answer's text: the response as sent, else the body the client parsed."""
     try:
         return exc.response.text
-    except (httpx.ResponseNotRead, httpx.StreamError):
+    except BODY_UNREADABLE:
         return json.dumps(exc.body, default=str)

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from openai import OpenAI
 
 from pytest_mlxstack import probe_prompts
@@ -38,6 +37,8 @@ from pytest_mlxstack.probes.capabilities import (
 )
 from pytest_mlxstack.probes.exchange import (
     DEFAULT_TIMEOUT_S,
+    TIMEOUT_ERRORS,
+    TRANSPORT_ERRORS,
     Failure,
     classify,
     error_body,
@@ -475,9 +476,9 @@ def classify_anthropic(exc: BaseException, *, timeout: float) -> Failure:
     """``exchange.classify`` for the ``anthropic`` client's exceptions."""
     import anthropic
 
-    if isinstance(exc, anthropic.APITimeoutError | httpx.TimeoutException):
+    if isinstance(exc, (anthropic.APITimeoutError, *TIMEOUT_ERRORS)):
         return Failure(Attribution.TIMEOUT, f"no answer within {timeout:g} s")
-    if isinstance(exc, anthropic.APIConnectionError | httpx.TransportError):
+    if isinstance(exc, (anthropic.APIConnectionError, *TRANSPORT_ERRORS)):
         cause = exc.__cause__ or exc.__context__ or exc
         return Failure(
             Attribution.SERVER_DOWN,

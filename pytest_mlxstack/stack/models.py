@@ -43,7 +43,7 @@ def resolve_tier(
     """Resolve one tier; ``catalogs`` are ``Catalog`` objects searched in order. ``spec`` is
     the stack the tier belongs to: an unknown model's hint depends on where it came from."""
     if tier.path is not None:
-        folder = _existing_folder(tier.path, f"tier '{tier.name}' path")
+        folder = _existing_model(tier.path, f"tier '{tier.name}' path", tier.kind)
         chosen = ParserChoice(tier.tool_call_parser, tier.reasoning_parser)
         _check_parsers(tier, chosen, "its parser settings")
         return ResolvedModel(
@@ -56,8 +56,8 @@ def resolve_tier(
     entry = _find_entry(tier.model, catalogs, tier.name, spec)
     quant, source = _pick_source(entry, tier)
     if source.local_path is not None:
-        folder = _existing_folder(
-            Path(source.local_path), f"catalog entry '{entry.id}' source {quant}"
+        folder = _existing_model(
+            Path(source.local_path), f"catalog entry '{entry.id}' source {quant}", tier.kind
         )
     else:
         if pull is None:
@@ -160,12 +160,10 @@ def _pick_source(entry: CatalogEntry, tier: TierSpec) -> tuple[str, Source]:
     return tier.quant, entry.sources[tier.quant]
 
 
-def _existing_folder(path: Path, what: str) -> Path:
-    folder = path.expanduser().resolve()
-    if not folder.is_dir():
-        raise StackError(f"The {what} {folder} is not a folder; point it at a model directory")
-    if not (folder / "config.json").is_file():
-        raise StackError(
-            f"The {what} {folder} has no config.json; point it at an MLX model directory"
-        )
-    return folder
+def _existing_model(path: Path, what: str, kind: str) -> Path:
+    """``path`` resolved, if it is a model ``kind`` serves (a folder for the MLX servers)."""
+    model = path.expanduser().resolve()
+    problem = get_kind(kind).model_problem(model)
+    if problem is not None:
+        raise StackError(f"The {what} {model} {problem}")
+    return model

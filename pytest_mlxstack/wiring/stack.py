@@ -25,6 +25,7 @@ from pytest_mlxstack.stack.clients import proxy_client
 from pytest_mlxstack.stack.clients import tier_client as direct_tier_client
 from pytest_mlxstack.stack.endpoint import Endpoint, open_endpoint
 from pytest_mlxstack.stack.errors import StackError
+from pytest_mlxstack.stack.kinds import LLAMA_CPP
 from pytest_mlxstack.stack.pool import ServerPool, read_start_counts
 from pytest_mlxstack.stack.requirements import mlx_backend_problem
 from pytest_mlxstack.stack.runtime import Stack, start_stack
@@ -67,10 +68,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "mlx_endpoint_model",
         "mlx_server_label",
         "mlx_require_stack",
+        "mlx_llama_server",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    LLAMA_CPP.binary_setting = read_setting(config, "mlx_llama_server")
     state = _StackState(spec=_configured_spec(config), is_worker=False)
     state.endpoint = _configured_endpoint(config)
     pool_dir = run_dir(config, POOL_DIR_KEY)

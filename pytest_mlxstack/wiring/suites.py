@@ -35,7 +35,7 @@ from pytest_mlxstack.run.session import SuiteStack, start_suite_stack
 from pytest_mlxstack.settings import SETTINGS
 from pytest_mlxstack.stack import ServerPool
 from pytest_mlxstack.stack.errors import StackError
-from pytest_mlxstack.stack.kinds import DEFAULT_KIND, KIND_NAMES, KINDS
+from pytest_mlxstack.stack.kinds import DEFAULT_KIND, KIND_NAMES, KINDS, LLAMA_CPP
 from pytest_mlxstack.wiring.catalog import CATALOG_RUN
 from pytest_mlxstack.wiring.collection import SUITE_DIR, include_suites, tier_of
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress
@@ -228,6 +228,8 @@ def _server_kind(config: pytest.Config) -> str:
             f"{where}: '{kind}' is not a server kind pytest-mlxstack can start; use one of "
             f"{', '.join(KIND_NAMES)}"
         )
+    if kind == LLAMA_CPP.name and not LLAMA_CPP.installed():
+        raise pytest.UsageError(f"{where}: {LLAMA_CPP.missing_reason()}")
     return kind
 
 

@@ -449,3 +449,18 @@ def test_usage(client: openai.OpenAI, scenario: str, verdict: Verdict, reason_pa
     else:
         usage = result.evidence.response["streamed"]["usage"]
         assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+def test_a_broken_body_is_attributed_whichever_http_library_the_client_uses(library: str) -> None:
+    """openai and anthropic now sit on httpx2 (older releases on httpx): an error raised while
+    a streamed body is read is the server's (down, or too slow), never the client's."""
+    http = pytest.importorskip(library)
+    from pytest_mlxstack.probes.exchange import classify
+
+    dropped = classify(http.RemoteProtocolError("peer closed connection"), timeout=5)
+    slow = classify(http.ReadTimeout("timed out"), timeout=5)
+
+    assert dropped.attribution is Attribution.SERVER_DOWN
+    assert "RemoteProtocolError" in dropped.reason
+    assert (slow.attribution, slow.reason) == (Attribution.TIMEOUT, "no answer within 5 s")

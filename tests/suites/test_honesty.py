@@ -135,6 +135,7 @@ def _run_main_job(work: Path) -> None:
         "pytest_mlxstack.mainjob",
         "--matrix-dir",
         str(work / "matrices"),
+        "--kinds=vllm-mlx",  # mlx_lm.server's run: tests/suites/test_mainjob.py
         "--",
         f"--junitxml={work / 'junit.xml'}",
         f"--basetemp={work / 'basetemp'}",

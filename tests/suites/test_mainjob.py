@@ -15,7 +15,7 @@ from pytest_mlxstack.mainjob import chosen_baseline, summary_lines
 from pytest_mlxstack.matrix.collect import MatrixCollector, cell_payload, row_payload
 from pytest_mlxstack.matrix.expectations import parse_expectations
 from pytest_mlxstack.matrix.metadata import collect_run_metadata
-from pytest_mlxstack.matrix.model import Matrix
+from pytest_mlxstack.matrix.model import Matrix, load_matrix
 from pytest_mlxstack.matrix.store import write_matrix, write_matrix_file
 from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Verdict
 
@@ -58,8 +58,11 @@ def test_the_summary_is_a_grid_with_blame_and_known_failures(tmp_path: Path) -> 
     assert grid["tool_calling"] == ["PARSER*", "-", "-", "-"]
     assert grid["errors"] == ["-", "PROXY", "-", "-"]
     assert grid["thinking"] == ["-", "-", "n/a", "-"]
-    assert "server starts per model: broken [bf16]: 1, good [bf16]: 1" in text
-    assert "unexpected failures:\n  broken [bf16] errors (proxied): proxy: why errors" in text
+    assert "server starts per model: broken [bf16] @vllm-mlx: 1, good [bf16] @vllm-mlx: 1" in text
+    assert (
+        "unexpected failures:\n  broken [bf16] @vllm-mlx errors (proxied): proxy: why errors"
+        in text
+    )
     assert "tool_calling (direct)" not in text.split("unexpected failures:")[1]
     assert lines[-1] == f"matrix: {tmp_path / 'm.json'}"
 
@@ -163,6 +166,7 @@ def test_the_main_job_names_a_regression_of_the_fixture_run(tmp_path: Path) -> N
             "--matrix-dir",
             str(tmp_path / "matrices"),
             f"--baseline={baseline}",
+            "--kinds=vllm-mlx",
             "--",
             "--mlx-models=tiny-chat-no-tools",
             "-m",
@@ -177,7 +181,7 @@ def test_the_main_job_names_a_regression_of_the_fixture_run(tmp_path: Path) -> N
         timeout=300,
         check=False,
     )
-    summary = done.stdout.split("===== mainjob: matrix in", 1)[-1]
+    summary = done.stdout.split("===== mainjob: matrix of", 1)[-1]
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"against {baseline}: 1 regression, " in summary, summary
     regressions = [line for line in summary.splitlines() if "REGRESSION" in line]
@@ -185,3 +189,83 @@ def test_the_main_job_names_a_regression_of_the_fixture_run(tmp_path: Path) -> N
     assert regressions[0].startswith(
         "  REGRESSION tiny-chat-no-tools [bf16] tool_calling (direct): pass -> fail (model: "
     ), summary
+
+
+def test_an_unknown_server_kind_is_one_sentence_and_exit_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_mlxstack.mainjob", "--kinds", "vllm-mlx,ollama"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "argument --kinds: 'ollama' is not a server kind; use a comma-separated list of "
+            "vllm-mlx, mlx-lm, llama.cpp"
+        )
+    )
+    assert not (tmp_path / "matrices").exists()
+
+
+def test_the_main_job_puts_two_servers_side_by_side(tmp_path: Path) -> None:
+    """The real main job on tiny-chat with vllm-mlx and mlx_lm.server: one merged matrix
+    whose rows differ by server, each kind's own matrix kept beside it, and the servers' real
+    differences as cells (vllm-mlx ignores ``stop``; mlx_lm.server honours it)."""
+    pytest.importorskip("vllm_mlx", reason="the main job runs the real stack (stack extra)")
+    pytest.importorskip("mlx_lm", reason="the main job runs the real stack (stack extra)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLXSTACK_"))}
+    env["MLXSTACK_HOME"] = str(tmp_path / "home")
+    matrix_dir = tmp_path / "matrices"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_mlxstack.mainjob",
+            "--matrix-dir",
+            str(matrix_dir),
+            "--kinds=vllm-mlx,mlx-lm",
+            "--",
+            "--mlx-models=tiny-chat",
+            "-m",
+            "smoke",
+            "--mlx-machine-profile=test",
+            f"--basetemp={tmp_path / 'basetemp'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    merged = load_matrix(matrix_dir / "latest.json")
+    rows = {row.server: row for row in merged.rows}
+    assert set(rows) == {"vllm-mlx", "mlx-lm"}
+    assert {row.model for row in merged.rows} == {"tiny-chat"}
+    for server, row in rows.items():
+        assert row.server_version, server
+        assert load_matrix(matrix_dir / "servers" / server / "latest.json").rows[0].server == server
+    on_vllm, on_mlx_lm = (
+        rows["vllm-mlx"].cell("stop", "direct"),
+        rows["mlx-lm"].cell("stop", "direct"),
+    )
+    assert on_vllm is not None
+    assert on_mlx_lm is not None
+    assert (on_vllm.verdict.value, on_vllm.attribution and on_vllm.attribution.value) == (
+        "fail",
+        "server_error",
+    )
+    assert on_vllm.expectation is not None
+    assert on_vllm.expectation.status == "known_failure"
+    assert on_mlx_lm.verdict.value == "pass", on_mlx_lm.reason
+    summary = done.stdout.split("===== mainjob: matrix of 2 server kind(s)", 1)[-1]
+    assert f"server: vllm-mlx {rows['vllm-mlx'].server_version}" in summary
+    assert f"server: mlx-lm {rows['mlx-lm'].server_version}" in summary
+    page = (matrix_dir / "latest.html").read_text(encoding="utf-8")
+    assert "mlx-lm" in page
+    assert "vllm-mlx" in page

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack.kinds.base import Launch, ServerKey, ServerKind
+from pytest_mlxstack.stack.kinds.llama_cpp import LlamaCpp
 from pytest_mlxstack.stack.kinds.mlx_lm import MlxLm
 from pytest_mlxstack.stack.kinds.vllm_mlx import VllmMlx
 
 DEFAULT_KIND = "vllm-mlx"
-KINDS: dict[str, ServerKind] = {kind.name: kind for kind in (VllmMlx(), MlxLm())}
+LLAMA_CPP = LlamaCpp()
+KINDS: dict[str, ServerKind] = {kind.name: kind for kind in (VllmMlx(), MlxLm(), LLAMA_CPP)}
 KIND_NAMES = tuple(KINDS)
 
 
@@ -31,6 +33,7 @@ __all__ = [
     "DEFAULT_KIND",
     "KINDS",
     "KIND_NAMES",
+    "LLAMA_CPP",
     "Launch",
     "ServerKey",
     "ServerKind",

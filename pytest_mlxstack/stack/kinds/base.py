@@ -72,6 +72,15 @@ class ServerKind(ABC):
     def launch(self, key: ServerKey, home: Path) -> Launch:
         """The command for ``key``'s model; ``home`` is this server's own folder."""
 
+    def model_problem(self, path: Path) -> str | None:
+        """Why ``path`` is not a model this kind serves, as the end of a sentence that starts
+        with the path (None: it is one). The MLX servers load a model folder."""
+        if not path.is_dir():
+            return "is not a folder; point it at a model directory"
+        if not (path / "config.json").is_file():
+            return "has no config.json; point it at an MLX model directory"
+        return None
+
     def installed(self) -> bool:
         try:
             importlib.metadata.version(self.distribution)
