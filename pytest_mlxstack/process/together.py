@@ -47,9 +47,11 @@ class StartGroup:
     of them on leaving the block, cancelling the rest first if the block is left by an
     exception. ``cancel`` is set then, or by any task that wants the others called off."""
 
-    def __init__(self, name: str = "mlxstack-start") -> None:
+    def __init__(
+        self, name: str = "mlxstack-start", *, cancel: threading.Event | None = None
+    ) -> None:
         self.name = name
-        self.cancel = threading.Event()
+        self.cancel = cancel or threading.Event()  # a caller's own: it can call the group off
         self._threads: list[threading.Thread] = []
 
     def submit(self, task: Callable[[], T]) -> Outcome[T]:

@@ -8,12 +8,16 @@ says the tier behind the proxy is down. Only failures pay for the second request
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
 from pytest_mlxstack.probes import attribute_proxy, blame_tier_down, run_probe
 from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.run.session import SuiteStack
+
+if TYPE_CHECKING:
+    from pytest_mlxstack.run.burst import ProbeBurst
 
 
 def probe_target(
@@ -75,15 +79,22 @@ def probe_record_check(
     route: Route,
     matrix: MatrixRecorder,
     probe: Callable[[], ProbeResult] | None = None,
+    burst: ProbeBurst | None = None,
 ) -> ProbeResult:
     """Probe, record, then fail/skip/xfail the calling test as the verdict says.
 
     ``probe`` replaces the catalog probe of ``capability`` (routing, listing, concurrency);
-    it is not called for a target whose server did not start.
+    it is not called for a target whose server did not start. With a ``burst`` the catalog
+    probe's result comes from it (run ahead, with others), and ``probe`` waits until no
+    burst probe is in flight.
     """
-    if probe is None or suite.is_down(target):
+    if probe is None and burst is not None:
+        result = burst.result(capability, target, route)
+    elif probe is None or suite.is_down(target):
         result = probe_target(capability, target, suite, route)
     else:
+        if burst is not None:
+            burst.quiet()
         result = probe()
         if route is Route.PROXIED and result.verdict is Verdict.FAIL:
             # No direct twin of this check: ask the tier's server something simple.

@@ -139,6 +139,7 @@ def start_stack(
     on_started: Callable[[ManagedService], None] | None = None,
     on_progress: Callable[[str], None] | None = None,
     on_down: Callable[[str, StackError], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> Stack:
     """Start ``spec``'s tiers (from ``pool`` when given) and LiteLLM; return the running stack.
 
@@ -156,7 +157,8 @@ def start_stack(
     With ``on_down``, a tier whose model cannot be resolved or whose server does not start is
     handed to it (tier name, error) and left out: the stack serves the others, LiteLLM routes
     only those (no LiteLLM when none started). Without it, the first such error stops
-    everything.
+    everything. Setting ``cancel`` from another thread calls the start off (the services
+    that started are stopped and ``StackError`` or ``ServiceStartCancelled`` is raised).
     Raises ``StackError`` with one sentence for user errors; nothing is left running then.
     """
     stack_id = stack_id or new_stack_id()
@@ -211,6 +213,7 @@ def start_stack(
             tolerate=on_down is not None,
             owned=stack._owned,
             say=say,
+            cancel=cancel,
         )
         stack.tiers = launched.servers
         stack.proxy = launched.proxy

@@ -85,11 +85,13 @@ def launch_together(
     tolerate: bool,
     owned: list[str],
     say: Callable[[str], None],
+    cancel: threading.Event | None = None,
 ) -> Launched:
     """Start ``tiers`` (from ``pool``, else each its own server through ``manager``, named by
     ``owned_server``) and, if ``start_proxy`` is given, LiteLLM, all at once. The name of
     every service this call starts itself (not the pool's) goes into ``owned`` as soon as it
-    runs, so that the caller can stop it even if the start as a whole fails."""
+    runs, so that the caller can stop it even if the start as a whole fails. Setting ``cancel``
+    (from another thread) calls every start off."""
     done = Launched()
     ports = _Ports([tier.name for tier in tiers])
     limit = threading.BoundedSemaphore(start_limit([resolved[t.name] for t in tiers]))
@@ -100,7 +102,7 @@ def launch_together(
         with owned_lock:
             owned.append(service.name)
 
-    with StartGroup() as group:
+    with StartGroup(cancel=cancel) as group:
 
         def serve(tier: TierSpec) -> TierServer:
             model = resolved[tier.name]
