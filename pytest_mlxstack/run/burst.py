@@ -13,6 +13,9 @@ verdicts, cells and the order of the report do not change.
 - A capability declared ``exclusive`` is never in a burst: its test waits until the burst
   is over and probes alone; so do the checks with a probe of their own (routing, concurrency,
   model listing). A burst of one route is over before the other route's starts.
+- A proxied failure is compared with the direct route's failure of the same probe from the
+  direct burst instead of asking the server again (a direct pass is asked again: the server
+  may have gone down since).
 - ``width`` 1 runs every probe in its own test, as before. Under xdist each worker does so
   (xdist spreads the tests already, and a worker does not know which tests it will get).
 """
@@ -25,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from pytest_mlxstack.matrix.capabilities import DECLARED
-from pytest_mlxstack.matrix.verdicts import ProbeResult, Route
+from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
 from pytest_mlxstack.run.recording import probe_target
 from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.run.session import SuiteStack
@@ -106,8 +109,24 @@ class ProbeBurst:
                 self._executor = ThreadPoolExecutor(self.width, thread_name_prefix="mlx-probe")
             for probe in chosen:
                 self._futures[probe.key] = self._executor.submit(
-                    probe_target, probe.capability, probe.target, self.suite, probe.route
+                    probe_target,
+                    probe.capability,
+                    probe.target,
+                    self.suite,
+                    probe.route,
+                    direct_failure=self._direct_failure(probe),
                 )
+
+    def _direct_failure(self, probe: PlannedProbe) -> ProbeResult | None:
+        """The direct route's failure of the same probe, if its burst found one (a proxied
+        failure is compared with it instead of asking the server again)."""
+        if probe.route is not Route.PROXIED:
+            return None
+        done = self._futures.get((probe.capability, probe.target.tier, Route.DIRECT))
+        if done is None or not done.done() or done.exception() is not None:
+            return None
+        result = done.result()
+        return result if result.verdict is Verdict.FAIL else None
 
     def close(self) -> None:
         """Drop the probes not begun, wait for those in flight. Idempotent."""

@@ -21,10 +21,20 @@ if TYPE_CHECKING:
 
 
 def probe_target(
-    capability: str, target: SuiteTarget, suite: SuiteStack, route: Route
+    capability: str,
+    target: SuiteTarget,
+    suite: SuiteStack,
+    route: Route,
+    *,
+    direct_failure: ProbeResult | None = None,
 ) -> ProbeResult:
     """The probe's verdict for ``target`` through ``route`` (``n/a`` if undeclared;
-    ``fail``/``server_down`` with the start error if its server did not start)."""
+    ``fail``/``server_down`` with the start error if its server did not start).
+
+    ``direct_failure``: the same probe's ``fail`` straight to the server earlier in the run
+    (the smoke suite's), which a proxied failure is compared with instead of asking again. A
+    direct pass is never reused: the server may have gone down since, and only a fresh
+    answer tells that from the proxy's fault."""
     if suite.is_down(target):
         return suite.down_result(capability, target)
     declared = target.entry.capabilities
@@ -34,7 +44,9 @@ def probe_target(
     proxied = run_probe(capability, suite.proxy_client(), target.tier, capabilities=declared)
     if proxied.verdict is not Verdict.FAIL:
         return proxied
-    alone = run_probe(capability, direct, suite.served_name(target), capabilities=declared)
+    alone = direct_failure
+    if alone is None or alone.verdict is not Verdict.FAIL:
+        alone = run_probe(capability, direct, suite.served_name(target), capabilities=declared)
     return attribute_proxy(alone, proxied)
 
 
