@@ -362,6 +362,19 @@ SETTINGS: dict[str, Setting] = _declare(
         maximum=100,
         noun="token-budget multiplier",
     ),
+    Setting(
+        "mlx_probe_concurrency",
+        "How many probes of the built-in smoke and harness suites run at once (queued in "
+        "test order, spread over the models); 1 runs them one by one",
+        kind="int",
+        env="MLXSTACK_PROBE_CONCURRENCY",
+        default=4,
+        default_text="4",
+        metavar="N",
+        minimum=1,
+        maximum=64,
+        noun="probe concurrency",
+    ),
 )
 
 

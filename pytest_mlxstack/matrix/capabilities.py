@@ -32,6 +32,7 @@ class CapabilitySpec:
     kind: Kind = "chat"
     sent: str = ""  # what the probe sends (docs/tiers.md)
     passes: str = ""  # what passes
+    exclusive: bool = False  # never probed beside other probes (run/burst.py): load-sensitive
 
     def applies_to(self, declared: object | None) -> bool:
         """Whether a model declaring ``declared`` (a ``catalog.Capabilities``) is probed."""

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -86,6 +86,11 @@ class ServiceStartError(MlxStackError, RuntimeError):
         self.exit_code = exit_code
         self.log_tail = log_tail
         self.log_path = log_path
+
+
+class ServiceStartCancelled(ServiceStartError):
+    """The start was called off (``cancel`` was set) before the service answered; it was
+    stopped."""
 
 
 class _PortStolen(Exception):
@@ -209,14 +214,20 @@ class ServiceManager:
         timeout: float = DEFAULT_TIMEOUT_S,
         cwd: Path | str | None = None,
         labels: Mapping[str, str] | None = None,
+        on_launch: Callable[[ManagedService], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> ManagedService:
         """Launch ``argv`` and return once ``http://127.0.0.1:<port><health_path>`` answers 2xx.
 
         ``{port}`` in ``argv`` is replaced by the port. With ``port=None`` one is allocated,
         and if another program takes it before the service binds, the service is stopped and
         started again on a fresh port. ``labels`` are stored in the pid-registry record (for
-        ``mlxstack status``). Raises ``ServiceStartError`` if the process exits
-        during start-up (with its exit code and log tail) or does not answer in ``timeout``.
+        ``mlxstack status``). ``on_launch`` hears the service as soon as its process runs,
+        before it is ready (again after a retry on a new port), so that whoever depends on
+        its port can start meanwhile. Setting ``cancel`` (from another thread) stops a start
+        still waiting and raises ``ServiceStartCancelled``. Raises ``ServiceStartError`` if
+        the process exits during start-up (with its exit code and log tail) or does not answer
+        in ``timeout``.
         """
         env = None if env is None else RedactedEnv(env)  # a caller's plain dict: not a local
         if isinstance(argv, (str, bytes)):
@@ -234,6 +245,7 @@ class ServiceManager:
         attempts = 1 if port is not None else BIND_ATTEMPTS
         stolen: list[int] = []
         for _ in range(attempts):
+            _check_cancelled(cancel, name)
             chosen = port if port is not None else self.ports.allocate()
             try:
                 return self._start_once(
@@ -246,6 +258,8 @@ class ServiceManager:
                     timeout=timeout,
                     cwd=cwd,
                     labels=labels,
+                    on_launch=on_launch,
+                    cancel=cancel,
                 )
             except _PortStolen:
                 stolen.append(chosen)
@@ -273,6 +287,8 @@ class ServiceManager:
         timeout: float,
         cwd: Path | str | None,
         labels: Mapping[str, str] | None,
+        on_launch: Callable[[ManagedService], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> ManagedService:
         final_argv = tuple(str(part).replace("{port}", str(port)) for part in argv)
         log_path = self.log_dir / f"{safe_file_name(name)}-{port}.log"
@@ -339,16 +355,25 @@ class ServiceManager:
             self.history.append(service)
         try:
             self.registry.add(record)
-            self._wait_ready(running, health_path, timeout)
+            if on_launch is not None:
+                on_launch(service)
+            self._wait_ready(running, health_path, timeout, cancel)
         except BaseException:
             self._stop_running(name)
             raise
         return service
 
-    def _wait_ready(self, running: _Running, health_path: str, timeout: float) -> None:
+    def _wait_ready(
+        self,
+        running: _Running,
+        health_path: str,
+        timeout: float,
+        cancel: threading.Event | None = None,
+    ) -> None:
         service = running.service
         deadline = time.monotonic() + timeout
         while True:
+            _check_cancelled(cancel, service.name)
             code = running.popen.poll()
             if code is not None:
                 self._raise_exited(running, code)
@@ -480,6 +505,13 @@ class ServiceManager:
 
     def _tail(self, path: Path, lines: int) -> str:
         return self.redact(read_tail(path, lines))
+
+
+def _check_cancelled(cancel: threading.Event | None, name: str) -> None:
+    if cancel is not None and cancel.is_set():
+        raise ServiceStartCancelled(
+            f"the start of service {name!r} was called off before it answered", name=name
+        )
 
 
 def read_tail(path: Path | str, lines: int = LOG_TAIL_LINES, max_bytes: int = 64 * 1024) -> str:

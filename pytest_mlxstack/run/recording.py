@@ -8,6 +8,7 @@ says the tier behind the proxy is down. Only failures pay for the second request
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
@@ -15,12 +16,25 @@ from pytest_mlxstack.probes import attribute_proxy, blame_tier_down, run_probe
 from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.run.session import SuiteStack
 
+if TYPE_CHECKING:
+    from pytest_mlxstack.run.burst import ProbeBurst
+
 
 def probe_target(
-    capability: str, target: SuiteTarget, suite: SuiteStack, route: Route
+    capability: str,
+    target: SuiteTarget,
+    suite: SuiteStack,
+    route: Route,
+    *,
+    direct_failure: ProbeResult | None = None,
 ) -> ProbeResult:
     """The probe's verdict for ``target`` through ``route`` (``n/a`` if undeclared;
-    ``fail``/``server_down`` with the start error if its server did not start)."""
+    ``fail``/``server_down`` with the start error if its server did not start).
+
+    ``direct_failure``: the same probe's ``fail`` straight to the server earlier in the run
+    (the smoke suite's), which a proxied failure is compared with instead of asking again. A
+    direct pass is never reused: the server may have gone down since, and only a fresh
+    answer tells that from the proxy's fault."""
     if suite.is_down(target):
         return suite.down_result(capability, target)
     declared = target.entry.capabilities
@@ -30,7 +44,9 @@ def probe_target(
     proxied = run_probe(capability, suite.proxy_client(), target.tier, capabilities=declared)
     if proxied.verdict is not Verdict.FAIL:
         return proxied
-    alone = run_probe(capability, direct, suite.served_name(target), capabilities=declared)
+    alone = direct_failure
+    if alone is None or alone.verdict is not Verdict.FAIL:
+        alone = run_probe(capability, direct, suite.served_name(target), capabilities=declared)
     return attribute_proxy(alone, proxied)
 
 
@@ -75,15 +91,22 @@ def probe_record_check(
     route: Route,
     matrix: MatrixRecorder,
     probe: Callable[[], ProbeResult] | None = None,
+    burst: ProbeBurst | None = None,
 ) -> ProbeResult:
     """Probe, record, then fail/skip/xfail the calling test as the verdict says.
 
     ``probe`` replaces the catalog probe of ``capability`` (routing, listing, concurrency);
-    it is not called for a target whose server did not start.
+    it is not called for a target whose server did not start. With a ``burst`` the catalog
+    probe's result comes from it (run ahead, with others), and ``probe`` waits until no
+    burst probe is in flight.
     """
-    if probe is None or suite.is_down(target):
+    if probe is None and burst is not None:
+        result = burst.result(capability, target, route)
+    elif probe is None or suite.is_down(target):
         result = probe_target(capability, target, suite, route)
     else:
+        if burst is not None:
+            burst.quiet()
         result = probe()
         if route is Route.PROXIED and result.verdict is Verdict.FAIL:
             # No direct twin of this check: ask the tier's server something simple.

@@ -7,16 +7,18 @@ server starts) are read from the running processes and the pool's ledger; the pe
 figures (time to first token, decode and prompt tokens per second) from one streamed request
 per model and process, straight to its vllm-mlx, the first time the model's row is recorded.
 
-Each model's server is started on its own first: a model whose server does not start (broken
-weights, a missing folder, a crash while loading) is kept as *down*, with the error and the end
-of its log, and the stack runs with the others. Every capability test of a down model records
-a ``fail`` cell attributed ``server_down`` carrying that evidence, so one broken model costs its
-own cells, not the whole matrix.
+Every model's server starts at the same time as the others and as LiteLLM (as many as fit in
+memory; ``stack/startup.py``): a model whose server does not start (broken weights, a missing
+folder, a crash while loading) is kept as *down*, with the error and the end of its log, and
+the stack runs with the others (LiteLLM routes only those). Every capability test of a down
+model records a ``fail`` cell attributed ``server_down`` carrying that evidence, so one broken
+model costs its own cells, not the whole matrix.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,7 @@ from pytest_mlxstack.stack import ServerPool, Stack, StackSpec, TierSpec, start_
 from pytest_mlxstack.stack.clients import proxy_client, tier_client
 from pytest_mlxstack.stack.errors import StackError
 from pytest_mlxstack.stack.kinds import DEFAULT_KIND
-from pytest_mlxstack.stack.models import PullFunction, ResolvedModel, load_catalogs, resolve_tier
+from pytest_mlxstack.stack.models import PullFunction, ResolvedModel
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -86,6 +88,7 @@ class SuiteStack:
     served: dict[str, tuple[TierSpec, ResolvedModel]] = field(default_factory=dict, repr=False)
     measured: dict[str, Performance] = field(default_factory=dict)  # tier -> its speed
     _clients: dict[str, OpenAI] = field(default_factory=dict, repr=False)
+    _clients_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def stack(self) -> Stack:
@@ -118,15 +121,17 @@ class SuiteStack:
     def direct_client(self, target: SuiteTarget) -> OpenAI:
         """An ``openai.OpenAI`` for the target's own vllm-mlx (``model=served_name``)."""
         key = f"direct:{target.tier}"
-        if key not in self._clients:
-            self._clients[key] = tier_client(self.stack, target.tier)
-        return self._clients[key]
+        with self._clients_lock:  # probes of a burst ask from several threads
+            if key not in self._clients:
+                self._clients[key] = tier_client(self.stack, target.tier)
+            return self._clients[key]
 
     def proxy_client(self) -> OpenAI:
         """An ``openai.OpenAI`` for LiteLLM with the stack's key (``model=`` a tier name)."""
-        if "proxy" not in self._clients:
-            self._clients["proxy"] = proxy_client(self.stack)
-        return self._clients["proxy"]
+        with self._clients_lock:
+            if "proxy" not in self._clients:
+                self._clients["proxy"] = proxy_client(self.stack)
+            return self._clients["proxy"]
 
     def served_name(self, target: SuiteTarget) -> str:
         return self.stack.tier(target.tier).served_name
@@ -196,7 +201,8 @@ def start_suite_stack(
     redact: Callable[[str], str] | None = None,
     kind: str = DEFAULT_KIND,
 ) -> SuiteStack:
-    """Start each target's server from the pool, then LiteLLM in front of those that started.
+    """Start every target's server from the pool and LiteLLM in front, all at once
+    (``start_stack``: bounded by memory; LiteLLM routes the servers that started).
 
     A target whose server does not start is recorded in ``down`` (its error passed through
     ``redact``, by default the manager's); the others are unaffected. ``StackError`` only when
@@ -205,34 +211,33 @@ def start_suite_stack(
     """
     redact = redact or manager.redact
     spec = suite_stack_spec(targets, catalog, twin=twin, kind=kind)
-    catalogs = load_catalogs(spec)
-    tiers = {tier.name: tier for tier in spec.tiers}
     suite = SuiteStack(running=None, pool=pool, targets=list(targets))
-    for target in targets:
-        tier = tiers[target.tier]
-        try:
-            model = resolve_tier(tier, catalogs=catalogs, pull=pull)
-            server = pool.serve(tier, model)
-        except StackError as exc:
-            suite.down[target.tier] = _why_down(exc, redact)
-            pool.on_progress(
-                f"{target.label} did not start; its tests fail as server_down "
-                f"({suite.down[target.tier].error})"
-            )
-            continue
-        suite.served[target.tier] = (tier, model)
-        if server.startup_s:
-            suite.startup_s[target.tier] = server.startup_s
-            suite.started_here.add(target.tier)
-    live = [target for target in targets if target.tier not in suite.down]
-    if live:
-        suite.running = start_stack(
-            suite_stack_spec(live, catalog, twin=twin, kind=kind),
-            manager=manager,
-            directory=directory,
-            pool=pool,
-            pull=pull,
+    by_tier = {target.tier: target for target in targets}
+
+    def on_down(tier: str, exc: StackError) -> None:
+        target = by_tier.get(tier)
+        if target is None:  # the twin tier: its model's own tier says why
+            return
+        suite.down[tier] = _why_down(exc, redact)
+        pool.on_progress(
+            f"{target.label} did not start; its tests fail as server_down "
+            f"({suite.down[tier].error})"
         )
+
+    running = start_stack(
+        spec, manager=manager, directory=directory, pool=pool, pull=pull, on_down=on_down
+    )
+    for tier, server in running.tiers.items():
+        if tier not in by_tier:
+            continue
+        suite.served[tier] = (spec.tier(tier), running.resolved[tier])
+        if server.startup_s:
+            suite.startup_s[tier] = server.startup_s
+            suite.started_here.add(tier)
+    if running.tiers:
+        suite.running = running
+    else:
+        running.down()
     return suite
 
 

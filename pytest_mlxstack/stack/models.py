@@ -31,6 +31,7 @@ class ResolvedModel:
     served_name: str
     parsers: ParserChoice
     label: str  # catalog id (and quantization) or folder, for tables
+    memory_gb: float | None = None  # the catalog's largest measured/estimated peak for it
 
 
 def resolve_tier(
@@ -76,11 +77,13 @@ def resolve_tier(
         capabilities.reasoning_parser if capabilities.thinking else None,
     )
     _check_parsers(tier, parsers, f"catalog entry '{entry.id}'")
+    peaks = [bench.memory_gb for bench in entry.benchmarks.values() if bench.quant == quant]
     return ResolvedModel(
         path=folder,
         served_name=tier.served_name or entry.id,
         parsers=parsers,
         label=f"{entry.id}:{quant}",
+        memory_gb=max(peaks, default=None),
     )
 
 

@@ -79,17 +79,30 @@ class ServerPool:
         self.me = Owner.current()
         self._owned: dict[str, str] = {}  # key digest -> service name in our manager
         self._used: set[str] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two sets above and the lock table
+        self._starting: dict[str, threading.Lock] = {}  # key digest -> held while starting it
         self.directory.mkdir(parents=True, exist_ok=True)
 
     # -- serving ---------------------------------------------------------------------------
 
-    def serve(self, tier: TierSpec, model: ResolvedModel) -> TierServer:
-        """The shared server for this tier's model and flags (started if needed)."""
+    def serve(
+        self,
+        tier: TierSpec,
+        model: ResolvedModel,
+        *,
+        on_launch: Callable[[ManagedService], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> TierServer:
+        """The shared server for this tier's model and flags (started if needed).
+
+        Several threads may serve different models at once (each model's start waits only
+        for itself); ``on_launch`` hears the server as soon as its port is known (a server
+        found running: at once), ``cancel`` calls a start off (``ServiceManager.start``).
+        """
         key = server_key(tier, model)
         digest = _digest(key)
         startup_s = None
-        with self._lock:
+        with self._start_lock(digest):
             service = self._reuse(digest)
             if service is None:
                 with FileLock(str(self.directory / f"start-{digest}.lock")):
@@ -99,11 +112,13 @@ class ServerPool:
                             f"loading {model.label} in {key.kind} ({' '.join(key.args)})"
                         )
                         begun = time.monotonic()
-                        service = self._start(digest, key, tier, model)
+                        service = self._start(digest, key, tier, model, on_launch, cancel)
                         startup_s = round(time.monotonic() - begun, 3)
                         self.on_progress(
                             f"{model.label} ready at {service.url} in {startup_s:.1f} s"
                         )
+        if startup_s is None and on_launch is not None:
+            on_launch(service)
         return TierServer(
             tier.name,
             model.served_name,
@@ -114,6 +129,10 @@ class ServerPool:
             kind=key.kind,
         )
 
+    def _start_lock(self, digest: str) -> threading.Lock:
+        with self._lock:
+            return self._starting.setdefault(digest, threading.Lock())
+
     def _reuse(self, digest: str) -> ManagedService | None:
         with self._ledger() as ledger:
             entry = ledger["servers"].get(digest)
@@ -121,23 +140,47 @@ class ServerPool:
                 return None
             if not any(_same(user, self.me) for user in entry["users"]):
                 entry["users"].append(_member(self.me))
-            self._used.add(digest)
+            with self._lock:
+                self._used.add(digest)
             return _service(entry)
 
     def _start(
-        self, digest: str, key: ServerKey, tier: TierSpec, model: ResolvedModel
+        self,
+        digest: str,
+        key: ServerKey,
+        tier: TierSpec,
+        model: ResolvedModel,
+        on_launch: Callable[[ManagedService], None] | None,
+        cancel: threading.Event | None,
     ) -> ManagedService:
-        stale = self._owned.pop(digest, None)
+        with self._lock:
+            stale = self._owned.pop(digest, None)
         if stale is not None:  # ours, but it died: forget it before starting again
             with contextlib.suppress(KeyError):
                 self.manager.stop(stale)
             shutil.rmtree(self.directory / stale, ignore_errors=True)
-        name = self._unique_name(model.served_name)
+        with self._lock:
+            name = self._unique_name(model.served_name)
+            self._owned[digest] = name  # claimed now, so no other thread takes the name
         labels = {KIND_LABEL: key.kind, "model": model.label, "pool": str(self.directory)}
         home = self.directory / name / "home"  # this server's own; every user shares it
-        service = start_server(self.manager, name, key, tier.start_timeout, home, labels)
-        self._owned[digest] = name
-        self._used.add(digest)
+        try:
+            service = start_server(
+                self.manager,
+                name,
+                key,
+                tier.start_timeout,
+                home,
+                labels,
+                on_launch=on_launch,
+                cancel=cancel,
+            )
+        except BaseException:
+            with self._lock:
+                self._owned.pop(digest, None)
+            raise
+        with self._lock:
+            self._used.add(digest)
         identity = ProcessIdentity(service.pid, _create_time(service.pid))
         with self._ledger() as ledger:
             ledger["servers"][digest] = {

@@ -7,6 +7,7 @@ tail, and is never a plain local of a frame a traceback shows.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,8 +34,10 @@ def start_litellm(
     env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
     labels: Mapping[str, str] | None = None,
+    cancel: threading.Event | None = None,
 ) -> ManagedService:
-    """The LiteLLM proxy with ``config_path``, ready once ``/health/liveliness`` answers."""
+    """The LiteLLM proxy with ``config_path``, ready once ``/health/liveliness`` answers
+    (``cancel`` as in ``ServiceManager.start``)."""
     key = master_key if isinstance(master_key, Secret) else Secret(master_key)
     del master_key  # pytest -l would print the plain string
     if not key or key.reveal() == "sk-1234":
@@ -62,4 +65,5 @@ def start_litellm(
         env=child_env,
         timeout=timeout,
         labels=labels,
+        cancel=cancel,
     )

@@ -1,4 +1,4 @@
-"""Bringing a whole stack up (tiers, then LiteLLM in front) and down again.
+"""Bringing a whole stack up (tiers and LiteLLM in front, started together) and down again.
 
 Everything is resolved and checked before the first process starts (unknown model, missing
 folder, fixed port in use), so a broken spec costs no start-up time. If a later service fails,
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import secrets as _random
 import shutil
-import time
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +35,9 @@ from pytest_mlxstack.stack.servers import (
     LITELLM_KIND,
     TierServer,
     check_port_free,
-    start_tier_server,
 )
-from pytest_mlxstack.stack.spec import StackSpec
+from pytest_mlxstack.stack.spec import StackSpec, TierSpec
+from pytest_mlxstack.stack.startup import launch_together
 
 PROXY_SERVICE = "litellm"
 CONFIG_FILE = "litellm.yaml"
@@ -63,6 +63,7 @@ class Stack:
     tiers: dict[str, TierServer]
     proxy: ManagedService | None
     manager: ServiceManager = field(repr=False)
+    resolved: dict[str, ResolvedModel] = field(default_factory=dict, repr=False)
     _owned: list[str] = field(default_factory=list, repr=False)
     _created: list[Path] = field(default_factory=list, repr=False)
 
@@ -137,9 +138,13 @@ def start_stack(
     labels: Mapping[str, str] | None = None,
     on_started: Callable[[ManagedService], None] | None = None,
     on_progress: Callable[[str], None] | None = None,
+    on_down: Callable[[str, StackError], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> Stack:
     """Start ``spec``'s tiers (from ``pool`` when given) and LiteLLM; return the running stack.
 
+    The servers start at the same time (as many as fit in memory, ``stack/startlimit.py``),
+    and LiteLLM as soon as every server has its port (``stack/startup.py``).
     Services are named ``<service_prefix><tier>`` and ``<service_prefix>litellm``. Every
     process has a HOME of its own: LiteLLM ``<directory>/home``, a vllm-mlx this stack starts
     ``<directory>/tiers/<tier>/home``; a pooled server has one under the pool's directory and
@@ -147,16 +152,26 @@ def start_stack(
     ``directory`` if this call created it, else only what it wrote there.
     ``labels`` go into each service's pid-registry record (``mlxstack status`` shows them).
     ``on_progress`` hears a line when a server this call starts begins loading and when it is
-    ready (a pool reports its own servers).
+    ready (a pool reports its own servers). ``on_started`` hears each ready service, tiers
+    first, once all have started.
+    With ``on_down``, a tier whose model cannot be resolved or whose server does not start is
+    handed to it (tier name, error) and left out: the stack serves the others, LiteLLM routes
+    only those (no LiteLLM when none started). Without it, the first such error stops
+    everything. Setting ``cancel`` from another thread calls the start off (the services
+    that started are stopped and ``StackError`` or ``ServiceStartCancelled`` is raised).
     Raises ``StackError`` with one sentence for user errors; nothing is left running then.
     """
     stack_id = stack_id or new_stack_id()
     directory = Path(directory)
     catalogs = load_catalogs(spec) if needs_catalog(spec) else []
-    resolved: dict[str, ResolvedModel] = {
-        tier.name: resolve_tier(tier, catalogs=catalogs, pull=pull, spec=spec)
-        for tier in spec.tiers
-    }
+    resolved: dict[str, ResolvedModel] = {}
+    for tier in spec.tiers:
+        try:
+            resolved[tier.name] = resolve_tier(tier, catalogs=catalogs, pull=pull, spec=spec)
+        except StackError as exc:
+            if on_down is None:
+                raise
+            on_down(tier.name, exc)
     for tier in spec.tiers:
         check_port_free(tier.port, f"tier {tier.name}")
     if spec.litellm.enabled:
@@ -174,45 +189,55 @@ def start_stack(
         tiers={},
         proxy=None,
         manager=manager,
+        resolved=resolved,
         _created=created,
     )
     labels = {**(labels or {}), "stack": stack_id}
     say = on_progress or (lambda message: None)
+
+    def owned_server(tier: TierSpec) -> tuple[str, Path, dict[str, str]]:
+        return f"{service_prefix}{tier.name}", directory / TIERS_DIR / tier.name / HOME_DIR, labels
+
+    def start_proxy(routes: list[ProxyRoute], cancel: threading.Event) -> ManagedService:
+        name = f"{service_prefix}{PROXY_SERVICE}"
+        return _start_proxy(stack, routes, name, home, labels, cancel)
+
     try:
-        for tier in spec.tiers:
-            model = resolved[tier.name]
-            if pool is not None:
-                server = pool.serve(tier, model)
-            else:
-                name = f"{service_prefix}{tier.name}"
-                tier_home = directory / TIERS_DIR / tier.name / HOME_DIR
-                say(f"loading {model.label} in {tier.kind} for tier {tier.name}")
-                server = start_tier_server(manager, name, tier, model, tier_home, labels)
-                say(f"tier {tier.name} ready at {server.base_url} in {server.startup_s:.1f} s")
-                stack._owned.append(name)
-            stack.tiers[tier.name] = server
-            if on_started is not None:
-                on_started(server.service)
-        if spec.litellm.enabled:
-            say("starting the LiteLLM proxy")
-            begun = time.monotonic()
-            stack.proxy = _start_proxy(stack, f"{service_prefix}{PROXY_SERVICE}", home, labels)
-            say(f"LiteLLM ready at {stack.proxy.url}/v1 in {time.monotonic() - begun:.1f} s")
-            stack._owned.append(stack.proxy.name)
-            if on_started is not None:
-                on_started(stack.proxy)
+        launched = launch_together(
+            [tier for tier in spec.tiers if tier.name in resolved],
+            resolved,
+            manager=manager,
+            pool=pool,
+            owned_server=owned_server,
+            start_proxy=start_proxy if spec.litellm.enabled else None,
+            tolerate=on_down is not None,
+            owned=stack._owned,
+            say=say,
+            cancel=cancel,
+        )
+        stack.tiers = launched.servers
+        stack.proxy = launched.proxy
+        for tier_name, error in launched.down.items():
+            assert on_down is not None
+            on_down(tier_name, error)
+        if on_started is not None:
+            for service in stack.services:
+                on_started(service)
     except BaseException:
         stack.down()
         raise
     return stack
 
 
-def _start_proxy(stack: Stack, name: str, home: Path, labels: dict[str, str]) -> ManagedService:
+def _start_proxy(
+    stack: Stack,
+    routes: list[ProxyRoute],
+    name: str,
+    home: Path,
+    labels: dict[str, str],
+    cancel: threading.Event,
+) -> ManagedService:
     spec = stack.spec.litellm
-    routes = [
-        ProxyRoute(tier=tier.tier, served_name=tier.served_name, port=tier.port)
-        for tier in stack.tiers.values()
-    ]
     config = write_litellm_config(
         stack.directory / CONFIG_FILE, routes, request_timeout=spec.request_timeout
     )
@@ -226,7 +251,8 @@ def _start_proxy(stack: Stack, name: str, home: Path, labels: dict[str, str]) ->
             master_key=stack.master_key,
             env=env,
             timeout=spec.start_timeout,
-            labels={**labels, KIND_LABEL: LITELLM_KIND, "model": ", ".join(stack.tiers)},
+            labels={**labels, KIND_LABEL: LITELLM_KIND, "model": ", ".join(r.tier for r in routes)},
+            cancel=cancel,
         )
     except ServiceStartError as exc:
         raise StackError(f"LiteLLM did not start: {exc}", detail=exc.detail) from exc

@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,12 +88,24 @@ def start_tier_server(
     model: ResolvedModel,
     home: Path,
     labels: Mapping[str, str] = {},
+    *,
+    on_launch: Callable[[ManagedService], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> TierServer:
     """Start a dedicated server for ``tier`` (no pool); ``StackError`` if it fails."""
     key = server_key(tier, model)
     labels = {**labels, KIND_LABEL: key.kind, "tier": tier.name, "model": model.label}
     begun = time.monotonic()
-    service = start_server(manager, service_name, key, tier.start_timeout, home, labels)
+    service = start_server(
+        manager,
+        service_name,
+        key,
+        tier.start_timeout,
+        home,
+        labels,
+        on_launch=on_launch,
+        cancel=cancel,
+    )
     elapsed = round(time.monotonic() - begun, 3)
     return TierServer(
         tier.name, model.served_name, model.label, service, startup_s=elapsed, kind=key.kind
@@ -106,8 +119,12 @@ def start_server(
     timeout: float,
     home: Path,
     labels: Mapping[str, str],
+    *,
+    on_launch: Callable[[ManagedService], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> ManagedService:
-    """Start ``key``'s server through the generic manager; ``StackError`` if it fails."""
+    """Start ``key``'s server through the generic manager; ``StackError`` if it fails
+    (``on_launch`` and ``cancel`` as in ``ServiceManager.start``)."""
     check_port_free(key.port, f"service {name}")
     kind = get_kind(key.kind)
     try:
@@ -121,6 +138,8 @@ def start_server(
             timeout=timeout,
             cwd=launch.cwd,
             labels=labels,
+            on_launch=on_launch,
+            cancel=cancel,
         )
     except ServiceStartError as exc:
         raise StackError(f"{kind.name} for {name} did not start: {exc}", detail=exc.detail) from exc

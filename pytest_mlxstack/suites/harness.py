@@ -15,6 +15,7 @@ pytest.importorskip("openai", reason="the built-in suites need the harness extra
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route
 from pytest_mlxstack.probes import capability_names, probe_model_listing
+from pytest_mlxstack.run.burst import ProbeBurst
 from pytest_mlxstack.run.recording import probe_record_check
 from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.run.session import SuiteStack
@@ -34,15 +35,29 @@ def test_openai_client(
     mlx_suite_target: SuiteTarget,
     mlx_suite_stack: SuiteStack,
     mlx_matrix: MatrixRecorder,
+    mlx_probe_burst: ProbeBurst,
 ) -> None:
-    probe_record_check(capability, mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix)
+    probe_record_check(
+        capability, mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix, burst=mlx_probe_burst
+    )
 
 
 def test_model_listing(
-    mlx_suite_target: SuiteTarget, mlx_suite_stack: SuiteStack, mlx_matrix: MatrixRecorder
+    mlx_suite_target: SuiteTarget,
+    mlx_suite_stack: SuiteStack,
+    mlx_matrix: MatrixRecorder,
+    mlx_probe_burst: ProbeBurst,
 ) -> None:
     def probe() -> ProbeResult:
         client = mlx_suite_stack.proxy_client()
         return probe_model_listing(client, mlx_suite_target.tier, route=ROUTE)
 
-    probe_record_check("model_listing", mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix, probe)
+    probe_record_check(
+        "model_listing",
+        mlx_suite_target,
+        mlx_suite_stack,
+        ROUTE,
+        mlx_matrix,
+        probe,
+        burst=mlx_probe_burst,
+    )

@@ -14,6 +14,7 @@ pytest.importorskip("openai", reason="the built-in suites need the harness extra
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.verdicts import Route
 from pytest_mlxstack.probes import capability_names
+from pytest_mlxstack.run.burst import ProbeBurst
 from pytest_mlxstack.run.recording import probe_record_check
 from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.run.session import SuiteStack
@@ -33,5 +34,8 @@ def test_capability(
     mlx_suite_target: SuiteTarget,
     mlx_suite_stack: SuiteStack,
     mlx_matrix: MatrixRecorder,
+    mlx_probe_burst: ProbeBurst,
 ) -> None:
-    probe_record_check(capability, mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix)
+    probe_record_check(
+        capability, mlx_suite_target, mlx_suite_stack, ROUTE, mlx_matrix, burst=mlx_probe_burst
+    )

@@ -63,6 +63,9 @@ def _real_path(arg: str, included: set[str]) -> str:
     return f"{SUITE_DIR / name}{sep}{rest}"
 
 
+LAST = "test_clean_shutdown"
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
     """The included suite modules, from their folder (their names do not match
     ``python_files``, so nothing else collects them there)."""
@@ -75,10 +78,14 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The built-in tiers run in their order (catalog, smoke, integration, harness), whatever
-    order their folder lists them in; other tests keep their places."""
+    order their folder lists them in; other tests keep their places. Outside xdist the
+    clean-shutdown check runs after the other built-in tests: it can then stop the suite
+    stack's own LiteLLM instead of starting a second one (``suites/integration.py``)."""
     slots = [i for i, item in enumerate(items) if tier_of(item.path) is not None]
     ordered = sorted((items[i] for i in slots), key=lambda item: TIER_ORDER.index(item.path.stem))
+    if not hasattr(config, "workerinput"):  # xdist workers must all keep one order
+        ordered.sort(key=lambda item: item.path.stem == "integration" and item.name == LAST)
     for slot, item in zip(slots, ordered, strict=True):
         items[slot] = item

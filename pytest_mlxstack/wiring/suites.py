@@ -22,6 +22,7 @@ import pytest
 from pytest_mlxstack.catalog import Catalog, CatalogError, load_catalog
 from pytest_mlxstack.matrix.verdicts import Route
 from pytest_mlxstack.process.cache import ModelCache
+from pytest_mlxstack.run.burst import PlannedProbe, ProbeBurst
 from pytest_mlxstack.run.endpoint import ENDPOINT_SUITES, endpoint_suite, endpoint_target
 from pytest_mlxstack.run.selection import (
     ALL,
@@ -65,6 +66,7 @@ class SuiteRun:
 
 
 SUITE_RUN = pytest.StashKey[SuiteRun]()
+BURST_PLAN = pytest.StashKey[list[PlannedProbe]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -75,6 +77,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "mlx_models",
         "mlx_token_budget",
         "mlx_server_kind",
+        "mlx_probe_concurrency",
     )
 
 
@@ -261,6 +264,37 @@ def parametrize_targets(metafunc: pytest.Metafunc, route: Route) -> None:
         "mlx_suite_target",
         [pytest.param(t, id=f"{t.label}-{route.value}") for t in run.targets],
     )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Plan the probes of the generic capability tests pytest selected, in test order (what
+    a burst may run ahead: ``run/burst.py``)."""
+    if SUITE_RUN not in session.config.stash:
+        return
+    plan = []
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        route = getattr(getattr(item, "module", None), "ROUTE", None)
+        target = params.get("mlx_suite_target")
+        capability = params.get("capability")
+        if isinstance(route, Route) and isinstance(target, SuiteTarget) and capability:
+            plan.append(PlannedProbe(str(capability), target, route))
+    session.config.stash[BURST_PLAN] = plan
+
+
+@pytest.fixture(scope="session")
+def mlx_probe_burst(
+    pytestconfig: pytest.Config, mlx_suite_stack: SuiteStack
+) -> Iterator[ProbeBurst]:
+    """The selected generic probes, ``--mlx-probe-concurrency`` at a time, ahead of their
+    tests (one by one under xdist)."""
+    width = 1 if is_worker(pytestconfig) else read_setting(pytestconfig, "mlx_probe_concurrency")
+    plan: list[PlannedProbe] = pytestconfig.stash.get(BURST_PLAN, [])
+    burst = ProbeBurst(mlx_suite_stack, plan, width)
+    try:
+        yield burst
+    finally:
+        burst.close()
 
 
 @pytest.fixture(scope="session")
