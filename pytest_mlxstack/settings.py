@@ -342,6 +342,14 @@ SETTINGS: dict[str, Setting] = _declare(
         metavar="IDS",
     ),
     Setting(
+        "mlx_shard",
+        "Run only shard K of N of the selected models (sorted by label, dealt round-robin: "
+        "the same split on every machine), e.g. 1/2; for a fleet of CI runners whose "
+        "matrices are merged afterwards",
+        env="MLXSTACK_SHARD",
+        metavar="K/N",
+    ),
+    Setting(
         "mlx_token_budget",
         "Multiplier of every probe's completion-token budget (text 1024, tools 1024, "
         "thinking 8192 at 1); raise it when a reasoning model's answers are cut (budget "

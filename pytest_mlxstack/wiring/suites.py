@@ -26,9 +26,12 @@ from pytest_mlxstack.run.endpoint import ENDPOINT_SUITES, endpoint_suite, endpoi
 from pytest_mlxstack.run.selection import (
     ALL,
     SelectionError,
+    Shard,
     SuiteTarget,
+    parse_shard,
     parse_suites,
     select_targets,
+    shard_targets,
     split_model_args,
 )
 from pytest_mlxstack.run.session import SuiteStack, start_suite_stack
@@ -62,6 +65,7 @@ class SuiteRun:
     catalog: Catalog
     targets: list[SuiteTarget]
     kind: str = DEFAULT_KIND  # the server program every target is served by
+    shard: Shard | None = None  # --mlx-shard: this run is one part of a fleet
 
 
 SUITE_RUN = pytest.StashKey[SuiteRun]()
@@ -73,6 +77,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "mlx_suites",
         "mlx_suite_catalog",
         "mlx_models",
+        "mlx_shard",
         "mlx_token_budget",
         "mlx_server_kind",
     )
@@ -118,11 +123,12 @@ def pytest_configure(config: pytest.Config) -> None:
     text = chosen.value or (ALL if given_bare(config, "mlx_suites") else None)
     models = resolved(config, "mlx_models")
     if not text:
-        if models.source == "option":
-            raise pytest.UsageError(
-                "--mlx-models selects models for the built-in suites; add --mlx-suites "
-                "(or set mlx_suites in the ini file)"
-            )
+        for name in ("mlx_models", "mlx_shard"):
+            if resolved(config, name).source == "option":
+                raise pytest.UsageError(
+                    f"{SETTINGS[name].option} selects models for the built-in suites; add "
+                    "--mlx-suites (or set mlx_suites in the ini file)"
+                )
         return
     _set_token_budget(config)
     suites_setting, models_setting = SETTINGS["mlx_suites"], SETTINGS["mlx_models"]
@@ -137,10 +143,13 @@ def pytest_configure(config: pytest.Config) -> None:
             targets = [endpoint_target(catalog, endpoint, requested, where=where)]
         else:
             targets = select_targets(catalog, requested, where=where)
+        shard = _shard(config)
+        if shard is not None:
+            targets = shard_targets(targets, shard, where=_shard_where(config))
     except (SelectionError, CatalogError) as exc:
         raise pytest.UsageError(str(exc)) from None
     kind = endpoint.server if endpoint is not None else _server_kind(config)
-    config.stash[SUITE_RUN] = SuiteRun(suites, catalog, targets, kind)
+    config.stash[SUITE_RUN] = SuiteRun(suites, catalog, targets, kind, shard)
     if read_setting(config, "mlx_suite_catalog") is None:
         adopt_expectations(
             config, FIXTURE_EXPECTATIONS, "the shipped fixture catalog's negative controls"
@@ -210,12 +219,24 @@ def pytest_mlxstack_provenance(config: pytest.Config) -> dict[str, str] | None:
     if run is None:
         return None
     found = {"server": run.kind}
+    if run.shard is not None:
+        found["shard"] = str(run.shard)
     endpoint = configured_endpoint(config)
     if endpoint is not None:
         found["endpoint"] = endpoint.base_url
     elif run.kind in KINDS:
         found["server_version"] = KINDS[run.kind].version() or "not installed"
     return found
+
+
+def _shard(config: pytest.Config) -> Shard | None:
+    """``--mlx-shard K/N`` (ini ``mlx_shard``, ``MLXSTACK_SHARD``), checked; None: all."""
+    text: str | None = read_setting(config, "mlx_shard")
+    return parse_shard(text, where=_shard_where(config)) if text else None
+
+
+def _shard_where(config: pytest.Config) -> str:
+    return SETTINGS["mlx_shard"].label(resolved(config, "mlx_shard").source)
 
 
 def _server_kind(config: pytest.Config) -> str:
