@@ -35,6 +35,7 @@ from pytest_mlxstack.stack.spec import (
     load_stack_file,
     stack_spec_from_mapping,
 )
+from pytest_mlxstack.text.redact import register_secret
 from pytest_mlxstack.wiring import skips
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress, settings
 from pytest_mlxstack.wiring.options import add_settings, hand_over, read_setting, run_dir
@@ -112,13 +113,16 @@ def configured_endpoint(config: pytest.Config) -> Endpoint | None:
 def _configured_endpoint(config: pytest.Config) -> Endpoint | None:
     """Asked once, at start: a wrong URL, key or model stops the run with one sentence."""
     url: str | None = read_setting(config, "mlx_endpoint")
+    key: str | None = read_setting(config, "mlx_api_key") or None
+    if key:  # redacted from logs, reports, junit XML and matrices from here on
+        register_secret(key)
     if not url:
         return None
     try:
         return open_endpoint(
             url,
             model=read_setting(config, "mlx_endpoint_model") or None,
-            api_key=read_setting(config, "mlx_api_key") or None,
+            api_key=key,
             label=read_setting(config, "mlx_server_label") or None,
         )
     except StackError as exc:
