@@ -115,13 +115,21 @@ class Expectations:
         return len(self.rules)
 
     def find(
-        self, *, model: str, quant: str, capability: str, route: Route | str
+        self,
+        *,
+        model: str,
+        quant: str,
+        capability: str,
+        route: Route | str,
+        server: str | None = None,
     ) -> ExpectationRule | None:
+        """``server``: the row's own server, when it is not the run's (several endpoints)."""
         route = Route(route)
+        server = server or self.server
         best: ExpectationRule | None = None
         for rule in self.rules:
             if not rule.matches(
-                model=model, quant=quant, capability=capability, route=route, server=self.server
+                model=model, quant=quant, capability=capability, route=route, server=server
             ):
                 continue
             if best is None or rule.specificity() > best.specificity():
@@ -137,10 +145,13 @@ class Expectations:
         route: Route | str,
         verdict: Verdict,
         attribution: Attribution | str | None = None,
+        server: str | None = None,
     ) -> Expectation | None:
         """How the actual ``verdict`` (and, for a failure, its ``attribution``) compares with
         what the file expects, if it says anything."""
-        rule = self.find(model=model, quant=quant, capability=capability, route=route)
+        rule = self.find(
+            model=model, quant=quant, capability=capability, route=route, server=server
+        )
         if rule is None:
             return None
         return Expectation(

@@ -25,6 +25,7 @@ from pytest_mlxstack.stack.clients import proxy_client
 from pytest_mlxstack.stack.clients import tier_client as direct_tier_client
 from pytest_mlxstack.stack.endpoint import Endpoint, open_endpoint
 from pytest_mlxstack.stack.errors import StackError
+from pytest_mlxstack.stack.kinds import KINDS
 from pytest_mlxstack.stack.pool import ServerPool, read_start_counts
 from pytest_mlxstack.stack.requirements import mlx_backend_problem
 from pytest_mlxstack.stack.runtime import Stack, start_stack
@@ -38,6 +39,7 @@ from pytest_mlxstack.stack.spec import (
 from pytest_mlxstack.text.redact import register_secret
 from pytest_mlxstack.wiring import skips
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress, settings
+from pytest_mlxstack.wiring.matrix import set_run_server
 from pytest_mlxstack.wiring.options import add_settings, hand_over, read_setting, run_dir
 
 if TYPE_CHECKING:
@@ -74,10 +76,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     state = _StackState(spec=_configured_spec(config), is_worker=False)
     state.endpoint = _configured_endpoint(config)
+    _name_the_run_server(config, state)
     pool_dir = run_dir(config, POOL_DIR_KEY)
     if pool_dir is not None:
         state.pool_dir, state.is_worker = pool_dir, True
     config.stash[_STATE] = state
+
+
+def _name_the_run_server(config: pytest.Config, state: _StackState) -> None:
+    """Rows a user's own tests record are served by the endpoint, or by the stack file's kind
+    when its tiers share one (vllm-mlx by default); the built-in suites may say otherwise."""
+    if state.endpoint is not None:
+        set_run_server(config, state.endpoint.server, fallback=True)
+        return
+    kinds = {tier.kind for tier in state.spec.tiers}
+    if len(kinds) == 1:
+        (kind,) = kinds
+        set_run_server(config, kind, KINDS[kind].version(), fallback=True)
 
 
 def _pool_dir(config: pytest.Config) -> Path:
