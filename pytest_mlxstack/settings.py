@@ -265,12 +265,14 @@ SETTINGS: dict[str, Setting] = _declare(
     Setting(
         "mlx_endpoint_model",
         "The model name to ask --mlx-endpoint for; default: the only model its /v1/models lists",
+        env="MLXSTACK_ENDPOINT_MODEL",
         metavar="NAME",
     ),
     Setting(
         "mlx_server_label",
         "Name of the --mlx-endpoint server in the matrix; default: detected from its answers "
         "(vllm-mlx, mlx-lm, llama.cpp, else unknown)",
+        env="MLXSTACK_SERVER_LABEL",
         metavar="NAME",
     ),
     Setting(
