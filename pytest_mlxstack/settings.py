@@ -256,6 +256,15 @@ SETTINGS: dict[str, Setting] = _declare(
         metavar="URL",
     ),
     Setting(
+        "mlx_endpoints",
+        "YAML file of several servers the plugin did not start (url, model, label, "
+        "api_key_env, catalog_model per entry): the smoke and harness suites run against "
+        "each, one row per server; openai_client talks to the first",
+        kind="path",
+        env="MLXSTACK_ENDPOINTS",
+        metavar="FILE",
+    ),
+    Setting(
         "mlx_api_key",
         "API key for --mlx-endpoint (better: the environment variable MLXSTACK_API_KEY, which "
         "no process listing shows)",

@@ -75,6 +75,13 @@ class ExpectationRule:
     where: str = ""
     server: str | None = None
 
+    def _server_matches(self, server: str) -> bool:
+        """``mlx-lm`` also matches ``mlx-lm@host:port``, the name of one of several servers of
+        the same kind in an ``--mlx-endpoints`` run."""
+        pattern = self.server or "*"
+        kind = server.split("@", 1)[0]
+        return any(fnmatch.fnmatchcase(name, pattern) for name in {server, kind})
+
     def matches(
         self, *, model: str, quant: str, capability: str, route: Route, server: str | None = None
     ) -> bool:
@@ -83,7 +90,7 @@ class ExpectationRule:
             and fnmatch.fnmatchcase(capability, self.capability)
             and (self.route is None or self.route == route)
             and (self.quant is None or fnmatch.fnmatchcase(quant, self.quant))
-            and (self.server is None or server is None or fnmatch.fnmatchcase(server, self.server))
+            and (self.server is None or server is None or self._server_matches(server))
         )
 
     def specificity(self) -> tuple[int, int, int, int, int]:

@@ -22,7 +22,12 @@ import pytest
 from pytest_mlxstack.catalog import Catalog, CatalogError, load_catalog
 from pytest_mlxstack.matrix.verdicts import Route
 from pytest_mlxstack.process.cache import ModelCache
-from pytest_mlxstack.run.endpoint import ENDPOINT_SUITES, endpoint_suite, endpoint_target
+from pytest_mlxstack.run.endpoint import (
+    ENDPOINT_SUITES,
+    endpoint_suite,
+    endpoint_target,
+    endpoint_targets,
+)
 from pytest_mlxstack.run.selection import (
     ALL,
     SelectionError,
@@ -50,7 +55,7 @@ from pytest_mlxstack.wiring.options import (
     read_setting,
     resolved,
 )
-from pytest_mlxstack.wiring.stack import configured_endpoint, reporting_pull
+from pytest_mlxstack.wiring.stack import configured_endpoint, configured_endpoints, reporting_pull
 
 FIXTURE_EXPECTATIONS = SUITE_DIR / "fixture_expectations.yaml"
 NOT_CONFIGURED = "run with --mlx-suites to run the built-in suites"
@@ -138,7 +143,12 @@ def pytest_configure(config: pytest.Config) -> None:
         catalog = _suite_catalog(config)
         requested = split_model_args(models.value or [])
         where = models_setting.label(models.source)
-        if endpoint is not None:
+        endpoints = configured_endpoints(config)
+        if endpoints:
+            suites = _endpoint_suites(suites, text)
+            pairs = [(named.endpoint, named.catalog_model) for named in endpoints]
+            targets = endpoint_targets(catalog, pairs, requested, where=where)
+        elif endpoint is not None:
             suites = _endpoint_suites(suites, text)
             targets = [endpoint_target(catalog, endpoint, requested, where=where)]
         else:
@@ -222,7 +232,11 @@ def pytest_mlxstack_provenance(config: pytest.Config) -> dict[str, str] | None:
     if run.shard is not None:
         found["shard"] = str(run.shard)
     endpoint = configured_endpoint(config)
-    if endpoint is not None:
+    several = [named.endpoint for named in configured_endpoints(config)]
+    if several:  # --mlx-endpoints: every row names its own server
+        found["server"] = ", ".join(each.server for each in several)
+        found["endpoint"] = ", ".join(each.base_url for each in several)
+    elif endpoint is not None:
         found["endpoint"] = endpoint.base_url
     elif run.kind in KINDS:
         found["server_version"] = KINDS[run.kind].version() or "not installed"
@@ -306,7 +320,7 @@ def mlx_suite_stack(
     pytest.importorskip("openai", reason="the built-in suites need the harness extra (openai)")
     endpoint = configured_endpoint(pytestconfig)
     if endpoint is not None:  # nothing to start, nothing to stop
-        external = endpoint_suite(mlx_suite_run.targets[0], endpoint)
+        external = endpoint_suite(mlx_suite_run.targets, endpoint)
         try:
             yield external
         finally:
