@@ -6,14 +6,17 @@ sentence naming the file, the entry and the field; a key is never written in the
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
@@ -207,3 +210,59 @@ def test_the_run_stops_with_that_sentence(
     )
     assert both.ret == pytest.ExitCode.USAGE_ERROR
     assert "--mlx-endpoint and --mlx-endpoints both name servers" in both.stderr.str()
+
+
+class _ModelList(BaseHTTPRequestHandler):
+    """Answers /v1/models with one model, as a server that is only listed (not probed)."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"object": "list", "data": [{"id": "tiny-chat"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def listed_servers() -> Iterator[list[int]]:
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _ModelList) for _ in range(2)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield [int(server.server_address[1]) for server in servers]
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def test_a_shard_splits_the_servers_of_the_file(
+    pytester: pytest.Pytester, listed_servers: list[int]
+) -> None:
+    """Collection only: the two servers are asked for their model list, nothing else."""
+    lines = "".join(
+        f"  - url: http://127.0.0.1:{port}\n    label: box{number}\n"
+        for number, port in enumerate(listed_servers, start=1)
+    )
+    pytester.path.joinpath("endpoints.yaml").write_text("endpoints:\n" + lines)
+    seen = []
+    for shard in ("1/2", "2/2"):
+        result = pytester.runpytest_subprocess(
+            "-p",
+            "no:cacheprovider",
+            "--mlx-endpoints=endpoints.yaml",
+            "--mlx-suites=smoke",
+            f"--mlx-shard={shard}",
+            "--co",
+            "-q",
+        )
+        assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+        ids = {
+            line.split("[", 1)[1].split("-direct-")[0] for line in result.outlines if "[" in line
+        }
+        seen.append(ids)
+    assert seen == [{"tiny-chat-bf16-box1"}, {"tiny-chat-bf16-box2"}]
