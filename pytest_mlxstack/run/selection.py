@@ -122,7 +122,8 @@ def parse_shard(text: str, *, where: str = "--mlx-shard") -> Shard:
     """``K/N`` with whole numbers ``1 <= K <= N``; anything else one sentence naming ``where``."""
     index_text, slash, total_text = text.strip().partition("/")
     fix = f"write K/N with whole numbers 1 <= K <= N, such as {SHARD_EXAMPLE}"
-    if not slash or not index_text.strip().isdigit() or not total_text.strip().isdigit():
+    numbers = (index_text.strip(), total_text.strip())
+    if not slash or not all(part.isascii() and part.isdigit() for part in numbers):
         raise SelectionError(f"{where}: {text!r} is not a shard K/N; {fix}")
     index, total = int(index_text), int(total_text)
     if total < 1:

@@ -57,6 +57,7 @@ def test_the_split_depends_on_the_labels_not_on_the_order_asked() -> None:
         ("1/0", "--mlx-shard: '1/0' splits into 0 shards; write K/N"),
         ("2", "--mlx-shard: '2' is not a shard K/N"),
         ("-1/2", "--mlx-shard: '-1/2' is not a shard K/N"),
+        ("1/²", "--mlx-shard: '1/²' is not a shard K/N"),
     ],
 )
 def test_a_bad_shard_is_one_sentence(text: str, message: str) -> None:
