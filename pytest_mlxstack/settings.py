@@ -256,6 +256,15 @@ SETTINGS: dict[str, Setting] = _declare(
         metavar="URL",
     ),
     Setting(
+        "mlx_endpoints",
+        "YAML file of several servers the plugin did not start (url, model, label, "
+        "api_key_env, catalog_model per entry): the smoke and harness suites run against "
+        "each, one row per server; openai_client talks to the first",
+        kind="path",
+        env="MLXSTACK_ENDPOINTS",
+        metavar="FILE",
+    ),
+    Setting(
         "mlx_api_key",
         "API key for --mlx-endpoint (better: the environment variable MLXSTACK_API_KEY, which "
         "no process listing shows)",
@@ -265,12 +274,14 @@ SETTINGS: dict[str, Setting] = _declare(
     Setting(
         "mlx_endpoint_model",
         "The model name to ask --mlx-endpoint for; default: the only model its /v1/models lists",
+        env="MLXSTACK_ENDPOINT_MODEL",
         metavar="NAME",
     ),
     Setting(
         "mlx_server_label",
         "Name of the --mlx-endpoint server in the matrix; default: detected from its answers "
         "(vllm-mlx, mlx-lm, llama.cpp, else unknown)",
+        env="MLXSTACK_SERVER_LABEL",
         metavar="NAME",
     ),
     Setting(
@@ -347,6 +358,14 @@ SETTINGS: dict[str, Setting] = _declare(
         "repeated; default: every entry",
         kind="list",
         metavar="IDS",
+    ),
+    Setting(
+        "mlx_shard",
+        "Run only shard K of N of the selected models (sorted by label, dealt round-robin: "
+        "the same split on every machine), e.g. 1/2; for a fleet of CI runners whose "
+        "matrices are merged afterwards",
+        env="MLXSTACK_SHARD",
+        metavar="K/N",
     ),
     Setting(
         "mlx_token_budget",

@@ -249,12 +249,34 @@ def _print_summary(
         )
         if show_key:
             lines.append(f"  master key value: {stack.master_key.reveal()}")
+        tier = next(iter(stack.tiers.values()))
+        lines.append('  for pytest (--mlx-endpoint; or: eval "$(mlxstack env)"):')
+        lines.append(f'    export MLXSTACK_API_KEY="$(cat {key_path})"')
+        lines.extend(_pytest_lines(stack.proxy_url, tier.tier, tier.model_label, tier.kind))
+    else:
+        tier = next(iter(stack.tiers.values()))
+        lines.append("  for pytest (--mlx-endpoint):")
+        lines.extend(_pytest_lines(tier.base_url, tier.served_name, tier.model_label, tier.kind))
     lines.append(f"  logs: mlxstack logs SERVICE --home {home}")
     if detached:
         lines.append(f"  stop with: mlxstack down --home {home}")
     else:
         lines.append("  Ctrl-C stops the stack")
     print("\n".join(lines), flush=True)
+
+
+def _pytest_lines(url: str, model: str, label: str, server: str) -> list[str]:
+    """The pytest command lines that reach ``model`` at ``url``: the user's own tests, and the
+    built-in suites (which need the catalog entry describing the model, when it is one).
+    Rows are labelled with the tiers' server kind, which LiteLLM's answers do not reveal."""
+    endpoint = (
+        f"pytest --mlx-endpoint={shlex.quote(url)} --mlx-endpoint-model={shlex.quote(model)} "
+        f"--mlx-server-label={shlex.quote(server)}"
+    )
+    lines = [f"    {endpoint}"]
+    if ":" in label:  # a catalog model: ID:QUANT
+        lines.append(f"    {endpoint} --mlx-suites=smoke,harness --mlx-models={shlex.quote(label)}")
+    return lines
 
 
 def _watch(stack: Stack, home: Path) -> int:
@@ -358,7 +380,9 @@ def _one_line(exc: Exception) -> str:
 
 def _env(args: argparse.Namespace) -> int:
     """``eval "$(mlxstack env)"``: the newest running stack as OPENAI_BASE_URL/OPENAI_API_KEY
-    (the key is printed: that is what this command is for; ``up`` never prints it)."""
+    for clients, and as MLXSTACK_ENDPOINT/MLXSTACK_API_KEY/MLXSTACK_ENDPOINT_MODEL for
+    ``pytest --mlx-endpoint`` (the key is printed: that is what this command is for; ``up``
+    never prints it)."""
     from pytest_mlxstack.stack.control import running_endpoints
 
     home = _home(args)
@@ -375,6 +399,16 @@ def _env(args: argparse.Namespace) -> int:
     print(f"# stack {chosen.stack}; models: {models}")
     print(f"export OPENAI_BASE_URL={shlex.quote(chosen.base_url)}")
     print(f"export OPENAI_API_KEY={shlex.quote(chosen.api_key)}")
+    print("# for pytest: the same server as --mlx-endpoint (pytest --mlx-suites=smoke,harness)")
+    print(f"export MLXSTACK_ENDPOINT={shlex.quote(chosen.base_url)}")
+    print(f"export MLXSTACK_API_KEY={shlex.quote(chosen.api_key)}")
+    if chosen.models:  # else the server lists its one model itself
+        print(f"export MLXSTACK_ENDPOINT_MODEL={shlex.quote(chosen.models[0])}")
+    if chosen.server:  # behind LiteLLM the server cannot be detected from its answers
+        print(f"export MLXSTACK_SERVER_LABEL={shlex.quote(chosen.server)}")
+    label = next(iter(chosen.model_labels), "")
+    if ":" in label:  # a catalog model: the suites need the entry that describes it
+        print(f"# built-in suites: pytest --mlx-suites=smoke,harness --mlx-models={label}")
     return 0
 
 

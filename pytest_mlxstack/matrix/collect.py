@@ -62,12 +62,18 @@ def cell_payload(
     revision: str | None = None,
     test_id: str | None = None,
     secrets: Iterable[str] = (),
+    server: str | None = None,
+    server_version: str | None = None,
 ) -> dict[str, Any]:
     """The JSON-able, redacted form of one recorded cell; ``secrets`` are exact values (a
-    stack's master key) redacted on top of every secret-shaped string."""
+    stack's master key) redacted on top of every secret-shaped string. ``server`` names the
+    row's server when it is not the run's (a stack tier of another kind, one of several
+    endpoints)."""
     payload = {
         "model": model,
         "quant": quant,
+        "server": server,
+        "server_version": server_version,
         "route": Route(route).value,
         "repo": repo,
         "revision": revision,
@@ -91,11 +97,15 @@ def row_payload(
     decode_tokens_per_s: float | None = None,
     prompt_tokens_per_s: float | None = None,
     process: str | None = None,
+    server: str | None = None,
+    server_version: str | None = None,
 ) -> dict[str, Any]:
     """The JSON-able form of facts about a row (not about one capability)."""
     payload = {
         "model": model,
         "quant": quant,
+        "server": server,
+        "server_version": server_version,
         "repo": repo,
         "revision": revision,
         "startup_s": startup_s,
@@ -133,6 +143,7 @@ def cell_from_payload(payload: Any) -> Cell:
 class _RowFacts:
     repos: set[str] = field(default_factory=set)
     revisions: set[str] = field(default_factory=set)
+    server_versions: set[str] = field(default_factory=set)
     startup_s: float | None = None
     memory_mb: float | None = None
     server_starts: int | None = None
@@ -152,12 +163,13 @@ class MatrixCollector:
         server_version: str | None = None,
     ) -> None:
         self.expectations = expectations or Expectations()
-        self.server = server  # one run, one server: every row of it names this one
+        self.server = server  # the run's server: rows whose payloads name none are its
         self.server_version = server_version
-        self._cells: dict[tuple[str, str], dict[tuple[str, str], list[Cell]]] = defaultdict(
+        # Keyed by (model, quant, server named by the payload, "" for the run's).
+        self._cells: dict[tuple[str, str, str], dict[tuple[str, str], list[Cell]]] = defaultdict(
             lambda: defaultdict(list)
         )
-        self._rows: dict[tuple[str, str], _RowFacts] = defaultdict(_RowFacts)
+        self._rows: dict[tuple[str, str, str], _RowFacts] = defaultdict(_RowFacts)
         self.warnings: list[str] = []
 
     @property
@@ -177,7 +189,7 @@ class MatrixCollector:
     def add_cell(self, payload: Any) -> None:
         """One cell payload (see ``cell_payload``); ``PayloadError`` if it is malformed."""
         cell = cell_from_payload(payload)
-        key = (payload["model"], payload["quant"])
+        key = self._row_key(payload)
         self._cells[key][cell.key].append(cell)
         self._add_source(self._rows[key], payload)
 
@@ -195,7 +207,7 @@ class MatrixCollector:
             prompt = _optional_float(payload.get("prompt_tokens_per_s"))
         except (AttributeError, TypeError, ValueError) as exc:
             raise PayloadError(f"a recorded row is malformed ({exc}): {payload!r:.200}") from None
-        facts = self._rows[(payload["model"], payload["quant"])]
+        facts = self._rows[self._row_key(payload)]
         self._add_source(facts, payload)
         facts.startup_s = _max(facts.startup_s, startup_s)
         facts.memory_mb = _max(facts.memory_mb, memory_mb)
@@ -205,20 +217,33 @@ class MatrixCollector:
         facts.decode_tokens_per_s = _max(facts.decode_tokens_per_s, decode)
         facts.prompt_tokens_per_s = _max(facts.prompt_tokens_per_s, prompt)
 
+    def _row_key(self, payload: dict[str, Any]) -> tuple[str, str, str]:
+        """(model, quant, the server the payload names, or "" for the run's own)."""
+        server = payload.get("server")
+        own = server if isinstance(server, str) and server != self.server else ""
+        return (payload["model"], payload["quant"], own)
+
     @staticmethod
     def _add_source(facts: _RowFacts, payload: dict[str, Any]) -> None:
         if payload.get("repo"):
             facts.repos.add(str(payload["repo"]))
         if payload.get("revision"):
             facts.revisions.add(str(payload["revision"]))
+        if payload.get("server") and payload.get("server_version"):
+            facts.server_versions.add(str(payload["server_version"]))
 
     def build(self, run: RunMetadata) -> Matrix:
         """One matrix for ``run``; rows appear for every model with a cell or row fact."""
         self.warnings = []
         rows = []
         for key in sorted(set(self._cells) | set(self._rows)):
-            model, quant = key
+            model, quant, own_server = key
             facts = self._rows.get(key, _RowFacts())
+            server = own_server or self.server
+            if own_server:
+                version = self._single(model, quant, "server version", facts.server_versions)
+            else:
+                version = self.server_version
             cells = []
             for cell_key, recorded in sorted(self._cells.get(key, {}).items()):
                 cell = self._pick(model, quant, cell_key, recorded)
@@ -229,6 +254,7 @@ class MatrixCollector:
                     route=cell.route,
                     verdict=cell.verdict,
                     attribution=cell.attribution,
+                    server=own_server or None,
                 )
                 cells.append(
                     cell.model_copy(update={"run_id": run.run_id, "expectation": expectation})
@@ -237,8 +263,8 @@ class MatrixCollector:
                 Row(
                     model=model,
                     quant=quant,
-                    server=self.server,
-                    server_version=self.server_version,
+                    server=server,
+                    server_version=version,
                     profile=run.profile,
                     repo=self._single(model, quant, "repo", facts.repos),
                     revision=self._single(model, quant, "revision", facts.revisions),

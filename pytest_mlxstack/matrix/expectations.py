@@ -75,6 +75,13 @@ class ExpectationRule:
     where: str = ""
     server: str | None = None
 
+    def _server_matches(self, server: str) -> bool:
+        """``mlx-lm`` also matches ``mlx-lm@host:port``, the name of one of several servers of
+        the same kind in an ``--mlx-endpoints`` run."""
+        pattern = self.server or "*"
+        kind = server.split("@", 1)[0]
+        return any(fnmatch.fnmatchcase(name, pattern) for name in {server, kind})
+
     def matches(
         self, *, model: str, quant: str, capability: str, route: Route, server: str | None = None
     ) -> bool:
@@ -83,7 +90,7 @@ class ExpectationRule:
             and fnmatch.fnmatchcase(capability, self.capability)
             and (self.route is None or self.route == route)
             and (self.quant is None or fnmatch.fnmatchcase(quant, self.quant))
-            and (self.server is None or server is None or fnmatch.fnmatchcase(server, self.server))
+            and (self.server is None or server is None or self._server_matches(server))
         )
 
     def specificity(self) -> tuple[int, int, int, int, int]:
@@ -115,13 +122,21 @@ class Expectations:
         return len(self.rules)
 
     def find(
-        self, *, model: str, quant: str, capability: str, route: Route | str
+        self,
+        *,
+        model: str,
+        quant: str,
+        capability: str,
+        route: Route | str,
+        server: str | None = None,
     ) -> ExpectationRule | None:
+        """``server``: the row's own server, when it is not the run's (several endpoints)."""
         route = Route(route)
+        server = server or self.server
         best: ExpectationRule | None = None
         for rule in self.rules:
             if not rule.matches(
-                model=model, quant=quant, capability=capability, route=route, server=self.server
+                model=model, quant=quant, capability=capability, route=route, server=server
             ):
                 continue
             if best is None or rule.specificity() > best.specificity():
@@ -137,10 +152,13 @@ class Expectations:
         route: Route | str,
         verdict: Verdict,
         attribution: Attribution | str | None = None,
+        server: str | None = None,
     ) -> Expectation | None:
         """How the actual ``verdict`` (and, for a failure, its ``attribution``) compares with
         what the file expects, if it says anything."""
-        rule = self.find(model=model, quant=quant, capability=capability, route=route)
+        rule = self.find(
+            model=model, quant=quant, capability=capability, route=route, server=server
+        )
         if rule is None:
             return None
         return Expectation(

@@ -31,7 +31,7 @@ class MatrixRecorder:
         properties: list[tuple[str, object]],
         expectations: Expectations,
         enforce: Callable[[Outcome], None],
-        defaults: Callable[[], tuple[str, str]] | None = None,
+        defaults: Callable[[], tuple[str, str, str | None]] | None = None,
     ) -> None:
         self._defaults = defaults
         self._test_id = test_id
@@ -55,16 +55,19 @@ class MatrixRecorder:
         repo: str | None = None,
         revision: str | None = None,
         secrets: Iterable[str] = (),
+        server: str | None = None,
     ) -> Cell:
         """Add one cell (``result.capability`` through ``route``) to the row (model, quant).
 
         Left out, ``model`` and ``quant`` are those of the stack's default tier and ``route``
         is ``proxied`` (what ``openai_client`` talks to); give ``route="direct"`` for a
         ``tier_client`` answer. ``secrets`` are exact values (a stack's master key, a token)
-        redacted from the cell on top of every secret-shaped string."""
+        redacted from the cell on top of every secret-shaped string. ``server`` names the
+        row's server when it is not the run's; left out with ``model``, it is the default
+        tier's server kind."""
         if not isinstance(result, ProbeResult):
             raise TypeError(f"mlx_matrix.record() takes a ProbeResult, got {type(result).__name__}")
-        model, quant = self._row(model, quant)
+        model, quant, server = self._row(model, quant, server)
         try:
             route = Route(route)
         except ValueError:
@@ -81,6 +84,7 @@ class MatrixRecorder:
             revision=revision,
             test_id=self._test_id,
             secrets=secrets,
+            server=server,
         )
         self._properties.append((CELL_PROPERTY, payload))
         cell = cell_from_payload(payload)
@@ -91,23 +95,28 @@ class MatrixRecorder:
             route=route,
             verdict=cell.verdict,
             attribution=cell.attribution,
+            server=server,
         )
         cell = cell.model_copy(update={"expectation": expectation})
         self._recorded.append((result, cell, f"({route.value}) for {model} [{quant}]"))
         return cell
 
-    def _row(self, model: str | None, quant: str | None) -> tuple[str, str]:
+    def _row(
+        self, model: str | None, quant: str | None, server: str | None
+    ) -> tuple[str, str, str | None]:
         if model is None or quant is None:
             if self._defaults is None:
                 raise ValueError(
                     "mlx_matrix.record(): model and quant are needed when there is no stack to "
                     "take them from; pass model= and quant="
                 )
-            default_model, default_quant = self._defaults()
+            default_model, default_quant, default_server = self._defaults()
+            if model is None and server is None:
+                server = default_server
             model = default_model if model is None else model
             quant = default_quant if quant is None else quant
         _require_text(model=model, quant=quant)
-        return model, quant
+        return model, quant, server
 
     def record_row(
         self,
@@ -122,10 +131,13 @@ class MatrixRecorder:
         ttft_s: float | None = None,
         decode_tokens_per_s: float | None = None,
         prompt_tokens_per_s: float | None = None,
+        server: str | None = None,
+        server_version: str | None = None,
     ) -> None:
-        """Facts about the row itself. ``server_starts`` is how often the run has started the
-        row's server so far (the suites read it from the server pool's ledger, which every
-        xdist worker shares); the matrix keeps the largest value any test reported.
+        """Facts about the row itself (``server``: when not the run's). ``server_starts`` is
+        how often the run has started the row's server so far (the suites read it from the
+        server pool's ledger, which every xdist worker shares); the matrix keeps the largest
+        value any test reported.
         ``ttft_s``, ``decode_tokens_per_s`` and ``prompt_tokens_per_s`` are the row's measured
         performance; the matrix keeps the best reported."""
         _require_text(model=model, quant=quant)
@@ -158,6 +170,8 @@ class MatrixRecorder:
             ttft_s=ttft_s,
             decode_tokens_per_s=decode_tokens_per_s,
             prompt_tokens_per_s=prompt_tokens_per_s,
+            server=server,
+            server_version=server_version,
         )
         self._properties.append((ROW_PROPERTY, payload))
 

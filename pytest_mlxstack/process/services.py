@@ -45,7 +45,7 @@ from pytest_mlxstack.process.proctree import (
     terminate_tree,
 )
 from pytest_mlxstack.process.registry import Owner, PidRegistry, ServiceRecord
-from pytest_mlxstack.text.redact import redact_text
+from pytest_mlxstack.text.redact import redact_text, registered_secrets
 from pytest_mlxstack.text.secrets import (
     RedactedEnv,
     secret_values,
@@ -568,7 +568,7 @@ _LIVE_MANAGERS: weakref.WeakSet[ServiceManager] = weakref.WeakSet()
 def known_secrets() -> set[str]:
     """Every secret the live managers of this process redact, and those of this process's own
     environment (``HF_TOKEN`` and the like)."""
-    found = set(secret_values(os.environ))
+    found = set(secret_values(os.environ)) | registered_secrets()
     for manager in list(_LIVE_MANAGERS):
         found |= manager.secrets
     return found

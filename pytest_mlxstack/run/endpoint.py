@@ -1,9 +1,11 @@
-"""The built-in suites against a server somebody else runs (``--mlx-endpoint``).
+"""The built-in suites against servers somebody else runs (``--mlx-endpoint``, or several
+from ``--mlx-endpoints FILE``).
 
 The smoke and harness suites ask their questions straight to that server (both routes are the
 same server: there is no proxy of ours in front of it); the capabilities a test expects come
 from the catalog entry that describes the model. Nothing is started, so there is nothing to
-stop: ``close`` only closes the client.
+stop: ``close`` only closes the clients. With several endpoints each is a target of its own
+(``EndpointTarget``) whose rows name its server.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pytest_mlxstack.stack.endpoint import Endpoint
 
 if TYPE_CHECKING:
     from openai import OpenAI
+
+    from pytest_mlxstack.probes.performance import Performance
 
 ENDPOINT_SUITES = ("smoke", "harness")
 
@@ -47,23 +51,76 @@ def endpoint_target(
     return SuiteTarget(entry, quant, endpoint.model)
 
 
+@dataclass(frozen=True)
+class EndpointTarget(SuiteTarget):
+    """A target served by one of several endpoints: its label and its rows name the server."""
+
+    endpoint: Endpoint | None = field(default=None, repr=False)
+
+    @property
+    def server(self) -> str:
+        return self.endpoint.server if self.endpoint is not None else ""
+
+    @property
+    def label(self) -> str:
+        """``tiny-chat-bf16-mlx-lm@127.0.0.1:8081``: one model on two servers, two ids."""
+        return f"{self.entry.id}-{self.quant}-{self.server}"
+
+
+def endpoint_targets(
+    catalog: Catalog,
+    endpoints: list[tuple[Endpoint, str | None]],
+    requested: list[str],
+    *,
+    where: str = "--mlx-models",
+) -> list[SuiteTarget]:
+    """One target per endpoint (with the catalog entry it names, else ``--mlx-models``, else
+    the entry named like its model)."""
+    targets: list[SuiteTarget] = []
+    for endpoint, catalog_model in endpoints:
+        wanted = [catalog_model] if catalog_model else requested
+        one = endpoint_target(catalog, endpoint, wanted, where=where)
+        targets.append(EndpointTarget(one.entry, one.quant, one.tier, endpoint))
+    return targets
+
+
 @dataclass
 class EndpointSuite(SuiteStack):
     """A ``SuiteStack`` whose one target is served by ``endpoint`` (never started here)."""
 
     endpoint: Endpoint | None = field(default=None, repr=False)
 
-    def _client(self) -> OpenAI:
+    def _client(self, target: SuiteTarget | None = None) -> OpenAI:
+        endpoint = self._endpoint_of(target)
+        name = f"endpoint:{endpoint.base_url}"
+        if name not in self._clients:
+            self._clients[name] = endpoint.client()
+        return self._clients[name]
+
+    def _endpoint_of(self, target: SuiteTarget | None) -> Endpoint:
+        if isinstance(target, EndpointTarget) and target.endpoint is not None:
+            return target.endpoint
         assert self.endpoint is not None
-        if "endpoint" not in self._clients:
-            self._clients["endpoint"] = self.endpoint.client()
-        return self._clients["endpoint"]
+        return self.endpoint
 
     def direct_client(self, target: SuiteTarget) -> OpenAI:
-        return self._client()
+        return self._client(target)
 
     def proxy_client(self) -> OpenAI:
         return self._client()
+
+    def proxy_client_for(self, target: SuiteTarget) -> OpenAI:
+        """The "proxied" route of ``target``: its own server, as there is no proxy."""
+        return self._client(target)
+
+    def performance(self, target: SuiteTarget) -> Performance:
+        """Measured once per server (two endpoints may serve the same model name)."""
+        from pytest_mlxstack.probes.performance import measure_performance
+
+        name = f"{self._endpoint_of(target).base_url} {target.tier}"
+        if name not in self.measured:
+            self.measured[name] = measure_performance(self._client(target), target.tier)
+        return self.measured[name]
 
     def served_name(self, target: SuiteTarget) -> str:
         return target.tier
@@ -74,7 +131,8 @@ class EndpointSuite(SuiteStack):
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return self.endpoint.secrets if self.endpoint is not None else ()
+        found = [self._endpoint_of(target).secrets for target in self.targets]
+        return tuple(secret for secrets in found for secret in secrets)
 
     def server_starts(self, target: SuiteTarget) -> int:
         return 0
@@ -89,5 +147,7 @@ class EndpointSuite(SuiteStack):
         self._clients.clear()
 
 
-def endpoint_suite(target: SuiteTarget, endpoint: Endpoint) -> EndpointSuite:
-    return EndpointSuite(running=None, pool=None, targets=[target], endpoint=endpoint)
+def endpoint_suite(targets: list[SuiteTarget], endpoint: Endpoint) -> EndpointSuite:
+    """The suite over ``targets``: each ``EndpointTarget`` asks its own server, any other
+    target ``endpoint``."""
+    return EndpointSuite(running=None, pool=None, targets=list(targets), endpoint=endpoint)

@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING
 from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
 from pytest_mlxstack.probes import attribute_proxy, blame_tier_down, run_probe
+from pytest_mlxstack.run.endpoint import EndpointSuite, EndpointTarget
 from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.run.session import SuiteStack
 
 if TYPE_CHECKING:
+    from openai import OpenAI
+
     from pytest_mlxstack.run.burst import ProbeBurst
 
 
@@ -41,13 +44,23 @@ def probe_target(
     direct = suite.direct_client(target)
     if route is Route.DIRECT:
         return run_probe(capability, direct, suite.served_name(target), capabilities=declared)
-    proxied = run_probe(capability, suite.proxy_client(), target.tier, capabilities=declared)
+    proxied = run_probe(
+        capability, proxy_client_of(suite, target), target.tier, capabilities=declared
+    )
     if proxied.verdict is not Verdict.FAIL:
         return proxied
     alone = direct_failure
     if alone is None or alone.verdict is not Verdict.FAIL:
         alone = run_probe(capability, direct, suite.served_name(target), capabilities=declared)
     return attribute_proxy(alone, proxied)
+
+
+def proxy_client_of(suite: SuiteStack, target: SuiteTarget) -> OpenAI:
+    """The client of ``target``'s "proxied" route: LiteLLM, or (several endpoints) the
+    target's own server."""
+    if isinstance(suite, EndpointSuite):
+        return suite.proxy_client_for(target)
+    return suite.proxy_client()
 
 
 def record(
@@ -64,6 +77,7 @@ def record(
     run none of its tests. Start counts come from the pool's ledger, the same in every process.
     """
     facts = suite.row_facts(target)
+    server = target.server if isinstance(target, EndpointTarget) else None
     matrix.record(
         result,
         model=target.entry.id,
@@ -72,8 +86,9 @@ def record(
         repo=facts["repo"],
         revision=facts["revision"],
         secrets=suite.secrets,
+        server=server,
     )
-    matrix.record_row(model=target.entry.id, quant=target.quant, **facts)
+    matrix.record_row(model=target.entry.id, quant=target.quant, server=server, **facts)
     for other in suite.targets:
         if other != target and other.tier in suite.started_here:
             matrix.record_row(

@@ -2,6 +2,11 @@
 
 Plain functions without pytest so that the main job and other harnesses select the same way;
 every mistake is a ``SelectionError`` sentence naming the option, the value and the fix.
+
+A fleet splits one selection over several machines with ``--mlx-shard K/N``: the targets are
+sorted by label (``tiny-chat-bf16``) and dealt round-robin, the i-th (from 0) to shard
+``i % N + 1``. The split depends only on the labels, so every machine computes the same one,
+and the shards are as even as they can be (sizes differ by at most one).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pytest_mlxstack.errors import MlxStackError
 from pytest_mlxstack.stack.spec import TIER_NAME_LIMIT, tier_slug
 
 SUITES = ("smoke", "integration", "harness")
+SHARD_EXAMPLE = "1/2"
 ALL = "all"
 
 
@@ -99,3 +105,48 @@ def _with_tier_names(picked: list[tuple[CatalogEntry, str]]) -> list[SuiteTarget
         used.add(name)
         targets.append(SuiteTarget(entry, quant, name))
     return targets
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` (from 1) of ``total``: the part of a selection one machine runs."""
+
+    index: int
+    total: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.total}"
+
+
+def parse_shard(text: str, *, where: str = "--mlx-shard") -> Shard:
+    """``K/N`` with whole numbers ``1 <= K <= N``; anything else one sentence naming ``where``."""
+    index_text, slash, total_text = text.strip().partition("/")
+    fix = f"write K/N with whole numbers 1 <= K <= N, such as {SHARD_EXAMPLE}"
+    numbers = (index_text.strip(), total_text.strip())
+    if not slash or not all(part.isascii() and part.isdigit() for part in numbers):
+        raise SelectionError(f"{where}: {text!r} is not a shard K/N; {fix}")
+    index, total = int(index_text), int(total_text)
+    if total < 1:
+        raise SelectionError(f"{where}: {text!r} splits into {total} shards; {fix}")
+    if not 1 <= index <= total:
+        raise SelectionError(f"{where}: {text!r} names shard {index} of {total}; {fix}")
+    return Shard(index, total)
+
+
+def shard_targets(
+    targets: list[SuiteTarget], shard: Shard, *, where: str = "--mlx-shard"
+) -> list[SuiteTarget]:
+    """The targets of ``shard`` (sorted by label, dealt round-robin), in their original order.
+
+    An empty shard is a ``SelectionError``: a job that ran nothing must not go green."""
+    order = sorted(targets, key=lambda target: (target.label, target.tier))
+    mine = {id(target) for i, target in enumerate(order) if i % shard.total == shard.index - 1}
+    picked = [target for target in targets if id(target) in mine]
+    if not picked:
+        count = len(targets)
+        raise SelectionError(
+            f"{where}: shard {shard} has no model: the selection holds {count} "
+            f"target{'' if count == 1 else 's'} for {shard.total} shards; use at most "
+            f"{max(count, 1)} shards or select more models"
+        )
+    return picked

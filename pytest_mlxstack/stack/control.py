@@ -210,6 +210,8 @@ class Endpoint:
     base_url: str
     api_key: str = field(repr=False)  # never in a traceback's locals
     models: list[str] = field(default_factory=list)
+    server: str = ""  # the kind of the stack's tiers when they share one (vllm-mlx, mlx-lm)
+    model_labels: list[str] = field(default_factory=list)  # tiny-chat:bf16, per tier
 
 
 def running_endpoints(home: Path) -> list[Endpoint]:
@@ -221,14 +223,24 @@ def running_endpoints(home: Path) -> list[Endpoint]:
     for record in sorted(live, key=lambda r: r.started_at or 0.0, reverse=True):
         stack = record.labels.get("stack", "")
         base_url = f"http://{LOOPBACK}:{record.port}/v1"
+        tiers = [
+            r
+            for r in live
+            if r.labels.get("stack") == stack and r.labels.get(KIND_LABEL) != LITELLM_KIND
+        ]
+        kinds = {r.labels.get(KIND_LABEL, "") for r in tiers}
+        server = kinds.pop() if len(kinds) == 1 else ""
         if record.labels.get(KIND_LABEL) == LITELLM_KIND:
             keys = known_secrets(home, [stack])
             if keys:
                 models = record.labels.get("model", "").split(", ")
-                found.append(Endpoint(stack, base_url, keys[0], models))
+                labels = [r.labels.get("model", "") for r in tiers]
+                found.append(Endpoint(stack, base_url, keys[0], models, server, labels))
         elif not any(
             r.labels.get("stack") == stack and r.labels.get(KIND_LABEL) == LITELLM_KIND
             for r in live
         ):
-            found.append(Endpoint(stack, base_url, "none", []))  # ask its /v1/models
+            own = [record.labels.get("model", "")]
+            kind = record.labels.get(KIND_LABEL, "")
+            found.append(Endpoint(stack, base_url, "none", [], kind, own))  # asks /v1/models
     return found

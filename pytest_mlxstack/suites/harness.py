@@ -16,7 +16,7 @@ from pytest_mlxstack.matrix.recorder import MatrixRecorder
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route
 from pytest_mlxstack.probes import capability_names, probe_model_listing
 from pytest_mlxstack.run.burst import ProbeBurst
-from pytest_mlxstack.run.recording import probe_record_check
+from pytest_mlxstack.run.recording import probe_record_check, proxy_client_of
 from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.run.session import SuiteStack
 from pytest_mlxstack.wiring.suites import parametrize_targets
@@ -49,7 +49,7 @@ def test_model_listing(
     mlx_probe_burst: ProbeBurst,
 ) -> None:
     def probe() -> ProbeResult:
-        client = mlx_suite_stack.proxy_client()
+        client = proxy_client_of(mlx_suite_stack, mlx_suite_target)
         return probe_model_listing(client, mlx_suite_target.tier, route=ROUTE)
 
     probe_record_check(

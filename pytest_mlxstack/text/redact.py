@@ -8,6 +8,7 @@ key never reaches a report, a JSON file or the HTML.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -62,14 +63,44 @@ _SECRET_KEYS = re.compile(
     r"(?i)^(authorization|proxy-authorization|x-api-key|" + _SECRET_NAME + r")$"
 )
 _MIN_SECRET = 4  # shorter "secrets" would redact ordinary words
+# Values this process was given as secrets (an --mlx-api-key): redacted wherever text is.
+_REGISTERED: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Redact ``value`` from now on in every ``redact_values``/``redact_text``/``sanitize``
+    of this process: logs, report sections, matrix cells, provenance, the HTML. A key the
+    user typed has no recognisable shape, so the patterns alone would miss it."""
+    if len(value) >= _MIN_SECRET:
+        _REGISTERED.add(value)
+
+
+def registered_secrets() -> frozenset[str]:
+    return frozenset(_REGISTERED)
 
 
 def redact_values(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every exact ``secrets`` value replaced by ``[REDACTED]`` (longest first,
-    so a secret containing another is not half shown)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+    """``text`` with every exact ``secrets`` value (and every registered one) replaced by
+    ``[REDACTED]``, longest first, so a secret containing another is not half shown; so is
+    the part of one that a shortened repr keeps beside its ``...``."""
+    values = tuple(sorted({s for s in secrets if s} | _REGISTERED, key=len, reverse=True))
+    for secret in values:
         text = text.replace(secret, REDACTED)
+    if "..." in text and values:
+        text = _cut_pieces(values).sub(REDACTED, text)
     return text
+
+
+@functools.lru_cache(maxsize=32)
+def _cut_pieces(secrets: tuple[str, ...]) -> re.Pattern[str]:
+    """``...<end of a secret>`` and ``<start of a secret>...``: what pytest's shortened
+    assertion reprs (``'Hello! You s...4WvLmN to me.'``) keep of a value."""
+    pieces: list[str] = []
+    for secret in secrets:
+        for size in range(len(secret) - 1, _MIN_SECRET - 1, -1):
+            pieces.append(r"(?<=\.\.\.)" + re.escape(secret[-size:]))
+            pieces.append(re.escape(secret[:size]) + r"(?=\.\.\.)")
+    return re.compile("|".join(pieces) or r"(?!)")
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:

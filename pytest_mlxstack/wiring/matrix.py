@@ -54,6 +54,7 @@ class MatrixSession:
     baseline_path: Path | None = None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    server_chosen: bool = False  # the suites named the run's server (a stack only guesses)
 
 
 MATRIX_SESSION = pytest.StashKey[MatrixSession]()
@@ -84,10 +85,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(MatrixWriter(config, state), "mlxstack-matrix-writer")
 
 
-def set_run_server(config: pytest.Config, kind: str, version: str | None = None) -> None:
+def set_run_server(
+    config: pytest.Config, kind: str, version: str | None = None, *, fallback: bool = False
+) -> None:
     """Rows of this run are served by ``kind``: they name it (and its version), and
-    expectations naming another server skip them."""
-    state = config.stash[MATRIX_SESSION]
+    expectations naming another server skip them. A ``fallback`` (the kind of the user's
+    ``mlx_stack``) never replaces what the built-in suites chose."""
+    state = config.stash.get(MATRIX_SESSION, None)
+    if state is None or (fallback and state.server_chosen):
+        return
+    state.server_chosen = state.server_chosen or not fallback
     state.expectations.server = kind
     state.collector.server, state.collector.server_version = kind, version
 
@@ -125,12 +132,14 @@ def mlx_matrix(request: pytest.FixtureRequest) -> MatrixRecorder:
         raise TypeError("mlx_matrix is a function-scoped fixture")
     expectations = request.config.stash[MATRIX_SESSION].expectations
 
-    def stack_defaults() -> tuple[str, str]:
-        """The row of the stack's default tier, for cells recorded without ``model=``."""
+    def stack_defaults() -> tuple[str, str, str | None]:
+        """The row of the stack's default tier, for cells recorded without ``model=``: its
+        model, quantization and server kind."""
         stack = request.getfixturevalue("mlx_stack")
-        label = next(iter(stack.tiers.values())).model_label
+        tier = next(iter(stack.tiers.values()))
+        label, kind = tier.model_label, tier.kind
         model, colon, quant = label.partition(":")
-        return (model, quant) if colon else (Path(label).name, "local")
+        return (model, quant, kind) if colon else (Path(label).name, "local", kind)
 
     return MatrixRecorder(
         item.nodeid, item.user_properties, expectations, enforce, defaults=stack_defaults

@@ -11,7 +11,7 @@ import functools
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +24,9 @@ from pytest_mlxstack.process.services import ServiceManager
 from pytest_mlxstack.stack.clients import proxy_client
 from pytest_mlxstack.stack.clients import tier_client as direct_tier_client
 from pytest_mlxstack.stack.endpoint import Endpoint, open_endpoint
+from pytest_mlxstack.stack.endpoint_file import NamedEndpoint, load_endpoints_file, open_endpoints
 from pytest_mlxstack.stack.errors import StackError
-from pytest_mlxstack.stack.kinds import LLAMA_CPP
+from pytest_mlxstack.stack.kinds import KINDS, LLAMA_CPP
 from pytest_mlxstack.stack.pool import ServerPool, read_start_counts
 from pytest_mlxstack.stack.requirements import mlx_backend_problem
 from pytest_mlxstack.stack.runtime import Stack, start_stack
@@ -36,8 +37,10 @@ from pytest_mlxstack.stack.spec import (
     load_stack_file,
     stack_spec_from_mapping,
 )
+from pytest_mlxstack.text.redact import register_secret
 from pytest_mlxstack.wiring import skips
 from pytest_mlxstack.wiring.core import new_service_manager, report_progress, settings
+from pytest_mlxstack.wiring.matrix import set_run_server
 from pytest_mlxstack.wiring.options import add_settings, hand_over, read_setting, run_dir
 
 if TYPE_CHECKING:
@@ -54,6 +57,8 @@ class _StackState:
     is_worker: bool
     pool_dir: Path | None = None  # a worker gets its controller's; else made on first use
     endpoint: Endpoint | None = None  # --mlx-endpoint: a server of somebody else's
+    # --mlx-endpoints FILE: several, with the catalog entry each names (endpoint: the first)
+    endpoints: list[NamedEndpoint] = field(default_factory=list)
 
 
 _STATE = pytest.StashKey[_StackState]()
@@ -64,6 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser,
         "mlx_stack",
         "mlx_endpoint",
+        "mlx_endpoints",
         "mlx_api_key",
         "mlx_endpoint_model",
         "mlx_server_label",
@@ -76,10 +82,26 @@ def pytest_configure(config: pytest.Config) -> None:
     LLAMA_CPP.binary_setting = read_setting(config, "mlx_llama_server")
     state = _StackState(spec=_configured_spec(config), is_worker=False)
     state.endpoint = _configured_endpoint(config)
+    state.endpoints = _configured_endpoints(config)
+    if state.endpoints:
+        state.endpoint = state.endpoints[0].endpoint
+    _name_the_run_server(config, state)
     pool_dir = run_dir(config, POOL_DIR_KEY)
     if pool_dir is not None:
         state.pool_dir, state.is_worker = pool_dir, True
     config.stash[_STATE] = state
+
+
+def _name_the_run_server(config: pytest.Config, state: _StackState) -> None:
+    """Rows a user's own tests record are served by the endpoint, or by the stack file's kind
+    when its tiers share one (vllm-mlx by default); the built-in suites may say otherwise."""
+    if state.endpoint is not None:
+        set_run_server(config, state.endpoint.server, fallback=True)
+        return
+    kinds = {tier.kind for tier in state.spec.tiers}
+    if len(kinds) == 1:
+        (kind,) = kinds
+        set_run_server(config, kind, KINDS[kind].version(), fallback=True)
 
 
 def _pool_dir(config: pytest.Config) -> Path:
@@ -112,16 +134,42 @@ def configured_endpoint(config: pytest.Config) -> Endpoint | None:
     return state.endpoint if state is not None else None
 
 
+def configured_endpoints(config: pytest.Config) -> list[NamedEndpoint]:
+    """The ``--mlx-endpoints`` servers of this run (empty without the file)."""
+    state = config.stash.get(_STATE, None)
+    return list(state.endpoints) if state is not None else []
+
+
+def _configured_endpoints(config: pytest.Config) -> list[NamedEndpoint]:
+    """Read and asked once, at start: a bad file, entry or server stops the run with one
+    sentence naming the file, the entry and the field."""
+    path: Path | None = read_setting(config, "mlx_endpoints")
+    if path is None:
+        return []
+    try:
+        return open_endpoints(load_endpoints_file(path))
+    except StackError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def _configured_endpoint(config: pytest.Config) -> Endpoint | None:
     """Asked once, at start: a wrong URL, key or model stops the run with one sentence."""
     url: str | None = read_setting(config, "mlx_endpoint")
+    if url and read_setting(config, "mlx_endpoints") is not None:
+        raise pytest.UsageError(
+            "--mlx-endpoint and --mlx-endpoints both name servers; give one of them (list the "
+            "single server in the file too)"
+        )
+    key: str | None = read_setting(config, "mlx_api_key") or None
+    if key:  # redacted from logs, reports, junit XML and matrices from here on
+        register_secret(key)
     if not url:
         return None
     try:
         return open_endpoint(
             url,
             model=read_setting(config, "mlx_endpoint_model") or None,
-            api_key=read_setting(config, "mlx_api_key") or None,
+            api_key=key,
             label=read_setting(config, "mlx_server_label") or None,
         )
     except StackError as exc:

@@ -23,13 +23,21 @@ from pytest_mlxstack.catalog import Catalog, CatalogError, load_catalog
 from pytest_mlxstack.matrix.verdicts import Route
 from pytest_mlxstack.process.cache import ModelCache
 from pytest_mlxstack.run.burst import PlannedProbe, ProbeBurst
-from pytest_mlxstack.run.endpoint import ENDPOINT_SUITES, endpoint_suite, endpoint_target
+from pytest_mlxstack.run.endpoint import (
+    ENDPOINT_SUITES,
+    endpoint_suite,
+    endpoint_target,
+    endpoint_targets,
+)
 from pytest_mlxstack.run.selection import (
     ALL,
     SelectionError,
+    Shard,
     SuiteTarget,
+    parse_shard,
     parse_suites,
     select_targets,
+    shard_targets,
     split_model_args,
 )
 from pytest_mlxstack.run.session import SuiteStack, start_suite_stack
@@ -48,7 +56,7 @@ from pytest_mlxstack.wiring.options import (
     read_setting,
     resolved,
 )
-from pytest_mlxstack.wiring.stack import configured_endpoint, reporting_pull
+from pytest_mlxstack.wiring.stack import configured_endpoint, configured_endpoints, reporting_pull
 
 FIXTURE_EXPECTATIONS = SUITE_DIR / "fixture_expectations.yaml"
 NOT_CONFIGURED = "run with --mlx-suites to run the built-in suites"
@@ -63,6 +71,7 @@ class SuiteRun:
     catalog: Catalog
     targets: list[SuiteTarget]
     kind: str = DEFAULT_KIND  # the server program every target is served by
+    shard: Shard | None = None  # --mlx-shard: this run is one part of a fleet
 
 
 SUITE_RUN = pytest.StashKey[SuiteRun]()
@@ -75,6 +84,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "mlx_suites",
         "mlx_suite_catalog",
         "mlx_models",
+        "mlx_shard",
         "mlx_token_budget",
         "mlx_server_kind",
         "mlx_probe_concurrency",
@@ -121,11 +131,12 @@ def pytest_configure(config: pytest.Config) -> None:
     text = chosen.value or (ALL if given_bare(config, "mlx_suites") else None)
     models = resolved(config, "mlx_models")
     if not text:
-        if models.source == "option":
-            raise pytest.UsageError(
-                "--mlx-models selects models for the built-in suites; add --mlx-suites "
-                "(or set mlx_suites in the ini file)"
-            )
+        for name in ("mlx_models", "mlx_shard"):
+            if resolved(config, name).source == "option":
+                raise pytest.UsageError(
+                    f"{SETTINGS[name].option} selects models for the built-in suites; add "
+                    "--mlx-suites (or set mlx_suites in the ini file)"
+                )
         return
     _set_token_budget(config)
     suites_setting, models_setting = SETTINGS["mlx_suites"], SETTINGS["mlx_models"]
@@ -135,15 +146,23 @@ def pytest_configure(config: pytest.Config) -> None:
         catalog = _suite_catalog(config)
         requested = split_model_args(models.value or [])
         where = models_setting.label(models.source)
-        if endpoint is not None:
+        endpoints = configured_endpoints(config)
+        if endpoints:
+            suites = _endpoint_suites(suites, text)
+            pairs = [(named.endpoint, named.catalog_model) for named in endpoints]
+            targets = endpoint_targets(catalog, pairs, requested, where=where)
+        elif endpoint is not None:
             suites = _endpoint_suites(suites, text)
             targets = [endpoint_target(catalog, endpoint, requested, where=where)]
         else:
             targets = select_targets(catalog, requested, where=where)
+        shard = _shard(config)
+        if shard is not None:
+            targets = shard_targets(targets, shard, where=_shard_where(config))
     except (SelectionError, CatalogError) as exc:
         raise pytest.UsageError(str(exc)) from None
     kind = endpoint.server if endpoint is not None else _server_kind(config)
-    config.stash[SUITE_RUN] = SuiteRun(suites, catalog, targets, kind)
+    config.stash[SUITE_RUN] = SuiteRun(suites, catalog, targets, kind, shard)
     if read_setting(config, "mlx_suite_catalog") is None:
         adopt_expectations(
             config, FIXTURE_EXPECTATIONS, "the shipped fixture catalog's negative controls"
@@ -213,12 +232,28 @@ def pytest_mlxstack_provenance(config: pytest.Config) -> dict[str, str] | None:
     if run is None:
         return None
     found = {"server": run.kind}
+    if run.shard is not None:
+        found["shard"] = str(run.shard)
     endpoint = configured_endpoint(config)
-    if endpoint is not None:
+    several = [named.endpoint for named in configured_endpoints(config)]
+    if several:  # --mlx-endpoints: every row names its own server
+        found["server"] = ", ".join(each.server for each in several)
+        found["endpoint"] = ", ".join(each.base_url for each in several)
+    elif endpoint is not None:
         found["endpoint"] = endpoint.base_url
     elif run.kind in KINDS:
         found["server_version"] = KINDS[run.kind].version() or "not installed"
     return found
+
+
+def _shard(config: pytest.Config) -> Shard | None:
+    """``--mlx-shard K/N`` (ini ``mlx_shard``, ``MLXSTACK_SHARD``), checked; None: all."""
+    text: str | None = read_setting(config, "mlx_shard")
+    return parse_shard(text, where=_shard_where(config)) if text else None
+
+
+def _shard_where(config: pytest.Config) -> str:
+    return SETTINGS["mlx_shard"].label(resolved(config, "mlx_shard").source)
 
 
 def _server_kind(config: pytest.Config) -> str:
@@ -321,7 +356,7 @@ def mlx_suite_stack(
     pytest.importorskip("openai", reason="the built-in suites need the harness extra (openai)")
     endpoint = configured_endpoint(pytestconfig)
     if endpoint is not None:  # nothing to start, nothing to stop
-        external = endpoint_suite(mlx_suite_run.targets[0], endpoint)
+        external = endpoint_suite(mlx_suite_run.targets, endpoint)
         try:
             yield external
         finally:

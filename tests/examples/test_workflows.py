@@ -51,25 +51,50 @@ class Command:
         )
 
 
+MATRIX_VALUE = re.compile(r"\$\{\{\s*matrix\.([A-Za-z0-9_-]+)\s*\}\}")
+
+
+def matrix_combinations(job: dict[str, Any]) -> list[dict[str, str]]:
+    """Every combination of a job's ``strategy.matrix`` lists (one empty one without)."""
+    axes = {
+        key: [str(value) for value in values]
+        for key, values in ((job.get("strategy") or {}).get("matrix") or {}).items()
+        if isinstance(values, list)
+    }
+    combinations: list[dict[str, str]] = [{}]
+    for key, values in axes.items():
+        combinations = [{**combo, key: value} for combo in combinations for value in values]
+    return combinations
+
+
+def with_matrix(text: str, combination: dict[str, str]) -> str:
+    """``text`` with ``${{ matrix.KEY }}`` replaced as GitHub does for that job."""
+    return MATRIX_VALUE.sub(lambda found: combination[found.group(1)], text)
+
+
 def commands_in(workflow: Path) -> list[Command]:
     """Every pytest/mlxstack command line of the workflow, with its job's env (folded YAML
     scalars are already one line; backslash continuations are joined); a job's
-    ``PYTEST_ADDOPTS`` counts as one more pytest command."""
+    ``PYTEST_ADDOPTS`` counts as one more pytest command. A job with a ``strategy.matrix``
+    gives its commands once per combination, ``${{ matrix.KEY }}`` filled in."""
     document = yaml.safe_load(workflow.read_text(encoding="utf-8"))
     found = []
     for job_name, job in document["jobs"].items():
-        env = {key: str(value) for key, value in (job.get("env") or {}).items()}
-        if addopts := env.get("PYTEST_ADDOPTS"):
-            found.append(Command(workflow, job_name, "pytest", tuple(shlex.split(addopts)), env))
-        for step in job.get("steps", []):
-            script = step.get("run", "").replace("\\\n", " ")
-            for line in script.splitlines():
-                line = line.strip()
-                for tool, pattern in (("pytest", PYTEST_CALL), ("mlxstack", MLXSTACK_CALL)):
-                    if match := pattern.match(line):
-                        rest = line[match.end() :].split("|")[0].split("&&")[0].split(">>")[0]
-                        argv = tuple(shlex.split(rest, comments=True))
-                        found.append(Command(workflow, job_name, tool, argv, env))
+        for combination in matrix_combinations(job):
+            raw_env = (job.get("env") or {}).items()
+            env = {key: with_matrix(str(value), combination) for key, value in raw_env}
+            if addopts := env.get("PYTEST_ADDOPTS"):
+                argv = tuple(shlex.split(addopts))
+                found.append(Command(workflow, job_name, "pytest", argv, env))
+            for step in job.get("steps", []):
+                script = with_matrix(step.get("run", "").replace("\\\n", " "), combination)
+                for line in script.splitlines():
+                    line = line.strip()
+                    for tool, pattern in (("pytest", PYTEST_CALL), ("mlxstack", MLXSTACK_CALL)):
+                        if match := pattern.match(line):
+                            rest = line[match.end() :].split("|")[0].split("&&")[0]
+                            argv = tuple(shlex.split(rest.split(">>")[0], comments=True))
+                            found.append(Command(workflow, job_name, tool, argv, env))
     return found
 
 
