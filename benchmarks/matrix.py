@@ -1,7 +1,8 @@
 """Time to matrix: the main job (all four tiers on the fixture catalog, real stack) from start
 to a written matrix, and how often each vllm-mlx was started.
 
-    .venv/bin/python benchmarks/matrix.py [--catalog PATH] [--runs N] [-- PYTEST_ARGS...]
+    .venv/bin/python benchmarks/matrix.py [--catalog PATH] [--runs N] [--kinds K,...]
+                                          [-- PYTEST_ARGS...]
 
 Runs ``python -m pytest_mlxstack.mainjob`` (the same pytest invocation as ``make matrix``)
 into a temporary matrix directory with its own MLXSTACK_HOME, and prints the wall time and its
@@ -11,7 +12,9 @@ them (startup, memory, time to first token, decode and prompt tokens per second;
 and per row its cells and the completion tokens the probes requested (their budgets, as the
 evidence records them) and used, with their ratio and what they cost at the row's decode speed
 (on a Mac a matrix costs roughly the tokens it requests over the model's speed).
-Pass ``--durations=N`` after ``--`` to see which tests take the time.
+The target is for one server kind: ``--kinds`` defaults to vllm-mlx (``make matrix`` runs every
+installed kind one after the other, so its time is the sum). Pass ``--durations=N`` after
+``--`` to see which tests take the time.
 Exit status 1 when the median misses the target, a model was not started exactly once (in
 the main job's start table or a matrix row), or a main job failed or wrote no matrix.
 """
@@ -36,10 +39,13 @@ START_LINE = re.compile(
 )
 
 
-def one_run(catalog: str | None, extra: list[str]) -> tuple[float, int, list[str], dict[str, int]]:
+def one_run(
+    catalog: str | None, kinds: str, extra: list[str]
+) -> tuple[float, int, list[str], dict[str, int]]:
     with tempfile.TemporaryDirectory(prefix="mlx-matrix-bench-") as work:
         matrix_dir = Path(work) / "matrices"
         command = [sys.executable, "-m", "pytest_mlxstack.mainjob", "--matrix-dir", str(matrix_dir)]
+        command.append(f"--kinds={kinds}")
         if catalog:
             command += ["--catalog", catalog]
         command += ["--", "-q", *extra]
@@ -54,8 +60,9 @@ def one_run(catalog: str | None, extra: list[str]) -> tuple[float, int, list[str
         latest = matrix_dir / "latest.json"
         if latest.is_file():
             for row in json.loads(latest.read_text(encoding="utf-8"))["rows"]:
-                rows[f"{row['model']} [{row['quant']}]"] = row["server_starts"]
-                print(f"  {row['model']} [{row['quant']}]: {_figures(row)}")
+                label = f"{row['model']} [{row['quant']}] @{row['server']}"
+                rows[label] = row["server_starts"]
+                print(f"  {label}: {_figures(row)}")
                 print(f"    {_tokens(row)}")
         else:
             print(done.stdout[-3000:], done.stderr[-2000:], sep="\n")
@@ -122,12 +129,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", default=None, help="default: the fixture catalog")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--kinds", default="vllm-mlx", help="server kinds (default: vllm-mlx)")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args()
     times = []
     problems: list[str] = []
     for number in range(1, args.runs + 1):
-        elapsed, status, starts, rows = one_run(args.catalog, args.pytest_args)
+        elapsed, status, starts, rows = one_run(args.catalog, args.kinds, args.pytest_args)
         times.append(elapsed)
         if status != 0:
             problems.append(f"run {number}: the main job exited with status {status}")
