@@ -3,7 +3,8 @@
 Coding agents send a tool's result as a ``tool`` message and expect prose built on it, and
 switch tools off with ``tool_choice: "none"`` while keeping them in the request. The probes
 follow vLLM's tool-use tests: the same weather question, the parameter changed. A call
-returned under ``"none"`` is the server's fault (it must not parse or force one).
+returned under ``"none"`` is the server's fault (it must not parse or force one); a call
+written as text is the server's too when the model answers in prose once no tool is offered.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 from openai import OpenAI
 
 from pytest_mlxstack import probe_prompts
-from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult, Verdict
+from pytest_mlxstack.matrix.verdicts import Attribution, Evidence, ProbeResult, Verdict
 from pytest_mlxstack.probes.answer import Answer
 from pytest_mlxstack.probes.binding import probes
 from pytest_mlxstack.probes.capabilities import (
     DEFAULT_MAX_TOKENS,
+    _ask,
     _ask_once,
     _judged_text,
     _leaked_markup,
@@ -105,12 +107,42 @@ def probe_tool_choice_none(
         )
     leaked = _leaked_markup(answer, ("get_weather",))
     if leaked is not None and leaked[0] is Attribution.PARSER and "tool-call" in leaked[1]:
-        return _result(
-            capability,
-            Verdict.FAIL,
-            "told not to call tools (tool_choice 'none'), the model wrote a tool call in "
-            f"content: {excerpt(answer.content, 160)!r}",
-            evidence,
-            Attribution.MODEL,
-        )
+        return _call_in_content(client, model, city, answer, evidence, timeout=timeout)
     return _judged_text(capability, answer, evidence, max_tokens=max_tokens, judge=lambda _: None)
+
+
+def _call_in_content(
+    client: OpenAI,
+    model: str,
+    city: str,
+    answer: Answer,
+    evidence: Evidence,
+    *,
+    timeout: float,
+) -> ProbeResult:
+    """A call written as text under ``tool_choice: "none"``: the model's fault, or the
+    server's? A server honours 'none' by keeping the tools from the model (or telling it not to
+    call them); the model cannot see ``tool_choice`` itself. So the same question is asked
+    without tools: a model that then answers in prose only called because the server still
+    showed it the tools (llama-server and mlx_lm.server render them whatever tool_choice says);
+    one that writes a call with no tools offered is at fault itself."""
+    capability = "tool_choice_none"
+    wrote = (
+        "told not to call tools (tool_choice 'none'), the answer holds a tool call in content: "
+        f"{excerpt(answer.content, 160)!r}"
+    )
+    plain = probe_prompts.weather(city, with_tools=False)
+    exchange, bare = _ask(client, model, plain, timeout=timeout, max_tokens=DEFAULT_MAX_TOKENS)
+    said = excerpt(bare.content, 200) if bare is not None else f"no answer (HTTP {exchange.status})"
+    evidence.notes.append(f"the same question without tools got: {said!r}")
+    if bare is None:
+        reason = f"{wrote}; the check without tools got no answer, so the model is blamed"
+        return _result(capability, Verdict.FAIL, reason, evidence, Attribution.MODEL)
+    if bare.tool_calls or _leaked_markup(bare, ("get_weather",)) is not None:
+        reason = f"{wrote}; it writes a call even when no tool is offered"
+        return _result(capability, Verdict.FAIL, reason, evidence, Attribution.MODEL)
+    reason = (
+        f"{wrote}; asked without tools it answers in prose ({excerpt(bare.content, 80)!r}), "
+        "so the server still showed the model its tools and did not parse the call"
+    )
+    return _result(capability, Verdict.FAIL, reason, evidence, Attribution.SERVER_ERROR)

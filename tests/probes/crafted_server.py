@@ -221,6 +221,14 @@ ECHOES: dict[str, Callable[[bool, dict[str, Any]], Reply]] = {
     # vllm-mlx 0.6.0: stop ignored whole, stop text left streamed, a string stop refused
     "ignores-stop": lambda stream, r: _count_reply(stream, r, honour=False),
     "always-alice": _by_request(lambda r: "Your name is Alice."),
+    # a server that shows the tools whatever tool_choice says: the model calls when it sees them
+    "tool-markup-when-shown": _by_request(
+        lambda request: (
+            f'<tool_call>{{"name": "get_weather", "arguments": {GOOD_ARGS}}}'
+            if request.get("tools")
+            else "I cannot check live weather, but I hope it is pleasant."
+        )
+    ),
     "names-everyone": _by_request(lambda r: "You are Alice, or Bob, or Chen, or Dana."),
 }
 

@@ -363,7 +363,13 @@ def test_tool_result(
     [
         ("prose", Verdict.PASS, None, ""),
         ("good-tool", Verdict.FAIL, Attribution.SERVER_ERROR, "forbids tool calls"),
-        ("tool-markup", Verdict.FAIL, Attribution.MODEL, "wrote a tool call in content"),
+        ("tool-markup", Verdict.FAIL, Attribution.MODEL, "even when no tool is offered"),
+        (
+            "tool-markup-when-shown",
+            Verdict.FAIL,
+            Attribution.SERVER_ERROR,
+            "the server still showed the model its tools",
+        ),
         ("empty-think-markup", Verdict.FAIL, Attribution.PARSER, "'<think>'"),
     ],
 )
@@ -378,7 +384,7 @@ def test_tool_choice_none(
     result = probe_tool_choice_none(client, scenario, city=CITY, **FAST)
     assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
     assert reason_part in result.reason
-    sent = crafted.requests[-1]
+    sent = next(request for request in crafted.requests if "tool_choice" in request)
     assert sent["tools"][0]["function"]["name"] == "get_weather"
     assert sent["tool_choice"] == result.evidence.request["tool_choice"] == "none"
 
