@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from openai import OpenAI
+from openai import DefaultHttpxClient, OpenAI
 
 from pytest_mlxstack import probe_prompts
 from pytest_mlxstack.matrix.verdicts import Attribution, ProbeResult
@@ -87,17 +87,23 @@ def probe_structured_output(
     parses as JSON, fits the schema and holds the city and its number of letters."""
     capability = "structured_output"
     city = city if city is not None else draw(probe_prompts.STRUCTURED_CITIES)[0]
-    parts = {
-        way: _ask(
-            client,
-            model,
-            probe_prompts.structured(city, way),
-            timeout=timeout,
-            max_tokens=max_tokens,
-            extra=probe_prompts.structured(city, way).extra,
-        )
-        for way in probe_prompts.RESPONSE_FORMATS
-    }
+    # A connection pool of its own: vllm-mlx 0.6.0 drops the connection of a request its
+    # json_schema backend failed, and a reused one would fail the next cell as server_down.
+    own = client.copy(http_client=DefaultHttpxClient())
+    try:
+        parts = {
+            way: _ask(
+                own,
+                model,
+                probe_prompts.structured(city, way),
+                timeout=timeout,
+                max_tokens=max_tokens,
+                extra=probe_prompts.structured(city, way).extra,
+            )
+            for way in probe_prompts.RESPONSE_FORMATS
+        }
+    finally:
+        own.close()
     evidence = _combined(parts)
     problems: list[tuple[Attribution, str]] = []
     for way, (exchange, answer) in parts.items():

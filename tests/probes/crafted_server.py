@@ -220,8 +220,10 @@ def _capable(
     question = _last_user(request)
     words = question.rstrip(".?").split()
     response_format = request.get("response_format") or {}
+    if response_format.get("type") == "json_schema" and schema_status == 500:
+        return Reply(status=500, body=b"Internal Server Error")  # uvicorn's, as vllm-mlx's
     if response_format.get("type") == "json_schema" and schema_status != 200:
-        return Reply(status=schema_status, body={"detail": "No Metal back-end"})
+        return Reply(status=schema_status, body={"detail": "json_schema is not supported"})
     if response_format:
         city = words[3]  # "Give the city C and the number of letters ..."
         return Reply(body=completion(json.dumps({"city": city, "letters": len(city)})))

@@ -650,4 +650,5 @@ def test_structured_output_keeps_the_500_as_evidence(client: openai.OpenAI) -> N
     response = result.evidence.response
     assert response["json_object"]["content"] == '{"city": "Tokyo", "letters": 5}'
     assert response["json_schema"]["status"] == 500
-    assert "No Metal back-end" in response["json_schema"]["body"]
+    assert response["json_schema"]["body"] == "Internal Server Error"
+    assert "json_schema: the server answered HTTP 500" in result.reason
