@@ -44,7 +44,7 @@ _DRAW = random.SystemRandom()
 THINKING_ANSWER = "1081"  # 23 * 47
 
 
-def draw(pool: Sequence[str] | Sequence[int], k: int = 1) -> list[Any]:
+def draw(pool: Sequence[Any], k: int = 1) -> list[Any]:
     """``k`` distinct items of ``pool``, drawn anew on every call (every run)."""
     return _DRAW.sample(list(pool), k)
 
