@@ -181,6 +181,7 @@ def test_the_fixture_expectations_name_whose_fault_each_failure_is():
         ("tiny-chat", "tool_choice_none", None, "mlx-lm"): "server_error",
         ("tiny-chat-no-think", "tool_choice_none", None, "mlx-lm"): "server_error",
         ("tiny-chat-bad-tool-syntax", "tool_choice_none", None, "mlx-lm"): "model",
+        ("tiny-chat*", "tool_choice_named", None, "mlx-lm"): "server_error",
         **{(model, "*_api", "direct", "mlx-lm"): "server_error" for model in models},
     }
     assert found == {**negative_controls, **vllm_mlx_and_litellm, **mlx_lm}
