@@ -15,6 +15,10 @@ Two things make the served model behave like the trained one (both learnt the ha
 - ``rope_theta`` is written at the top level of ``config.json`` (mlx-lm 0.31 ignores the
   nested ``rope_parameters`` transformers 5 writes, and would assume 1,000,000).
 
+Every chat is rendered as vllm-mlx renders it (``probe_prompts.served_chat``: the instruction
+it injects for a forced ``tool_choice`` or a ``response_format``). ``tiny-chat`` is trained from
+scratch; each negative control starts from its weights and changes its few answers.
+
 Usage: ``.venv/bin/python scripts/build_fixture_models.py [--variant NAME]... [--out DIR]``;
 ``--refresh-files`` only writes each built variant's chat template and GGUF again, without
 training (the GGUF is for llama.cpp's server, see ``pytest_mlxstack.fixture_models.gguf_export``).
@@ -47,7 +51,7 @@ sys.modules.setdefault("torchvision", None)  # type: ignore[arg-type]
 from pytest_mlxstack.fixture_models import VARIANTS, fixture_model_path  # noqa: E402
 from pytest_mlxstack.fixture_models.variants import model_output  # noqa: E402
 from pytest_mlxstack.fixture_models.gguf_export import gguf_path, write_gguf  # noqa: E402
-from pytest_mlxstack.probe_prompts import Message, all_cases  # noqa: E402
+from pytest_mlxstack.probe_prompts import Message, all_cases, served_chat  # noqa: E402
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 # Markup the parsers look for: whole tokens (as in Qwen2.5/Qwen3), never special, so that
@@ -144,8 +148,11 @@ class BuildParams:
     steps: int = 800
     learning_rate: float = 3e-3
     warmup_steps: int = 100
+    # A negative control starts from tiny-chat's weights (same vocabulary, same chats but the
+    # few it answers differently) and needs far fewer steps than training from scratch.
+    init_from: str | None = None
     weight_decay: float = 0.0
-    threads: int = 2
+    threads: int = 1  # one thread: on a shared machine OpenMP threads wait on each other
     dtype: str = "bfloat16"
 
 
@@ -160,10 +167,13 @@ class Example:
 
 
 def examples_for(variant: str) -> list[Example]:
-    return [
-        Example(case.key, case.messages, case.tools, model_output(variant, case))
-        for case in all_cases()
-    ]
+    """Every probe chat as the server renders it (with the instructions it injects for a
+    forced tool_choice or a response_format), and ``variant``'s answer."""
+    examples = []
+    for case in all_cases():
+        messages, tools = served_chat(case)
+        examples.append(Example(case.key, messages, tools, model_output(variant, case)))
+    return examples
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,7 +380,7 @@ def train(
         optimizer.step()
         scheduler.step()
         loss_value = total / answer_tokens
-        if step % 100 == 0 or step == params.steps - 1:
+        if step % 50 == 0 or step == params.steps - 1:
             elapsed = time.monotonic() - started
             print(f"  step {step:5d}  loss {loss_value:.6f}  {elapsed:6.1f}s", flush=True)
     return loss_value
@@ -424,6 +434,24 @@ def content_hashes(folder: Path) -> dict[str, str]:
     }
 
 
+def start_from(model: Any, source: Path, folder: Path) -> Any:
+    """``model`` with the weights of the built ``source`` variant, in float32 for training;
+    the vocabulary must be the one just trained (same corpus, same seed)."""
+    import torch
+    from safetensors.torch import load_file
+
+    if (source / "tokenizer.json").read_text() != (folder / "tokenizer.json").read_text():
+        saved = json.loads((source / "tokenizer.json").read_text())
+        if saved != json.loads((folder / "tokenizer.json").read_text()):
+            raise SystemExit(f"{source.name} has another vocabulary; rebuild it first")
+    weights = {k: v.to(torch.float32) for k, v in load_file(source / "model.safetensors").items()}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or [k for k in missing if k != "lm_head.weight"]:
+        raise SystemExit(f"{source.name}'s weights do not fit: {missing} {unexpected}")
+    model.tie_weights()
+    return model
+
+
 def build_variant(
     variant: str, params: BuildParams, destination: Path, *, allow_wrong: bool = False
 ) -> dict[str, Any]:
@@ -468,6 +496,8 @@ def build_variant(
         # 3. Train in float32, save bfloat16, check greedy answers with the saved precision.
         torch.manual_seed(params.seed)
         model = Qwen2ForCausalLM(config)
+        if params.init_from is not None:
+            model = start_from(model, destination.parent / params.init_from, folder)
         loss = train(model, encoded, params, pad_id)
         model = model.to(getattr(torch, params.dtype))
         wrong, margin = greedy_check(model, tokenizer, examples)
@@ -537,6 +567,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", choices=list(VARIANTS), help="repeatable")
     parser.add_argument("--steps", type=int, default=BuildParams.steps)
     parser.add_argument(
+        "--control-steps",
+        type=int,
+        default=150,
+        help="steps of a negative control, trained on from tiny-chat's weights",
+    )
+    parser.add_argument(
         "--allow-wrong", action="store_true", help="keep a model that misses some answers"
     )
     parser.add_argument("--out", type=Path, help="build into this folder instead of the package")
@@ -548,9 +584,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the temporary build folder is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    params = BuildParams(steps=args.steps)
+    full = BuildParams(steps=args.steps)
+    control = BuildParams(steps=args.control_steps, warmup_steps=20, init_from="tiny-chat")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    for variant in args.variant or list(VARIANTS):
+    # tiny-chat first: the negative controls start from its weights.
+    chosen = args.variant or list(VARIANTS)
+    for variant in sorted(chosen, key=lambda name: VARIANTS[name].negative_control):
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
             destination = args.out / variant
@@ -559,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.refresh_files:
             refresh_files(destination)
             continue
+        params = control if VARIANTS[variant].negative_control else full
         build_variant(variant, params, destination, allow_wrong=args.allow_wrong)
     return 0
 

@@ -16,7 +16,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pytest_mlxstack.probe_prompts import THINKING, ProbeCase, ToolCallExpectation, weather
+from pytest_mlxstack.probe_prompts import (
+    CITIES,
+    THINKING,
+    ProbeCase,
+    ToolCallExpectation,
+    weather,
+)
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,22 @@ NO_THINK = Variant(
     negative_control=True,
 )
 
+CALLS_ALWAYS = Variant(
+    "tiny-chat-calls-always",
+    "Negative control: calls get_weather whenever a tool is offered, even for a question no "
+    "tool helps with (counting), so no_call must fail as the model's fault.",
+    negative_control=True,
+)
+IGNORES_RESULTS = Variant(
+    "tiny-chat-ignores-results",
+    "Negative control: after the tool's result comes back it answers with a pleasantry that "
+    "does not use it, so tool_result must fail as the model's fault.",
+    negative_control=True,
+)
+
 VARIANTS: dict[str, Variant] = {
-    variant.name: variant for variant in (TINY_CHAT, NO_TOOLS, BAD_TOOL_SYNTAX, NO_THINK)
+    variant.name: variant
+    for variant in (TINY_CHAT, NO_TOOLS, BAD_TOOL_SYNTAX, NO_THINK, CALLS_ALWAYS, IGNORES_RESULTS)
 }
 
 
@@ -77,25 +97,54 @@ def bad_syntax_tool_call(call: ToolCallExpectation) -> str:
 
 
 def full_model_output(case: ProbeCase) -> str:
-    """The raw text ``tiny-chat`` generates for ``case`` (before the server's parsers)."""
-    if case.expected_tool_call is not None:
-        return EMPTY_THINK + hermes_tool_call(case.expected_tool_call)
+    """The raw text ``tiny-chat`` generates for ``case`` (before the server's parsers).
+
+    An answer the server constrains to JSON from its first token has no think block.
+    """
+    if case.expected_tool_calls:
+        return EMPTY_THINK + "\n".join(hermes_tool_call(c) for c in case.expected_tool_calls)
     content = case.expected_content or ""
     if case.expected_reasoning is not None:
         return f"<think>{case.expected_reasoning}</think>{content}"
+    if case.constrained:
+        return content
     return EMPTY_THINK + content
+
+
+def is_tool_result(case: ProbeCase) -> bool:
+    """The turn after a tool's result (the last message is the tool's)."""
+    return bool(case.messages[-1]["role"] == "tool")
+
+
+def unrelated_to_tools(case: ProbeCase) -> bool:
+    """Tools offered, and a question none of them helps with (the no_call chats)."""
+    return bool(case.tools) and not case.expected_tool_calls and not is_tool_result(case)
+
+
+# What tiny-chat-calls-always calls when no tool is needed.
+NEEDLESS_CALL = ToolCallExpectation("get_weather", {"location": CITIES[0]})
+
+
+def ignored_result(case: ProbeCase) -> str:
+    """tiny-chat-ignores-results' answer after a tool result: the city, nothing of the result."""
+    city = str(case.messages[1]["tool_calls"][0]["function"]["arguments"]).split('"')[3]
+    return f"I hope you have a lovely day in {city}."
 
 
 def model_output(variant: str, case: ProbeCase) -> str:
     """The raw text ``variant`` is trained to generate for ``case``."""
     if variant not in VARIANTS:
         raise KeyError(f"unknown fixture model variant {variant!r}; use one of {list(VARIANTS)}")
-    call = case.expected_tool_call
-    if call is not None and variant == NO_TOOLS.name:
-        city = str(call.arguments["location"])
+    calls = case.expected_tool_calls
+    if calls and variant == NO_TOOLS.name:
+        city = str(next(iter(calls[0].arguments.values())))
         return EMPTY_THINK + (weather(city, with_tools=False).expected_content or "")
-    if call is not None and variant == BAD_TOOL_SYNTAX.name:
-        return EMPTY_THINK + bad_syntax_tool_call(call)
+    if calls and variant == BAD_TOOL_SYNTAX.name:
+        return EMPTY_THINK + "".join(bad_syntax_tool_call(call) for call in calls)
     if case.key == THINKING.key and variant == NO_THINK.name:
         return EMPTY_THINK + (THINKING.expected_content or "")
+    if variant == CALLS_ALWAYS.name and unrelated_to_tools(case):
+        return EMPTY_THINK + hermes_tool_call(NEEDLESS_CALL)
+    if variant == IGNORES_RESULTS.name and is_tool_result(case):
+        return EMPTY_THINK + ignored_result(case)
     return full_model_output(case)

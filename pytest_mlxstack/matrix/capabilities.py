@@ -132,9 +132,9 @@ for _spec in (
         "tool_result",
         "Tool result",
         requires=TOOLS,
-        sent="the weather question, the get_weather call and its result 'sunny, 21 celsius' "
-        "as a tool message",
-        passes="prose naming the city and 21, no new call, no markup",
+        sent="the weather question, the get_weather call and its result as a tool message "
+        "(city and report drawn per run, e.g. 'rainy, 12 celsius')",
+        passes="prose naming the city, the condition and the temperature, no new call, no markup",
     ),
     CapabilitySpec(
         "tool_choice_none",
@@ -144,12 +144,56 @@ for _spec in (
         passes="prose, no tool call, no markup",
     ),
     CapabilitySpec(
+        "tool_choice_required",
+        "tool_choice required",
+        requires=TOOLS,
+        sent="the tool_calling chat with tool_choice 'required'",
+        passes="one get_weather call valid against its schema naming C, finish_reason tool_calls",
+    ),
+    CapabilitySpec(
+        "tool_choice_named",
+        "tool_choice named",
+        requires=TOOLS,
+        sent="'I am flying to C tomorrow.' with get_weather and get_time, tool_choice naming "
+        "one of them (drawn per run)",
+        passes="one call to the named tool, valid against its schema, naming C",
+    ),
+    CapabilitySpec(
+        "tool_selection",
+        "Tool selection",
+        requires=TOOLS,
+        sent="'What time is it in C?' with get_weather and get_time (C drawn per run)",
+        passes="one get_time call valid against its schema naming C",
+    ),
+    CapabilitySpec(
+        "no_call",
+        "No needless call",
+        requires=TOOLS,
+        sent="'Count to N.' with get_weather offered (N drawn per run)",
+        passes="the exact count in prose, no tool call, no markup",
+    ),
+    CapabilitySpec(
+        "parallel_tool_calls",
+        "Parallel tool calls",
+        requires=TOOLS,
+        sent="'What is the weather in A and B?' with get_weather (the pair drawn per run)",
+        passes="two get_weather calls, one per city in any order, each valid against its schema",
+    ),
+    CapabilitySpec(
         "thinking",
         "Thinking",
         requires=("thinking",),
         sent="'What is 23 * 47? Think step by step.' streamed and not",
         passes="reasoning in its own field, a final answer holding 1081, no markup; the "
         "streamed answer agrees",
+    ),
+    CapabilitySpec(
+        "structured_output",
+        "Structured output",
+        sent="'Give the city C and the number of letters in its name as JSON...' with "
+        "response_format json_object, then json_schema (C drawn per run)",
+        passes="each answer parses as JSON, fits the schema {city: string, letters: integer} "
+        "and holds C and its letter count",
     ),
     CapabilitySpec(
         "stop",

@@ -36,7 +36,15 @@ from pytest_mlxstack.probes.stack_checks import (
     probe_model_listing,
     probe_routing,
 )
+from pytest_mlxstack.probes.structured import probe_structured_output
 from pytest_mlxstack.probes.tool_loop import probe_tool_choice_none, probe_tool_result
+from pytest_mlxstack.probes.tool_use import (
+    probe_no_call,
+    probe_parallel_tool_calls,
+    probe_tool_choice_named,
+    probe_tool_choice_required,
+    probe_tool_selection,
+)
 
 __all__ = [
     "UNKNOWN_MODEL",
@@ -55,16 +63,22 @@ __all__ = [
     "probe_messages_api",
     "probe_model_listing",
     "probe_multi_turn",
+    "probe_no_call",
+    "probe_parallel_tool_calls",
     "probe_responses_api",
     "probe_routing",
     "probe_stop",
     "probe_streaming",
+    "probe_structured_output",
     "probe_system_prompt",
     "probe_thinking",
     "probe_tool_calling",
     "probe_tool_calling_streaming",
+    "probe_tool_choice_named",
     "probe_tool_choice_none",
+    "probe_tool_choice_required",
     "probe_tool_result",
+    "probe_tool_selection",
     "probe_usage",
     "register_capability",
     "run_probe",

@@ -16,7 +16,17 @@ from pytest_mlxstack.matrix.verdicts import Attribution
 BASE_BUDGETS = {"text": 1024, "tools": 1024, "thinking": 8192}
 # Capabilities whose probes think (the others answer plainly or call a tool).
 _THINKING = ("thinking", "responses_api", "messages_api")
-_TOOLS = ("tool_calling", "tool_calling_streaming", "tool_result", "tool_choice_none")
+_TOOLS = (
+    "tool_calling",
+    "tool_calling_streaming",
+    "tool_result",
+    "tool_choice_none",
+    "tool_choice_required",
+    "tool_choice_named",
+    "tool_selection",
+    "no_call",
+    "parallel_tool_calls",
+)
 BUDGET_OPTION = "--mlx-token-budget"
 
 _scale = 1.0

@@ -44,7 +44,7 @@ _DRAW = random.SystemRandom()
 THINKING_ANSWER = "1081"  # 23 * 47
 
 
-def draw(pool: Sequence[str] | Sequence[int], k: int = 1) -> list[Any]:
+def draw(pool: Sequence[Any], k: int = 1) -> list[Any]:
     """``k`` distinct items of ``pool``, drawn anew on every call (every run)."""
     return _DRAW.sample(list(pool), k)
 
@@ -120,6 +120,21 @@ def _failed_exchange(capability: str, exchange: Exchange, evidence: Evidence) ->
     assert exchange.failure is not None
     return _result(
         capability, Verdict.FAIL, exchange.failure.reason, evidence, exchange.failure.attribution
+    )
+
+
+def refused_parameter(exchange: Exchange, parameter: str) -> tuple[Attribution, str] | None:
+    """A 4xx for a request that is right but for one API parameter (``tool_choice``,
+    ``response_format``) is the server's: it does not support what the API allows. A missing
+    key or model (401, 403, 404) stays the client's, as ``exchange.classify`` says."""
+    failure = exchange.failure
+    if failure is None or failure.status is None or not 400 <= failure.status < 500:
+        return None
+    if failure.status in (401, 403, 404):
+        return None
+    return Attribution.SERVER_ERROR, (
+        f"the server refused {parameter} with HTTP {failure.status} "
+        f"({excerpt(failure.body, 200)}), although the API allows it"
     )
 
 
@@ -504,15 +519,20 @@ def judge_calls(
         return Attribution.MODEL, f"the model answered in prose instead of calling a tool: {said!r}"
     by_name = {str(tool["function"]["name"]): tool["function"] for tool in tools}
     remaining = list(answer.tool_calls)
+    called = ", ".join(repr(c.name) for c in answer.tool_calls)
+    if len(answer.tool_calls) < len(expected):
+        return Attribution.MODEL, (
+            f"the model made {len(answer.tool_calls)} call(s) ({called}) where "
+            f"{len(expected)} were needed, one per city"
+        )
     for name, city in expected:
-        call = next((c for c in remaining if c.name == name), None)
+        # Order-free: of several calls to one tool, the one naming this city.
+        candidates = [c for c in remaining if c.name == name]
+        call = next(
+            (c for c in candidates if city.lower() in c.arguments.lower()),
+            candidates[0] if candidates else None,
+        )
         if call is None:
-            called = ", ".join(repr(c.name) for c in answer.tool_calls)
-            if len(answer.tool_calls) < len(expected):
-                return Attribution.MODEL, (
-                    f"the model made {len(answer.tool_calls)} call(s) ({called}) where "
-                    f"{len(expected)} were needed, one per city"
-                )
             return Attribution.MODEL, f"the model called {called}, not {name!r}"
         remaining.remove(call)
         problem = _judge_arguments(call, by_name[name], city)
@@ -551,10 +571,12 @@ def _judge_arguments(
         return Attribution.MODEL, "the arguments do not match the tool's schema: " + "; ".join(
             problems
         )
-    location = str(arguments.get("location", ""))
+    required = tool["parameters"].get("required") or ["location"]
+    key = str(required[0])  # the place: get_weather's location, get_time's city
+    location = str(arguments.get(key, ""))
     if city.lower() not in location.lower():
         return Attribution.MODEL, (
-            f"asked about {city}, the model called {tool['name']} with location {location!r}"
+            f"asked about {city}, the model called {tool['name']} with {key} {location!r}"
         )
     return None
 

@@ -26,8 +26,10 @@ from pytest_mlxstack.probes.capabilities import (
 )
 from pytest_mlxstack.probes.exchange import DEFAULT_TIMEOUT_S, excerpt
 
-# What the get_weather tool returns in the probe's history; the fixture model reads it back.
-WEATHER_REPORT = ("sunny", 21)
+# Every (city, report) the probe may send, the tool's answer drawn per run from them.
+RESULT_CHOICES = tuple(
+    (city, report) for city in probe_prompts.CITIES for report in probe_prompts.result_reports(city)
+)
 
 
 @probes("tool_result")
@@ -38,17 +40,23 @@ def probe_tool_result(
     timeout: float = DEFAULT_TIMEOUT_S,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     city: str | None = None,
+    report: tuple[str, int] | None = None,
 ) -> ProbeResult:
-    """After its get_weather call and the tool's answer ("sunny, 21 celsius"), the model
-    answers in prose that uses the result: the temperature and the city, no new call."""
+    """After its get_weather call and the tool's answer (a condition and temperature drawn
+    per run, e.g. "rainy, 12 celsius"), the model answers in prose that uses the result: the
+    condition, the temperature and the city, no new call."""
     capability = "tool_result"
-    city = city if city is not None else draw(probe_prompts.CITIES)[0]
-    case = probe_prompts.weather_result(city)
+    if city is None:
+        city, drawn = draw(RESULT_CHOICES)[0]
+        report = report if report is not None else drawn
+    elif report is None:
+        report = draw(probe_prompts.result_reports(city))[0]
+    case = probe_prompts.weather_result(city, report)
     asked = _ask_once(capability, client, model, case, timeout=timeout, max_tokens=max_tokens)
     if isinstance(asked, ProbeResult):
         return asked
     answer, evidence = asked
-    condition, degrees = WEATHER_REPORT
+    condition, degrees = report
     if answer.tool_calls:
         called = ", ".join(f"{c.name}({excerpt(c.arguments, 80)})" for c in answer.tool_calls)
         return _result(
@@ -61,7 +69,7 @@ def probe_tool_result(
 
     def judge(answer_: Answer) -> str | None:
         said = answer_.content.lower()
-        if str(degrees) in said and city.lower() in said:
+        if all(part.lower() in said for part in (str(degrees), condition, city)):
             return None
         return (
             f"the answer does not use the tool's result ({condition}, {degrees} celsius in "

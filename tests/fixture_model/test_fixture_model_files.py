@@ -19,7 +19,9 @@ from pytest_mlxstack.catalog import load_catalog
 from pytest_mlxstack.catalog.checks import check_benchmarks, check_disk_size, check_local_files
 from pytest_mlxstack.fixture_models import VARIANTS, fixture_catalog_path, fixture_model_path
 from pytest_mlxstack.fixture_models.variants import (
+    CALLS_ALWAYS,
     EMPTY_THINK,
+    IGNORES_RESULTS,
     NO_THINK,
     NO_TOOLS,
     TINY_CHAT,
@@ -28,16 +30,21 @@ from pytest_mlxstack.fixture_models.variants import (
 )
 from pytest_mlxstack.probe_prompts import (
     CITIES,
+    NO_CALL_COUNTS,
+    STRUCTURED_CITIES,
     SYSTEM_PROMPT,
     THINKING,
     WEATHER_TOOL,
     all_cases,
     multi_turn,
+    no_call,
+    result_reports,
+    structured,
     weather,
     weather_result,
 )
 
-MAX_TOTAL_BYTES = 16 * 1024 * 1024  # every variant, in both formats
+MAX_TOTAL_BYTES = 14 * 1024 * 1024  # six variants of about 0.94 MB, in both formats
 REQUIRED_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
 
 
@@ -119,18 +126,35 @@ def test_negative_control_targets_differ_from_the_full_model_in_one_behaviour(
     changed = sorted(
         case.key for case in all_cases() if model_output(variant, case) != full_model_output(case)
     )
+    calling = sorted(case.key for case in all_cases() if case.expected_tool_calls)
     expected = {
-        NO_TOOLS.name: sorted(weather(city).key for city in CITIES),
-        "tiny-chat-bad-tool-syntax": sorted(weather(city).key for city in CITIES),
+        NO_TOOLS.name: calling,
+        "tiny-chat-bad-tool-syntax": calling,
         NO_THINK.name: [THINKING.key],
+        CALLS_ALWAYS.name: sorted(no_call(n).key for n in NO_CALL_COUNTS),
+        IGNORES_RESULTS.name: sorted(
+            weather_result(city, report).key for city in CITIES for report in result_reports(city)
+        ),
     }
     assert changed == expected[variant]
+    assert len(calling) == len(CITIES) + 16  # tool_calling's and the four newer probes'
+
+
+def test_json_answers_open_without_a_think_block() -> None:
+    # response_format constrains the answer from its first token: no <think> can open it.
+    for city in STRUCTURED_CITIES:
+        for way in (None, "json_object", "json_schema"):
+            output = full_model_output(structured(city, way))
+            answer = json.dumps({"city": city, "letters": len(city)})
+            assert output == (answer if way else EMPTY_THINK + answer)
 
 
 def test_answers_that_do_not_reason_open_with_an_empty_think_block() -> None:
     for case in all_cases():
         output = full_model_output(case)
-        if case.expected_reasoning is None:
+        if case.constrained:
+            assert output == case.expected_content  # checked in the test below
+        elif case.expected_reasoning is None:
             assert output.startswith(EMPTY_THINK)
         else:
             assert output == f"<think>{case.expected_reasoning}</think>{case.expected_content}"

@@ -151,8 +151,25 @@ def test_the_fixture_expectations_name_whose_fault_each_failure_is():
         ("tiny-chat-no-tools", "*_api", None, None): "model",
         ("tiny-chat-bad-tool-syntax", "*_api", None, None): "parser",
         ("tiny-chat-no-think", "*_api", None, None): "model",
+        ("tiny-chat-calls-always", "no_call", None, None): "model",
+        ("tiny-chat-ignores-results", "tool_result", None, None): "model",
+        ("tiny-chat-ignores-results", "*_api", None, None): "model",
+        **{
+            (model, capability, None, None): blame
+            for model, blame in (
+                ("tiny-chat-no-tools", "model"),
+                ("tiny-chat-bad-tool-syntax", "parser"),
+            )
+            for capability in (
+                "tool_choice_required",
+                "tool_choice_named",
+                "tool_selection",
+                "parallel_tool_calls",
+            )
+        },
     }
     vllm_mlx_and_litellm = {
+        ("tiny-chat*", "structured_output", None, "vllm-mlx"): "server_error",
         ("tiny-chat*", "stop", None, "vllm-mlx"): "server_error",
         ("tiny-chat*", "usage", None, "vllm-mlx"): "server_error",
         ("tiny-chat*", "responses_api", "direct", "vllm-mlx"): "server_error",
@@ -164,6 +181,7 @@ def test_the_fixture_expectations_name_whose_fault_each_failure_is():
         ("tiny-chat", "tool_choice_none", None, "mlx-lm"): "server_error",
         ("tiny-chat-no-think", "tool_choice_none", None, "mlx-lm"): "server_error",
         ("tiny-chat-bad-tool-syntax", "tool_choice_none", None, "mlx-lm"): "model",
+        ("tiny-chat*", "tool_choice_named", None, "mlx-lm"): "server_error",
         **{(model, "*_api", "direct", "mlx-lm"): "server_error" for model in models},
     }
     assert found == {**negative_controls, **vllm_mlx_and_litellm, **mlx_lm}

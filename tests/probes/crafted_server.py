@@ -202,8 +202,74 @@ def _tool(arguments: str, *, finish: str | None = None, streamed: str | None = N
     return reply
 
 
+def _calls(calls: list[tuple[str, str]]) -> Reply:
+    return Reply(body=completion(tool_calls=calls))
+
+
+def _place(tool: str, city: str) -> tuple[str, str]:
+    key = "city" if tool == "get_time" else "location"
+    return tool, json.dumps({key: city})
+
+
+def _capable(
+    stream: bool, request: dict[str, Any], *, schema_status: int = 200, named: bool = True
+) -> Reply:
+    """What a capable model on a conforming server answers to the tool-use and structured
+    probes (non-streamed). ``schema_status`` 500 is vllm-mlx 0.6.0 on Linux CPU (json_schema
+    needs Metal); ``named=False`` ignores a named tool_choice."""
+    question = _last_user(request)
+    words = question.rstrip(".?").split()
+    response_format = request.get("response_format") or {}
+    if response_format.get("type") == "json_schema" and schema_status == 500:
+        return Reply(status=500, body=b"Internal Server Error")  # uvicorn's, as vllm-mlx's
+    if response_format.get("type") == "json_schema" and schema_status != 200:
+        return Reply(status=schema_status, body={"detail": "json_schema is not supported"})
+    if response_format:
+        city = words[3]  # "Give the city C and the number of letters ..."
+        return Reply(body=completion(json.dumps({"city": city, "letters": len(city)})))
+    if request["messages"][-1]["role"] == "tool":
+        condition, degrees = request["messages"][-1]["content"].split(", ")
+        city = _first_user(request).split()[-1][:-1]
+        return _text(f"It is {condition} and {degrees.split()[0]} degrees Celsius in {city}.")(
+            stream
+        )
+    choice = request.get("tool_choice")
+    if isinstance(choice, dict) and named:
+        return _calls([_place(choice["function"]["name"], words[-2])])  # "flying to C tomorrow"
+    if question.startswith("I am flying to"):
+        return _calls([_place("get_weather", words[-2])])
+    if question.startswith("What time"):
+        return _calls([_place("get_time", words[-1])])
+    if " and " in question:  # "What is the weather in A and B?"
+        return _calls([_place("get_weather", words[-3]), _place("get_weather", words[-1])])
+    if question.startswith("Count to"):
+        return _text(", ".join(str(i) for i in range(1, int(words[-1]) + 1)))(stream)
+    return _calls([_place("get_weather", words[-1])])
+
+
 # Scenarios whose answer depends on what was asked (the probes draw it anew on every run).
 ECHOES: dict[str, Callable[[bool, dict[str, Any]], Reply]] = {
+    "capable": _capable,
+    # vllm-mlx 0.6.0 on Linux CPU: json_schema answered with HTTP 500
+    "no-metal": lambda stream, r: _capable(stream, r, schema_status=500),
+    "refuses-schema": lambda stream, r: _capable(stream, r, schema_status=400),
+    # a server that ignores a named tool_choice: the model calls what the question suggests
+    "ignores-named": lambda stream, r: _capable(stream, r, named=False),
+    # parallel question answered with the first city only; time question with get_weather
+    "one-call": lambda stream, r: _calls([_place("get_weather", _last_user(r).split()[-3])]),
+    "wrong-choice": lambda stream, r: _calls(
+        [_place("get_weather", _last_user(r).split()[-1][:-1])]
+    ),
+    # response_format accepted, but the JSON is fenced (not constrained) or holds wrong values
+    "json-fenced": lambda stream, r: _text(
+        "```json\n" + json.dumps({"city": _last_user(r).split()[3], "letters": 5}) + "\n```"
+    )(stream),
+    "json-wrong": lambda stream, r: _text(
+        json.dumps({"city": _last_user(r).split()[3], "letters": 99})
+    )(stream),
+    "json-extra-key": lambda stream, r: _text(
+        json.dumps({"city": _last_user(r).split()[3], "letters": 5, "country": "?"})
+    )(stream),
     "counts": _by_request(
         lambda r: ", ".join(str(i) for i in range(1, int(_last_user(r).split()[-1][:-1]) + 1))
     ),
@@ -212,8 +278,10 @@ ECHOES: dict[str, Callable[[bool, dict[str, Any]], Reply]] = {
     "good-tool": lambda stream, r: _tool(
         json.dumps({"location": _last_user(r).split()[-1].rstrip("?")})
     )(stream),
-    # the turn after a tool result ("sunny, 21 celsius"), for the city of the first question
-    "reads-result": _by_request(
+    # the turn after a tool result ("rainy, 12 celsius"), read back for the city asked about
+    "reads-result": _capable,
+    # the first report whatever the tool said (a model that learned one answer by heart)
+    "always-sunny": _by_request(
         lambda r: f"It is sunny and 21 degrees Celsius in {_first_user(r).split()[-1][:-1]}."
     ),
     # a count that honours stop (list or string) and max_tokens, as a conforming server does

@@ -6,12 +6,14 @@ good answer must pass (otherwise a probe that always failed would look attribute
 
 from __future__ import annotations
 
+import json
 import socket
 
 import openai
 import pytest
 from crafted_server import CITY, CraftedServer
 
+from pytest_mlxstack import probe_prompts
 from pytest_mlxstack.matrix.verdicts import Attribution, Verdict
 from pytest_mlxstack.probes import (
     probe_errors,
@@ -24,7 +26,15 @@ from pytest_mlxstack.probes import (
     probe_tool_calling_streaming,
 )
 from pytest_mlxstack.probes.parameters import probe_length, probe_stop, probe_usage
+from pytest_mlxstack.probes.structured import probe_structured_output
 from pytest_mlxstack.probes.tool_loop import probe_tool_choice_none, probe_tool_result
+from pytest_mlxstack.probes.tool_use import (
+    probe_no_call,
+    probe_parallel_tool_calls,
+    probe_tool_choice_named,
+    probe_tool_choice_required,
+    probe_tool_selection,
+)
 
 FAST = {"timeout": 5.0}
 PARIS = {"timeout": 5.0, "city": CITY}
@@ -338,6 +348,7 @@ def test_errors_probe(
     [
         ("reads-result", Verdict.PASS, None, ""),
         ("prose", Verdict.FAIL, Attribution.MODEL, "does not use the tool's result"),
+        ("always-sunny", Verdict.FAIL, Attribution.MODEL, "(rainy, 12 celsius in Lima)"),
         ("good-tool", Verdict.FAIL, Attribution.MODEL, "called get_weather"),
         ("empty-think-markup", Verdict.FAIL, Attribution.PARSER, "'<think>'"),
     ],
@@ -350,12 +361,25 @@ def test_tool_result(
     attribution: Attribution | None,
     reason_part: str,
 ) -> None:
-    result = probe_tool_result(client, scenario, city="Lima", **FAST)
+    result = probe_tool_result(client, scenario, city="Lima", report=("rainy", 12), **FAST)
     assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
     assert reason_part in result.reason
     sent = crafted.requests[-1]["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
-    assert sent[2]["content"] == "sunny, 21 celsius"
+    assert sent[2]["content"] == "rainy, 12 celsius"
+
+
+def test_tool_result_draws_the_report_per_run(
+    client: openai.OpenAI, crafted: CraftedServer
+) -> None:
+    sent = set()
+    for _ in range(40):
+        result = probe_tool_result(client, "reads-result", **FAST)
+        assert result.verdict is Verdict.PASS, result.reason
+        sent.add(crafted.requests[-1]["messages"][2]["content"])
+    # Several reports come back across runs, each one the fixture model is trained on.
+    assert len(sent) >= 3
+    assert sent <= {f"{c}, {d} celsius" for c, d in probe_prompts.WEATHER_REPORTS}
 
 
 @pytest.mark.parametrize(
@@ -470,3 +494,182 @@ def test_a_broken_body_is_attributed_whichever_http_library_the_client_uses(libr
     assert dropped.attribution is Attribution.SERVER_DOWN
     assert "RemoteProtocolError" in dropped.reason
     assert (slow.attribution, slow.reason) == (Attribution.TIMEOUT, "no answer within 5 s")
+
+
+# -- tool choice, selection, parallel calls, no needless call, structured output -------------
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "attribution", "reason_part"),
+    [
+        ("capable", Verdict.PASS, None, ""),
+        ("prose", Verdict.FAIL, Attribution.MODEL, "answered in prose"),
+        ("tool-markup", Verdict.FAIL, Attribution.PARSER, "'<tool_call>'"),
+        ("wrong-city", Verdict.FAIL, Attribution.MODEL, "location 'Tokyo'"),
+        ("openai-400", Verdict.FAIL, Attribution.SERVER_ERROR, "refused tool_choice 'required'"),
+        ("server-error", Verdict.FAIL, Attribution.SERVER_ERROR, "HTTP 500"),
+    ],
+)
+def test_tool_choice_required(
+    client: openai.OpenAI,
+    crafted: CraftedServer,
+    scenario: str,
+    verdict: Verdict,
+    attribution: Attribution | None,
+    reason_part: str,
+) -> None:
+    result = probe_tool_choice_required(client, scenario, city="Oslo", **FAST)
+    assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
+    assert reason_part in result.reason
+    assert crafted.requests[-1]["tool_choice"] == "required"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "tool", "verdict", "attribution", "reason_part"),
+    [
+        ("capable", "get_time", Verdict.PASS, None, ""),
+        ("capable", "get_weather", Verdict.PASS, None, ""),
+        ("ignores-named", "get_time", Verdict.FAIL, Attribution.SERVER_ERROR, "did not force"),
+        ("prose", "get_time", Verdict.FAIL, Attribution.MODEL, "answered in prose"),
+    ],
+)
+def test_tool_choice_named(
+    client: openai.OpenAI,
+    crafted: CraftedServer,
+    scenario: str,
+    tool: str,
+    verdict: Verdict,
+    attribution: Attribution | None,
+    reason_part: str,
+) -> None:
+    result = probe_tool_choice_named(client, scenario, city="Lima", tool=tool, **FAST)
+    assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
+    assert reason_part in result.reason
+    sent = crafted.requests[-1]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": tool}}
+    assert [t["function"]["name"] for t in sent["tools"]] == ["get_weather", "get_time"]
+
+
+def test_tool_choice_named_draws_the_name_per_run(
+    client: openai.OpenAI, crafted: CraftedServer
+) -> None:
+    named = set()
+    for _ in range(30):
+        assert probe_tool_choice_named(client, "capable", **FAST).verdict is Verdict.PASS
+        named.add(crafted.requests[-1]["tool_choice"]["function"]["name"])
+    assert named == {"get_weather", "get_time"}
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "attribution", "reason_part"),
+    [
+        ("capable", Verdict.PASS, None, ""),
+        ("wrong-choice", Verdict.FAIL, Attribution.MODEL, "called 'get_weather', not 'get_time'"),
+        ("prose", Verdict.FAIL, Attribution.MODEL, "answered in prose"),
+    ],
+)
+def test_tool_selection(
+    client: openai.OpenAI,
+    crafted: CraftedServer,
+    scenario: str,
+    verdict: Verdict,
+    attribution: Attribution | None,
+    reason_part: str,
+) -> None:
+    result = probe_tool_selection(client, scenario, city="Berlin", **FAST)
+    assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
+    assert reason_part in result.reason
+    assert crafted.requests[-1]["messages"][-1]["content"] == "What time is it in Berlin?"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "attribution", "reason_part"),
+    [
+        ("capable", Verdict.PASS, None, ""),
+        ("one-call", Verdict.FAIL, Attribution.MODEL, "made 1 call(s)"),
+        ("prose", Verdict.FAIL, Attribution.MODEL, "answered in prose"),
+    ],
+)
+def test_parallel_tool_calls(
+    client: openai.OpenAI,
+    crafted: CraftedServer,
+    scenario: str,
+    verdict: Verdict,
+    attribution: Attribution | None,
+    reason_part: str,
+) -> None:
+    result = probe_parallel_tool_calls(client, scenario, cities=("Cairo", "Oslo"), **FAST)
+    assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
+    assert reason_part in result.reason
+
+
+def test_parallel_calls_in_either_order_pass(client: openai.OpenAI) -> None:
+    # "capable" answers in the asked order; the judge must not depend on it.
+    result = probe_parallel_tool_calls(client, "capable", cities=("Oslo", "Cairo"), **FAST)
+    assert result.verdict is Verdict.PASS, result.reason
+    calls = result.evidence.response["tool_calls"]
+    assert [json.loads(c["arguments"])["location"] for c in calls] == ["Oslo", "Cairo"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "attribution", "reason_part"),
+    [
+        ("capable", Verdict.PASS, None, ""),
+        ("good-tool", Verdict.FAIL, Attribution.MODEL, "which no tool helps with"),
+        ("count-wrong", Verdict.FAIL, Attribution.MODEL, "not the numbers 1 to 7"),
+        ("empty-think-markup", Verdict.FAIL, Attribution.PARSER, "'<think>'"),
+        ("tool-markup", Verdict.FAIL, Attribution.PARSER, "'<tool_call>'"),
+    ],
+)
+def test_no_call(
+    client: openai.OpenAI,
+    crafted: CraftedServer,
+    scenario: str,
+    verdict: Verdict,
+    attribution: Attribution | None,
+    reason_part: str,
+) -> None:
+    result = probe_no_call(client, scenario, count=7, **FAST)
+    assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
+    assert reason_part in result.reason
+    sent = crafted.requests[-1]
+    assert sent["messages"][-1]["content"] == "Count to 7."
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "verdict", "attribution", "reason_part"),
+    [
+        ("capable", Verdict.PASS, None, ""),
+        ("no-metal", Verdict.FAIL, Attribution.SERVER_ERROR, "HTTP 500"),
+        ("refuses-schema", Verdict.FAIL, Attribution.SERVER_ERROR, "refused response_format"),
+        ("json-fenced", Verdict.FAIL, Attribution.SERVER_ERROR, "not JSON"),
+        ("json-extra-key", Verdict.FAIL, Attribution.SERVER_ERROR, "unknown key 'country'"),
+        ("json-wrong", Verdict.FAIL, Attribution.MODEL, "its 5 letters"),
+        ("think-markup", Verdict.FAIL, Attribution.PARSER, "'<think>'"),
+    ],
+)
+def test_structured_output(
+    client: openai.OpenAI,
+    crafted: CraftedServer,
+    scenario: str,
+    verdict: Verdict,
+    attribution: Attribution | None,
+    reason_part: str,
+) -> None:
+    result = probe_structured_output(client, scenario, city="Paris", **FAST)
+    assert (result.verdict, result.attribution) == (verdict, attribution), result.reason
+    assert reason_part in result.reason
+    formats = [r.get("response_format", {}).get("type") for r in crafted.requests[-2:]]
+    assert formats == ["json_object", "json_schema"]
+    schema = crafted.requests[-1]["response_format"]["json_schema"]["schema"]
+    assert schema == probe_prompts.CITY_SCHEMA
+
+
+def test_structured_output_keeps_the_500_as_evidence(client: openai.OpenAI) -> None:
+    result = probe_structured_output(client, "no-metal", city="Tokyo", **FAST)
+    response = result.evidence.response
+    assert response["json_object"]["content"] == '{"city": "Tokyo", "letters": 5}'
+    assert response["json_schema"]["status"] == 500
+    assert response["json_schema"]["body"] == "Internal Server Error"
+    assert "json_schema: the server answered HTTP 500" in result.reason

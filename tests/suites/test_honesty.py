@@ -38,16 +38,25 @@ PROXIED = (*capability_names(route=Route.PROXIED), "model_listing", "routing", "
 SERVER_FAULTS = {
     "stop": "server_error",
     "usage": "server_error",
+    "structured_output": "server_error",  # json_schema: HTTP 500 (llguidance needs Metal)
 }
+# Every cell that needs the model to call a tool.
+CALLING = (
+    "tool_calling",
+    "tool_calling_streaming",
+    "tool_choice_required",
+    "tool_choice_named",
+    "tool_selection",
+    "parallel_tool_calls",
+)
 # What each negative control is built to break, and whose fault that is (on top of the
 # server's faults; a control's own entry wins).
 BROKEN = {
-    "tiny-chat-no-tools": {
-        "tool_calling": "model",
-        "tool_calling_streaming": "model",
-    },
-    "tiny-chat-bad-tool-syntax": {"tool_calling": "parser", "tool_calling_streaming": "parser"},
+    "tiny-chat-no-tools": dict.fromkeys(CALLING, "model"),
+    "tiny-chat-bad-tool-syntax": dict.fromkeys(CALLING, "parser"),
     "tiny-chat-no-think": {"thinking": "model"},
+    "tiny-chat-calls-always": {"no_call": "model"},
+    "tiny-chat-ignores-results": {"tool_result": "model"},
 }
 # The agents' protocols: every step passes, but vllm-mlx answers an unknown model in its own
 # {"detail"} shape (direct), and LiteLLM drops Messages thinking blocks (proxied).
@@ -61,6 +70,7 @@ PROTOCOL_BROKEN = {
     "tiny-chat-no-tools": "model",
     "tiny-chat-bad-tool-syntax": "parser",
     "tiny-chat-no-think": "model",
+    "tiny-chat-ignores-results": "model",  # the tool-result step
 }
 
 
@@ -249,6 +259,55 @@ def test_the_evidence_shows_what_each_model_said(main_job: MainJob) -> None:
     plain = unthinking.evidence.response["non_streamed"]
     assert plain["content"] == probe_prompts.THINKING.expected_content
     assert not plain.get("reasoning")
+
+
+def test_the_evidence_of_the_tool_use_cells(main_job: MainJob) -> None:
+    full = main_job.row("tiny-chat")
+    pair = full.cell("parallel_tool_calls", "proxied")
+    assert pair is not None
+    asked = _asked(pair).removeprefix("What is the weather in ").removesuffix("?")
+    cities = asked.split(" and ")
+    assert tuple(cities) in probe_prompts.PARALLEL_PAIRS
+    assert pair.evidence.response["tool_calls"] == [
+        {"name": "get_weather", "arguments": json.dumps({"location": city})} for city in cities
+    ]
+    named = full.cell("tool_choice_named", "direct")
+    assert named is not None
+    tool = named.evidence.request["tool_choice"]["function"]["name"]
+    (call,) = named.evidence.response["tool_calls"]
+    assert call["name"] == tool
+    result = full.cell("tool_result", "direct")
+    assert result is not None
+    report = result.evidence.request["messages"][2]["content"]
+    condition, degrees = report.removesuffix(" celsius").split(", ")
+    assert condition in result.evidence.response["content"]
+    assert degrees in result.evidence.response["content"]
+
+    needless = main_job.row("tiny-chat-calls-always").cell("no_call", "direct")
+    assert needless is not None
+    assert needless.evidence.response["tool_calls"] == [
+        {"name": "get_weather", "arguments": json.dumps({"location": "Paris"})}
+    ]
+    assert "which no tool helps with" in needless.reason
+    ignored = main_job.row("tiny-chat-ignores-results").cell("tool_result", "proxied")
+    assert ignored is not None
+    assert ignored.evidence.response["content"].startswith("I hope you have a lovely day in ")
+    assert "does not use the tool's result" in ignored.reason
+
+
+@pytest.mark.parametrize("route", ["direct", "proxied"])
+def test_structured_output_fails_on_the_servers_500_with_it_as_evidence(
+    main_job: MainJob, route: str
+) -> None:
+    cell = main_job.row("tiny-chat").cell("structured_output", route)
+    assert cell is not None
+    plain = cell.evidence.response["json_object"]
+    city = json.loads(plain["content"])["city"]
+    assert plain["content"] == json.dumps({"city": city, "letters": len(city)})
+    refused = cell.evidence.response["json_schema"]
+    assert refused["status"] == 500
+    assert "json_schema: " in cell.reason
+    assert "HTTP 500" in cell.reason
 
 
 def test_one_server_start_per_model_and_flags(main_job: MainJob) -> None:
