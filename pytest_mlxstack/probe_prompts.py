@@ -59,6 +59,7 @@ NAMED_CHOICES = (
     ("Lima", "get_weather"),
     ("Lima", "get_time"),
 )
+NAMED_TOOLS = ("get_weather", "get_time")
 PARALLEL_PAIRS = (("Paris", "Tokyo"), ("Berlin", "Lima"), ("Cairo", "Oslo"), ("Sydney", "Toronto"))
 STRUCTURED_CITIES = ("Paris", "Tokyo", "Berlin", "Toronto")
 

@@ -97,11 +97,26 @@ def probe_tool_choice_named(
     city: str | None = None,
     tool: str | None = None,
 ) -> ProbeResult:
-    """'I am flying to C tomorrow.' with get_weather and get_time offered and one of them
-    named in ``tool_choice`` (drawn per run): a call to that one, naming C."""
+    """'I am flying to C tomorrow.' with get_weather and get_time offered, asked once with
+    each named in ``tool_choice`` (C and the order drawn per run; ``tool`` asks with that one
+    only): each answer is a call to the named one, naming C. Asking with both names means a
+    server that ignores ``tool_choice`` fails whichever tool its model would have picked."""
     capability = "tool_choice_named"
-    if city is None or tool is None:
-        city, tool = draw(probe_prompts.NAMED_CHOICES)[0]
+    if city is None:
+        city = draw(sorted({choice_city for choice_city, _ in probe_prompts.NAMED_CHOICES}))[0]
+    names = [tool] if tool is not None else draw(probe_prompts.NAMED_TOOLS, 2)
+    result = ProbeResult(capability, Verdict.PASS)
+    for name in names:
+        result = _named_call(client, model, city, name, timeout=timeout, max_tokens=max_tokens)
+        if result.verdict is not Verdict.PASS:
+            return result
+    return result
+
+
+def _named_call(
+    client: OpenAI, model: str, city: str, tool: str, *, timeout: float, max_tokens: int
+) -> ProbeResult:
+    capability = "tool_choice_named"
     case = probe_prompts.tool_choice_named(city, tool)
     result = _called(
         capability,
@@ -110,7 +125,7 @@ def probe_tool_choice_named(
         case,
         timeout=timeout,
         max_tokens=max_tokens,
-        note=f"tool_choice names {tool} (drawn for this run)",
+        note=f"tool_choice names {tool}",
     )
     calls = result.evidence.response.get("tool_calls") or []
     others = [c for c in calls if isinstance(c, dict) and c.get("name") != tool]

@@ -550,14 +550,18 @@ def test_tool_choice_named(
     assert [t["function"]["name"] for t in sent["tools"]] == ["get_weather", "get_time"]
 
 
-def test_tool_choice_named_draws_the_name_per_run(
+def test_tool_choice_named_asks_with_each_name(
     client: openai.OpenAI, crafted: CraftedServer
 ) -> None:
-    named = set()
-    for _ in range(30):
+    """One probe names each tool in turn, so a server that ignores tool_choice fails whichever
+    tool its model would have picked by itself (never an unexpected pass half the time)."""
+    for _ in range(5):
+        before = len(crafted.requests)
         assert probe_tool_choice_named(client, "capable", **FAST).verdict is Verdict.PASS
-        named.add(crafted.requests[-1]["tool_choice"]["function"]["name"])
-    assert named == {"get_weather", "get_time"}
+        named = [r["tool_choice"]["function"]["name"] for r in crafted.requests[before:]]
+        assert sorted(named) == ["get_time", "get_weather"]
+        ignored = probe_tool_choice_named(client, "ignores-named", **FAST)
+        assert (ignored.verdict, ignored.attribution) == (Verdict.FAIL, Attribution.SERVER_ERROR)
 
 
 @pytest.mark.parametrize(
