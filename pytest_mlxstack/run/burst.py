@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 from pytest_mlxstack.matrix.capabilities import DECLARED
 from pytest_mlxstack.matrix.verdicts import ProbeResult, Route, Verdict
-from pytest_mlxstack.run.recording import probe_target
 from pytest_mlxstack.run.selection import SuiteTarget
 from pytest_mlxstack.run.session import SuiteStack
 
@@ -80,6 +79,8 @@ class ProbeBurst:
     def result(self, capability: str, target: SuiteTarget, route: Route) -> ProbeResult:
         """The probe's verdict: from the burst of ``route`` (started by the first call) when
         planned, else probed here once nothing else is in flight."""
+        from pytest_mlxstack.run.recording import probe_target  # needs the harness extra
+
         key = (capability, target.tier, route)
         if self.width <= 1 or key not in self._planned:
             self.quiet()
@@ -94,6 +95,8 @@ class ProbeBurst:
         wait(pending)
 
     def _start(self, route: Route) -> None:
+        from pytest_mlxstack.run.recording import probe_target  # needs the harness extra
+
         with self._lock:
             if route in self._started:
                 return

@@ -180,11 +180,16 @@ def test_the_fixture_expectations_name_whose_fault_each_failure_is():
     mlx_lm = {
         ("tiny-chat", "tool_choice_none", None, "mlx-lm"): "server_error",
         ("tiny-chat-no-think", "tool_choice_none", None, "mlx-lm"): "server_error",
-        ("tiny-chat-bad-tool-syntax", "tool_choice_none", None, "mlx-lm"): "model",
+        ("tiny-chat-bad-tool-syntax", "tool_choice_none", None, "mlx-lm"): "server_error",
         ("tiny-chat*", "tool_choice_named", None, "mlx-lm"): "server_error",
         **{(model, "*_api", "direct", "mlx-lm"): "server_error" for model in models},
     }
-    assert found == {**negative_controls, **vllm_mlx_and_litellm, **mlx_lm}
+    llama_cpp = {
+        ("tiny-chat", "tool_choice_none", None, "llama.cpp"): "server_error",
+        ("tiny-chat", "tool_choice_named", None, "llama.cpp"): "server_error",
+        ("tiny-chat", "*_api", "direct", "llama.cpp"): "server_error",
+    }
+    assert found == {**negative_controls, **vllm_mlx_and_litellm, **mlx_lm, **llama_cpp}
 
 
 def test_a_rule_naming_a_server_applies_only_to_runs_on_that_server():
