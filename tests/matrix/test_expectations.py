@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_mlxstack.fixture_models import VARIANTS
 from pytest_mlxstack.matrix.expectations import (
     ExpectationsError,
     load_expectations,
@@ -176,13 +177,18 @@ def test_the_fixture_expectations_name_whose_fault_each_failure_is():
         ("tiny-chat*", "messages_api", "direct", "vllm-mlx"): "server_error",
         ("tiny-chat*", "messages_api", "proxied", None): "proxy",
     }
-    models = ("tiny-chat", "tiny-chat-no-tools", "tiny-chat-bad-tool-syntax", "tiny-chat-no-think")
+    models = [name for name in VARIANTS]
     mlx_lm = {
-        ("tiny-chat", "tool_choice_none", None, "mlx-lm"): "server_error",
-        ("tiny-chat-no-think", "tool_choice_none", None, "mlx-lm"): "server_error",
-        ("tiny-chat-bad-tool-syntax", "tool_choice_none", None, "mlx-lm"): "server_error",
+        **{
+            (model, "tool_choice_none", None, "mlx-lm"): "server_error"
+            for model in models
+            if model != "tiny-chat-no-tools"  # never calls a tool, so passes
+        },
         ("tiny-chat*", "tool_choice_named", None, "mlx-lm"): "server_error",
+        ("tiny-chat-bad-tool-syntax", "tool_choice_named", None, "mlx-lm"): "model",
         **{(model, "*_api", "direct", "mlx-lm"): "server_error" for model in models},
+        **{(model, "responses_api", "proxied", "mlx-lm"): "server_error" for model in models},
+        **{(model, "messages_api", "proxied", "mlx-lm"): "client" for model in models},
     }
     llama_cpp = {
         ("tiny-chat", "tool_choice_none", None, "llama.cpp"): "server_error",

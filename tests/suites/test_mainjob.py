@@ -232,6 +232,8 @@ def test_the_main_job_puts_two_servers_side_by_side(tmp_path: Path) -> None:
             "--mlx-models=tiny-chat",
             "-m",
             "smoke",
+            "-k",
+            "stop",
             "--mlx-machine-profile=test",
             f"--basetemp={tmp_path / 'basetemp'}",
         ],
