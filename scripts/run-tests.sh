@@ -9,7 +9,9 @@ bash scripts/bootstrap.sh || exit 1
 if [[ "${CI:-}" == "true" && "$(uname -s)" == "Linux" ]]; then
     export MLXSTACK_REQUIRE_STACK="${MLXSTACK_REQUIRE_STACK:-1}"
 fi
-.venv/bin/python -m pytest "$@"
+# Two workers: most of the suite waits on real servers, so this halves its time (the suite is
+# xdist-safe: shared pools, locks and one honesty main job); `-n 0` after it runs it serially.
+.venv/bin/python -m pytest -n 2 "$@"
 rc=$?
 if [[ $rc -eq 5 ]]; then
     echo "run-tests: pytest collected no tests; treating that as a failure" >&2

@@ -116,11 +116,8 @@ def test_the_suites_run_against_a_server_the_plugin_did_not_start(
     failed = sorted(
         line.split(" - ", 1)[0] for line in result.outlines if line.startswith("FAILED ")
     )
-    assert failed == [
-        f"FAILED {ERRORS_TEST}",
-        "FAILED harness.py::test_openai_client[tiny-chat-bf16-proxied-messages_api]",
-        "FAILED harness.py::test_openai_client[tiny-chat-bf16-proxied-responses_api]",
-    ], failed
+    # Its missing agent routes are known failures of mlx_lm.server; the error shape is not.
+    assert failed == [f"FAILED {ERRORS_TEST}"], failed
     assert "failed (server_error)" in result.stdout.str()
     assert result.parseoutcomes()["passed"] >= 24  # the other suite cells and the user's test
     assert "integration.py" not in result.stdout.str()
