@@ -56,7 +56,14 @@ def litellm_config(routes: Sequence[ProxyRoute], *, request_timeout: float) -> d
             "request_timeout": request_timeout,
             "drop_params": False,
         },
-        "router_settings": {"num_retries": 0, "timeout": request_timeout},
+        # No cooldowns: after a few failed requests (a probe's 404 or 500) LiteLLM would take a
+        # tier's only deployment out of rotation and answer every later request 429 "No
+        # deployments available", so one probe's verdict would depend on the ones before it.
+        "router_settings": {
+            "num_retries": 0,
+            "timeout": request_timeout,
+            "disable_cooldowns": True,
+        },
     }
 
 

@@ -190,7 +190,7 @@ def test_the_fixture_expectations_name_whose_fault_each_failure_is():
         ("tiny-chat-bad-tool-syntax", "tool_choice_named", None, "mlx-lm"): "model",
         **{(model, "*_api", "direct", "mlx-lm"): "server_error" for model in models},
         **{(model, "responses_api", "proxied", "mlx-lm"): "server_error" for model in models},
-        **{(model, "messages_api", "proxied", "mlx-lm"): None for model in models},
+        **{(model, "messages_api", "proxied", "mlx-lm"): "server_error" for model in models},
     }
     llama_cpp = {
         ("tiny-chat", "tool_choice_none", None, "llama.cpp"): "server_error",

@@ -245,7 +245,11 @@ def test_litellm_config_routes_each_tier_without_retries_and_with_timeouts(
     }
     assert config["model_list"][1]["model_name"] == "big"
     assert config["litellm_settings"]["num_retries"] == 0
-    assert config["router_settings"] == {"num_retries": 0, "timeout": 42}
+    assert config["router_settings"] == {
+        "num_retries": 0,
+        "timeout": 42,
+        "disable_cooldowns": True,
+    }
     assert "master_key" not in path.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["litellm.yaml"]  # no temporary left
 
