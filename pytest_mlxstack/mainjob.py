@@ -160,7 +160,7 @@ def _model_label(row: Row) -> str:
 
 def _label(row: Row) -> str:
     """``model [quant] @server`` for the terminal (the names come from the matrix file)."""
-    return f"{one_line(row.model)} [{one_line(row.quant)}] @{one_line(row.server)}"
+    return f"{_model_label(row)} @{one_line(row.server)}"
 
 
 def regression_lines(baseline_path: Path, baseline: Matrix, matrix: Matrix) -> list[str]:

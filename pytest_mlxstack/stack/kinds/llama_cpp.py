@@ -160,10 +160,7 @@ class LlamaCpp(ServerKind):
         return None
 
     def model_problem(self, path: Path) -> str | None:
-        if path.is_file() and path.suffix == GGUF_SUFFIX:
-            return None
-        found = len(list(path.glob(f"*{GGUF_SUFFIX}"))) if path.is_dir() else 0
-        return None if found == 1 else _gguf_problem(path, found)
+        return _find_gguf(path)[1]
 
     def launch(self, key: ServerKey, home: Path) -> Launch:
         model = model_file(key.model)
@@ -177,16 +174,20 @@ class LlamaCpp(ServerKind):
 
 def model_file(model: Path) -> Path:
     """The GGUF to serve: ``model`` itself, or the only ``.gguf`` file in the folder."""
+    found, problem = _find_gguf(model)
+    if found is None:
+        raise StackError(f"{model} {problem}")
+    return found
+
+
+def _find_gguf(model: Path) -> tuple[Path | None, str | None]:
+    """The GGUF file ``model`` names, or why there is not exactly one."""
     if model.is_file() and model.suffix == GGUF_SUFFIX:
-        return model
+        return model, None
     found = sorted(model.glob(f"*{GGUF_SUFFIX}")) if model.is_dir() else []
     if len(found) == 1:
-        return found[0]
-    raise StackError(f"{model} {_gguf_problem(model, len(found))}")
-
-
-def _gguf_problem(model: Path, found: int) -> str:
-    what = "has no .gguf file" if not found else f"has {found} .gguf files"
+        return found[0], None
+    what = "has no .gguf file" if not found else f"has {len(found)} .gguf files"
     if not model.is_dir():
         what = "is neither a .gguf file nor a folder"
-    return f"{what}; llama.cpp serves one GGUF file: point the tier at it"
+    return None, f"{what}; llama.cpp serves one GGUF file: point the tier at it"
